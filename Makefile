@@ -1,0 +1,49 @@
+# Task runner for intacct_connect. The README's two commands are `make demo` and `make test`;
+# both create the virtual environment and install what they need, from nothing but Python.
+#
+#   make demo        set up and run the demo: site + Intacct emulator + Celery worker + beat
+#   make test        run the test suite (SQLite, embedded broker: no servers needed)
+#   make lint        ruff + mypy
+#   make docs        strict Sphinx build (warnings are errors)
+#   make dist        build wheel + sdist and check their metadata
+#
+# Variables: PYTHON (interpreter that creates the venv), VENV (its directory), PYTEST_ARGS.
+
+PYTHON ?= python3
+VENV ?= .venv
+PYTEST_ARGS ?=
+DJANGO_SPEC ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-all lint docs dist clean venv
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[testing]" --group dev $(DJANGO_SPEC)
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python example_project/run_demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy intacct_connect example_project
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -n -q -b html docs docs/_build/html
+
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+clean:
+	rm -rf .venv .venv-* dist docs/_build .demo

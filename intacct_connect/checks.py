@@ -1,0 +1,207 @@
+"""Django system checks for intacct_connect's configuration.
+
+Every message names the setting to fix. IDs are stable; silence one with
+``SILENCED_SYSTEM_CHECKS`` only when you know why.
+
+==========================  ==============================================================
+ID                          Problem
+==========================  ==============================================================
+intacct_connect.E001        INTACCT_CONNECT is malformed (not a dict, unknown key, wrong type)
+intacct_connect.E002        CLIENT_ID missing
+intacct_connect.E003        CLIENT_SECRET missing
+intacct_connect.E004        TOKEN_KEYS missing or empty
+intacct_connect.E005        a TOKEN_KEYS entry is malformed
+intacct_connect.E006        a TOKEN_KEYS entry equals SECRET_KEY (or a SECRET_KEY_FALLBACKS entry)
+intacct_connect.E007        REDIRECT_URI missing or not an absolute URL
+intacct_connect.E008        REDIRECT_URI is not https while DEBUG is off
+intacct_connect.E009        SESSION_COOKIE_SAMESITE = 'Strict' breaks the OAuth return
+intacct_connect.E010        an Intacct URL setting is not an absolute http(s) URL
+intacct_connect.E011        CLIENT_SCOPE is not 'production' or 'non-production'
+intacct_connect.E012        the same key appears twice in TOKEN_KEYS
+intacct_connect.E013        ADAPTER cannot be imported
+intacct_connect.W001        SQLite used with a real (non-eager) Celery broker
+==========================  ==============================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+from intacct_connect import crypto
+from intacct_connect.conf import DEFAULTS, SETTINGS_NAME, app_settings
+
+URL_SETTINGS = ("API_BASE_URL", "AUTHORIZE_URL", "TOKEN_URL", "REVOKE_URL")
+
+
+def _name(key: str) -> str:
+    return f"{SETTINGS_NAME}[{key!r}]"
+
+
+def _absolute_http(url: Any) -> bool:
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+@register(Tags.security)
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    # E001: the dict itself, and each key's type.
+    try:
+        app_settings.user_settings  # noqa: B018  (validates the dict and its keys)
+        for key in DEFAULTS:
+            try:
+                getattr(app_settings, key)
+            except ImproperlyConfigured as err:
+                if key == "ADAPTER" and "cannot be imported" in str(err):
+                    messages.append(
+                        Error(str(err), hint=f"Fix {_name('ADAPTER')}.", id="intacct_connect.E013")
+                    )
+                else:
+                    messages.append(
+                        Error(str(err), hint=f"Fix {_name(key)}.", id="intacct_connect.E001")
+                    )
+    except ImproperlyConfigured as err:
+        return [Error(str(err), hint=f"Fix settings.{SETTINGS_NAME}.", id="intacct_connect.E001")]
+    if messages:
+        return messages
+
+    messages.extend(_check_client())
+    messages.extend(_check_keys())
+    messages.extend(_check_redirect_uri())
+    messages.extend(_check_urls())
+    messages.extend(_check_session_cookie())
+    return messages
+
+
+def _check_client() -> Iterable[CheckMessage]:
+    if not app_settings.CLIENT_ID.strip():
+        yield Error(
+            f"{_name('CLIENT_ID')} is not set.",
+            hint="Copy the client ID of your application from Sage's developer workspace "
+            "(Apps > your application > API keys).",
+            id="intacct_connect.E002",
+        )
+    if not app_settings.CLIENT_SECRET.strip():
+        yield Error(
+            f"{_name('CLIENT_SECRET')} is not set.",
+            hint="Copy the client secret issued with your client ID; keep it out of source "
+            "control (for example in an environment variable).",
+            id="intacct_connect.E003",
+        )
+    if app_settings.CLIENT_SCOPE not in ("production", "non-production"):
+        yield Error(
+            f"{_name('CLIENT_SCOPE')} is {app_settings.CLIENT_SCOPE!r}.",
+            hint="Use 'production' or 'non-production', as chosen when the API keys were "
+            "created in Sage's developer workspace.",
+            id="intacct_connect.E011",
+        )
+
+
+def _check_keys() -> Iterable[CheckMessage]:
+    keys = app_settings.TOKEN_KEYS
+    if not keys:
+        yield Error(
+            f"{_name('TOKEN_KEYS')} is empty: tokens cannot be encrypted at rest.",
+            hint="Generate a key with `python -m intacct_connect.crypto` and list it first in "
+            f"{_name('TOKEN_KEYS')}.",
+            id="intacct_connect.E004",
+        )
+        return
+    secrets = [getattr(settings, "SECRET_KEY", None), *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    seen: set[bytes] = set()
+    for index, key in enumerate(keys):
+        try:
+            raw = crypto.parse_key(key)
+        except crypto.KeyFormatError as err:
+            yield Error(
+                f"{_name('TOKEN_KEYS')} entry {index} is malformed: {err}.",
+                hint="Each key must be 32 random bytes in URL-safe base64; generate one with "
+                "`python -m intacct_connect.crypto`.",
+                id="intacct_connect.E005",
+            )
+            continue
+        if key in secrets:
+            yield Error(
+                f"{_name('TOKEN_KEYS')} entry {index} equals SECRET_KEY or a SECRET_KEY_FALLBACKS "
+                "entry.",
+                hint="Token keys must be independent of SECRET_KEY so rotating one does not "
+                "expose or destroy the other. Generate a separate key.",
+                id="intacct_connect.E006",
+            )
+        if raw in seen:
+            yield Error(
+                f"{_name('TOKEN_KEYS')} entry {index} repeats an earlier key.",
+                hint="List each key once, newest first.",
+                id="intacct_connect.E012",
+            )
+        seen.add(raw)
+
+
+def _check_redirect_uri() -> Iterable[CheckMessage]:
+    uri = app_settings.REDIRECT_URI
+    if not _absolute_http(uri):
+        yield Error(
+            f"{_name('REDIRECT_URI')} is {'not set' if not uri else repr(uri)}: it must be the "
+            "absolute URL of the callback view, exactly as registered with Sage.",
+            hint="For example 'https://app.example.com/intacct/callback/'.",
+            id="intacct_connect.E007",
+        )
+    elif not settings.DEBUG and urlsplit(uri).scheme != "https":
+        yield Error(
+            f"{_name('REDIRECT_URI')} is not https while DEBUG is off.",
+            hint="Sage accepts only https redirect URIs; serve the callback over https.",
+            id="intacct_connect.E008",
+        )
+
+
+def _check_urls() -> Iterable[CheckMessage]:
+    for key in URL_SETTINGS:
+        if not _absolute_http(getattr(app_settings, key)):
+            yield Error(
+                f"{_name(key)} = {getattr(app_settings, key)!r} is not an absolute http(s) URL.",
+                hint="Point it at Intacct, a sandbox, a proxy or the emulator.",
+                id="intacct_connect.E010",
+            )
+
+
+def _check_session_cookie() -> Iterable[CheckMessage]:
+    if str(getattr(settings, "SESSION_COOKIE_SAMESITE", "Lax")).lower() == "strict":
+        yield Error(
+            "SESSION_COOKIE_SAMESITE = 'Strict' breaks the OAuth return: the browser does not "
+            "send the session cookie when Intacct redirects back, so the state check fails.",
+            hint="Use SESSION_COOKIE_SAMESITE = 'Lax' (Django's default).",
+            id="intacct_connect.E009",
+        )
+
+
+@register(Tags.compatibility)
+def check_sqlite_with_real_broker(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    engine = settings.DATABASES.get("default", {}).get("ENGINE", "")
+    eager = bool(getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False))
+    broker = str(getattr(settings, "CELERY_BROKER_URL", "") or "")
+    if "sqlite" in engine and not eager and not broker.startswith("memory://"):
+        return [
+            Warning(
+                "SQLite is the default database while Celery runs tasks in real workers "
+                f"(CELERY_BROKER_URL={broker.split('@')[-1] or 'unset'!r}). SQLite has no row "
+                "locks: concurrent workers cannot single-flight token refreshes or claim "
+                "work with SKIP LOCKED.",
+                hint="Use PostgreSQL (DATABASES) with real workers, or CELERY_TASK_ALWAYS_EAGER "
+                "= True for development.",
+                id="intacct_connect.W001",
+            )
+        ]
+    return []
