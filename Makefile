@@ -16,7 +16,7 @@ DJANGO_SPEC ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint docs dist clean venv
+.PHONY: demo test lint docs dist clean venv migrations
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,3 +47,8 @@ dist: $(STAMP)
 
 clean:
 	rm -rf .venv .venv-* dist docs/_build .demo
+
+# Pre-release there is one initial migration, regenerated from the models.
+migrations: $(STAMP)
+	rm -f intacct_connect/migrations/0*.py
+	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/django-admin makemigrations intacct_connect -n initial

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "intacct_connect",
+    "example_project.demo",
 ]
 
 MIDDLEWARE = [

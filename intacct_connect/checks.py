@@ -121,6 +121,15 @@ def _check_keys() -> Iterable[CheckMessage]:
     secrets = [getattr(settings, "SECRET_KEY", None), *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
     seen: set[bytes] = set()
     for index, key in enumerate(keys):
+        if key in secrets:
+            yield Error(
+                f"{_name('TOKEN_KEYS')} entry {index} equals SECRET_KEY or a SECRET_KEY_FALLBACKS "
+                "entry.",
+                hint="Token keys must be independent of SECRET_KEY so rotating one does not "
+                "expose or destroy the other. Generate a separate key.",
+                id="intacct_connect.E006",
+            )
+            continue
         try:
             raw = crypto.parse_key(key)
         except crypto.KeyFormatError as err:
@@ -131,14 +140,6 @@ def _check_keys() -> Iterable[CheckMessage]:
                 id="intacct_connect.E005",
             )
             continue
-        if key in secrets:
-            yield Error(
-                f"{_name('TOKEN_KEYS')} entry {index} equals SECRET_KEY or a SECRET_KEY_FALLBACKS "
-                "entry.",
-                hint="Token keys must be independent of SECRET_KEY so rotating one does not "
-                "expose or destroy the other. Generate a separate key.",
-                id="intacct_connect.E006",
-            )
         if raw in seen:
             yield Error(
                 f"{_name('TOKEN_KEYS')} entry {index} repeats an earlier key.",
@@ -189,9 +190,14 @@ def _check_session_cookie() -> Iterable[CheckMessage]:
 def check_sqlite_with_real_broker(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    engine = settings.DATABASES.get("default", {}).get("ENGINE", "")
-    eager = bool(getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False))
-    broker = str(getattr(settings, "CELERY_BROKER_URL", "") or "")
+    return sqlite_broker_messages(
+        engine=settings.DATABASES.get("default", {}).get("ENGINE", ""),
+        eager=bool(getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False)),
+        broker=str(getattr(settings, "CELERY_BROKER_URL", "") or ""),
+    )
+
+
+def sqlite_broker_messages(*, engine: str, eager: bool, broker: str) -> list[CheckMessage]:
     if "sqlite" in engine and not eager and not broker.startswith("memory://"):
         return [
             Warning(

@@ -12,3 +12,18 @@ from intacct_connect.conf import app_settings
 def _fresh_app_settings() -> None:
     """Each test starts with settings re-read from django.conf.settings."""
     app_settings.reload()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``postgres``/``redis`` tests skip without the server, and fail instead in CI."""
+    import os
+
+    if item.get_closest_marker("postgres"):
+        from tests.helpers import require_postgres
+
+        require_postgres()
+    if item.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
+        reason = "needs Redis: set REDIS_URL=redis://127.0.0.1:6379/0"
+        if os.environ.get("INTACCT_REQUIRE_REDIS"):
+            pytest.fail(f"INTACCT_REQUIRE_REDIS is set but REDIS_URL is not: {reason}")
+        pytest.skip(reason)

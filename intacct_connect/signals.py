@@ -1,0 +1,63 @@
+"""Signals sent by intacct_connect, always **after the transaction commits**.
+
+Connect receivers with ``@receiver(connection_created)`` etc. Every signal is sent with
+``sender=Connection`` (the model class) and keyword arguments only. No argument ever
+holds a token or a secret. A receiver that raises is logged and does not break the
+flow that sent the signal (signals are sent with ``send_robust``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import Signal
+
+logger = logging.getLogger(__name__)
+
+#: A new connection was created by the connect flow, the admin or a command.
+#: Arguments: ``connection`` (:class:`~intacct_connect.models.Connection`),
+#: ``actor`` (the Django user who connected it, or None).
+connection_created = Signal()
+
+#: An existing connection was authorised again (same primary key, new tokens).
+#: Arguments: ``connection``, ``actor`` (Django user or None).
+connection_reconnected = Signal()
+
+#: The connection's tokens were refreshed.
+#: Arguments: ``connection``, ``token_version`` (int, the new Token.version).
+token_refreshed = Signal()
+
+#: The connection can no longer be used until someone reconnects it.
+#: Arguments: ``connection``, ``reason`` (str: ``invalid_grant``, ``admin``, …),
+#: ``error_code`` (str, Intacct's or OAuth's error code, may be empty),
+#: ``actor`` (Django user or None).
+connection_needs_reauth = Signal()
+
+#: Another connection (usually another tenant's) authorised the same Intacct user and
+#: company, so Intacct superseded this connection's grant.
+#: Arguments: ``connection`` (the superseded one), ``superseded_by`` (the new one).
+connection_superseded = Signal()
+
+#: The connection was disconnected: tokens revoked at Intacct (when possible) and
+#: deleted locally. Arguments: ``connection``, ``actor`` (Django user or None),
+#: ``revoked_at_intacct`` (bool: False when Intacct could not be told).
+connection_revoked = Signal()
+
+
+def send_on_commit(signal: Signal, **kwargs: Any) -> None:
+    """Send ``signal`` with ``sender=Connection`` once the current transaction commits."""
+    from intacct_connect.models import Connection
+
+    def _send() -> None:
+        for receiver, result in signal.send_robust(sender=Connection, **kwargs):
+            if isinstance(result, Exception):
+                logger.error(
+                    "intacct_connect signal receiver %r failed: %s",
+                    receiver,
+                    type(result).__name__,
+                    exc_info=(type(result), result, result.__traceback__),
+                )
+
+    transaction.on_commit(_send)

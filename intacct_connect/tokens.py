@@ -1,0 +1,392 @@
+"""Access tokens for API calls, and the one single-flight path that refreshes them.
+
+Every caller that needs a token (the API client, tasks, views, host-site code) goes
+through :func:`get_token` / :func:`get_access_token`:
+
+* **Fast path** (no lock, one query): the stored access token is used while it is valid
+  for more than ``TOKEN_REFRESH_SKEW`` seconds.
+* **Refresh path** (:func:`refresh_connection`): one transaction holding a row lock on the
+  connection (``SELECT … FOR NO KEY UPDATE`` on PostgreSQL, bounded by a ``lock_timeout``),
+  a re-read of the token after the lock is acquired, a refresh only if still needed, and
+  the new token set persisted in the same transaction with its ``version`` bumped. Any
+  number of threads and processes that find the same expired token therefore cause
+  exactly one token request; the others wait on the lock and reuse its result.
+* ``invalid_grant`` marks the connection ``needs_reauth`` (one event, one
+  ``connection_needs_reauth`` signal) unless a re-read in a new transaction shows that
+  another worker already rotated the token (the *loser rule*).
+* ``invalid_client`` is this site's configuration error: it raises
+  :class:`~intacct_connect.exceptions.IntacctConfigurationError` and leaves every
+  tenant's connection untouched.
+* A token request whose response was lost is never re-sent: the error is recorded on the
+  connection and :class:`~intacct_connect.exceptions.TokenResponseLost` is raised.
+
+SQLite has no row locks (``select_for_update`` is a no-op there), so the single-flight
+guarantee holds across processes only on PostgreSQL; SQLite is for single-process
+development and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import DatabaseError, OperationalError, connection, transaction
+from django.utils import timezone
+
+from intacct_connect import crypto, oauth
+from intacct_connect.conf import app_settings
+from intacct_connect.exceptions import (
+    IntacctConfigurationError,
+    IntacctConnectError,
+    InvalidClient,
+    InvalidGrant,
+    NeedsReauthorization,
+    TokenRequestError,
+    TokenResponseLost,
+)
+from intacct_connect.models import (
+    Connection,
+    ConnectionEvent,
+    ConnectionStatus,
+    EventKind,
+    GrantType,
+    Token,
+)
+
+logger = logging.getLogger(__name__)
+
+#: How long a caller waits for another worker's refresh (PostgreSQL ``lock_timeout``).
+#: Longer than one token request (``TOKEN_HTTP_TIMEOUT`` is 3 s + 10 s by default).
+LOCK_TIMEOUT_SECONDS = 20
+
+
+class RefreshLockTimeout(TokenRequestError):
+    """Another worker held the connection's refresh lock for longer than the lock timeout."""
+
+    default_message = "Timed out waiting for another worker's token refresh"
+
+
+@dataclass
+class _Attempt:
+    """What the locked transaction saw, for the loser rule after it rolled back."""
+
+    version: int | None = None
+    refresh_fingerprint: str = ""
+
+
+def client_credentials_username(conn: Connection) -> str:
+    """The ``username`` of a client-credentials token request: ``user@company[|entity]``."""
+    username = f"{conn.intacct_user_id}@{conn.company_id}"
+    if conn.entity_id:
+        username += f"|{conn.entity_id}"
+    return username
+
+
+def _connection_id(conn: Connection | int) -> int:
+    return conn if isinstance(conn, int) else int(conn.pk)
+
+
+def _check_usable(conn: Connection) -> None:
+    if conn.status != ConnectionStatus.ACTIVE:
+        raise NeedsReauthorization(
+            f"Connection {conn.pk} to company {conn.company_id} is "
+            f"{conn.get_status_display().lower()}; a user must reconnect it",
+            code=conn.last_error_code or None,
+            connection_id=conn.pk,
+        )
+
+
+def _skew() -> timedelta:
+    return timedelta(seconds=app_settings.TOKEN_REFRESH_SKEW)
+
+
+def get_token(conn: Connection | int) -> Token:
+    """The connection's :class:`~intacct_connect.models.Token`, fresh for at least
+    ``TOKEN_REFRESH_SKEW`` seconds.
+
+    Fast path: one query (token joined with its connection), no lock. Otherwise the
+    token is refreshed through :func:`refresh_connection`.
+
+    Raises :class:`~intacct_connect.exceptions.NeedsReauthorization` when the connection
+    is not active or has no token.
+    """
+    connection_id = _connection_id(conn)
+    try:
+        token = Token.objects.select_related("connection").get(pk=connection_id)
+    except Token.DoesNotExist:
+        raise NeedsReauthorization(
+            f"Connection {connection_id} has no stored token; a user must connect it",
+            connection_id=connection_id,
+        ) from None
+    _check_usable(token.connection)
+    if token.expires_at > timezone.now() + _skew():
+        return token
+    refreshed = refresh_connection(connection_id)
+    assert refreshed is not None  # wait=True never returns None
+    return refreshed
+
+
+def get_access_token(conn: Connection | int) -> str:
+    """The plaintext access token of a connection, refreshed first if needed."""
+    return str(get_token(conn).access_token)
+
+
+def refresh_connection(
+    connection_id: int,
+    *,
+    force: bool = False,
+    wait: bool = True,
+    seen_version: int | None = None,
+) -> Token | None:
+    """Refresh a connection's tokens through the single-flight path and return the token.
+
+    :param force: refresh even though the stored token is not near expiry (used after
+        Intacct rejected the token). With ``seen_version`` (the ``Token.version`` the
+        caller used), a forced refresh is skipped when the version has changed since:
+        another worker already refreshed, and its token is returned.
+    :param wait: wait for a refresh running in another worker (the API path). With
+        ``wait=False`` (background refreshers) the function returns ``None`` at once when
+        another worker holds the lock (PostgreSQL only).
+
+    Raises :class:`~intacct_connect.exceptions.InvalidGrant` (the connection is now
+    ``needs_reauth``), :class:`~intacct_connect.exceptions.NeedsReauthorization` (it
+    already was), :class:`~intacct_connect.exceptions.IntacctConfigurationError`
+    (``invalid_client``: this site's credentials), :class:`TokenResponseLost`,
+    :class:`~intacct_connect.exceptions.TokenRequestError` or :class:`RefreshLockTimeout`.
+    """
+    attempt = _Attempt()
+    try:
+        return _locked_refresh(connection_id, force, wait, seen_version, attempt)
+    except InvalidGrant as err:
+        return _after_invalid_grant(connection_id, attempt, err)
+    except InvalidClient as err:
+        logger.error(
+            "Intacct rejected this site's client credentials (invalid_client) while "
+            "refreshing connection %s; no connection was changed",
+            connection_id,
+        )
+        raise IntacctConfigurationError(
+            "Intacct rejected INTACCT_CONNECT['CLIENT_ID'] / ['CLIENT_SECRET'] "
+            f"(invalid_client, {err.error_id or err.code or 'no code'}). Check the client "
+            "credentials and the client scope (production / non-production) in Sage's "
+            "application registry. Connections were left untouched."
+        ) from err
+    except (RefreshLockTimeout, NeedsReauthorization):
+        raise
+    except IntacctConnectError as err:
+        _record_failure(connection_id, err)
+        raise
+
+
+def _set_lock_timeout() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
+
+
+def _lock_connection(connection_id: int, wait: bool) -> Connection | None:
+    qs = Connection.objects.all()
+    features = connection.features
+    if features.has_select_for_update:
+        kwargs = {"no_key": features.has_select_for_no_key_update}
+        if not wait and features.has_select_for_update_nowait:
+            kwargs["nowait"] = True
+        qs = qs.select_for_update(**kwargs)
+    try:
+        return qs.get(pk=connection_id)
+    except Connection.DoesNotExist:
+        raise NeedsReauthorization(
+            f"Connection {connection_id} does not exist", connection_id=connection_id
+        ) from None
+    except OperationalError as err:
+        if not wait:
+            return None  # someone else is refreshing it right now
+        raise RefreshLockTimeout(
+            f"Connection {connection_id}'s token is being refreshed by another worker that "
+            f"held the lock for more than {LOCK_TIMEOUT_SECONDS} s",
+            connection_id=connection_id,
+        ) from err
+
+
+def _locked_refresh(
+    connection_id: int,
+    force: bool,
+    wait: bool,
+    seen_version: int | None,
+    attempt: _Attempt,
+) -> Token | None:
+    with transaction.atomic():
+        _set_lock_timeout()
+        conn = _lock_connection(connection_id, wait)
+        if conn is None:
+            return None
+        _check_usable(conn)
+        try:
+            token = Token.objects.get(pk=connection_id)  # re-read under the lock
+        except Token.DoesNotExist:
+            token = None
+        if token is not None:
+            attempt.version = token.version
+            if force and seen_version is not None and token.version != seen_version:
+                return token  # another worker refreshed since the caller's read
+            if not force and token.expires_at > timezone.now() + _skew():
+                return token  # another worker refreshed while we waited for the lock
+        tokens = _request_tokens(conn, token, attempt)
+        return _store(conn, token, tokens)
+
+
+def _request_tokens(conn: Connection, token: Token | None, attempt: _Attempt) -> oauth.TokenSet:
+    if conn.grant_type == GrantType.CLIENT_CREDENTIALS:
+        return oauth.client_credentials(client_credentials_username(conn))
+    refresh_token = str(token.refresh_token) if token is not None else ""
+    if not refresh_token:
+        raise InvalidGrant(
+            "The connection has no refresh token (offline_access was not granted)",
+            code="invalid_grant",
+            connection_id=conn.pk,
+        )
+    attempt.refresh_fingerprint = crypto.fingerprint(refresh_token)
+    return oauth.refresh(refresh_token)
+
+
+def _next_refresh_at(expires_at: datetime) -> datetime:
+    now = timezone.now()
+    lead = app_settings.REFRESH_WINDOW + random.uniform(0, app_settings.REFRESH_JITTER)  # noqa: S311
+    due = expires_at - timedelta(seconds=lead)
+    due = min(due, now + timedelta(seconds=app_settings.IDLE_REFRESH_AFTER))
+    return max(due, now)
+
+
+def _store(conn: Connection, token: Token | None, tokens: oauth.TokenSet) -> Token:
+    now = timezone.now()
+    if token is None:
+        token = Token(connection=conn, version=0)
+    token.access_token = tokens.access_token
+    if tokens.refresh_token:  # RFC 6749 §6: keep the old one when none is returned
+        token.refresh_token = tokens.refresh_token
+    token.token_type = tokens.token_type or "Bearer"
+    if tokens.scope:
+        token.scope = tokens.scope[:255]
+    token.expires_at = tokens.expires_at
+    token.version += 1
+    token.last_refreshed_at = now
+    token.refresh_count += 1
+    token.fingerprint = crypto.fingerprint(tokens.access_token)
+    token.save()
+    conn.next_refresh_at = _next_refresh_at(tokens.expires_at)
+    conn.refresh_failures = 0
+    conn.save(update_fields=["next_refresh_at", "refresh_failures", "updated_at"])
+    ConnectionEvent.log(
+        conn,
+        EventKind.REFRESHED,
+        f"Access token refreshed (version {token.version}, fingerprint {token.fingerprint}).",
+    )
+    version = token.version
+
+    def send() -> None:
+        from intacct_connect import signals
+
+        signals.token_refreshed.send(sender=Connection, connection=conn, version=version)
+
+    transaction.on_commit(send)
+    logger.info(
+        "Refreshed the token of connection %s (company %s, version %s)",
+        conn.pk,
+        conn.company_id,
+        version,
+    )
+    return token
+
+
+def _after_invalid_grant(connection_id: int, attempt: _Attempt, err: InvalidGrant) -> Token:
+    """Loser rule: in a new transaction, re-read; a rotated token means someone else won."""
+    with transaction.atomic():
+        conn = Connection.objects.select_for_update().get(pk=connection_id)
+        token = Token.objects.filter(pk=connection_id).first()
+        rotated = token is not None and (
+            token.version != attempt.version
+            or (
+                attempt.refresh_fingerprint
+                and token.refresh_token
+                and crypto.fingerprint(str(token.refresh_token)) != attempt.refresh_fingerprint
+            )
+        )
+        if rotated and token is not None and conn.status == ConnectionStatus.ACTIVE:
+            logger.info(
+                "invalid_grant for connection %s, but another worker rotated its token "
+                "meanwhile; using the new token",
+                connection_id,
+            )
+            return token
+        if conn.status == ConnectionStatus.ACTIVE:
+            conn.status = ConnectionStatus.NEEDS_REAUTH
+            conn.record_error(err.code or "invalid_grant", err.message)
+            conn.refresh_failures += 1
+            conn.save(
+                update_fields=[
+                    "status",
+                    "last_error_code",
+                    "last_error_message",
+                    "last_error_at",
+                    "refresh_failures",
+                    "updated_at",
+                ]
+            )
+            ConnectionEvent.log(
+                conn,
+                EventKind.NEEDS_REAUTH,
+                "Intacct no longer accepts the refresh token (invalid_grant); "
+                "a user must reconnect the company.",
+                error_code=(err.error_id or err.code or "invalid_grant")[:100],
+            )
+
+            def send() -> None:
+                from intacct_connect import signals
+
+                signals.connection_needs_reauth.send(
+                    sender=Connection, connection=conn, error_code=err.code or "invalid_grant"
+                )
+
+            transaction.on_commit(send)
+            logger.warning(
+                "Connection %s (company %s) needs re-authorisation: invalid_grant",
+                connection_id,
+                conn.company_id,
+            )
+    err.connection_id = connection_id
+    raise err
+
+
+def _record_failure(connection_id: int, err: IntacctConnectError) -> None:
+    """Record a failed refresh (transient, lost response, garbage) without changing status."""
+    lost = isinstance(err, TokenResponseLost)
+    code = err.error_id or err.code or ("response_lost" if lost else type(err).__name__)
+    try:
+        with transaction.atomic():
+            conn = Connection.objects.filter(pk=connection_id).first()
+            if conn is None:
+                return
+            conn.record_error(code, str(err))
+            conn.refresh_failures += 1
+            conn.save(
+                update_fields=[
+                    "last_error_code",
+                    "last_error_message",
+                    "last_error_at",
+                    "refresh_failures",
+                    "updated_at",
+                ]
+            )
+            message = (
+                "The token request was sent but its response was lost; it was not re-sent. "
+                "If Intacct rotated the refresh token, the next refresh will fail with "
+                "invalid_grant and the connection will need to be reconnected."
+                if lost
+                else f"Token refresh failed: {err.message}"
+            )
+            ConnectionEvent.log(conn, EventKind.REFRESH_FAILED, message, error_code=code[:100])
+    except DatabaseError:  # pragma: no cover - never hide the original error
+        logger.exception("Could not record the refresh failure of connection %s", connection_id)
+    logger.warning("Token refresh of connection %s failed: %s", connection_id, code)

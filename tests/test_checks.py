@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.checks import Error, Warning
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from intacct_connect.checks import (
+    check_settings,
+    check_sqlite_with_real_broker,
+    sqlite_broker_messages,
+)
+from intacct_connect.crypto import generate_key
+
+GOOD_KEY = generate_key()
+BASE: dict[str, Any] = {
+    "CLIENT_ID": "abc.app.sage.com",
+    "CLIENT_SECRET": "s3cret",
+    "REDIRECT_URI": "https://app.example.com/intacct/callback/",
+    "TOKEN_KEYS": [GOOD_KEY],
+}
+
+
+def ids(**overrides: Any) -> list[str]:
+    config = {**BASE, **overrides}
+    config = {k: v for k, v in config.items() if v is not DROP}
+    with override_settings(INTACCT_CONNECT=config):
+        return [m.id for m in check_settings()]
+
+
+DROP = object()
+
+
+def messages(**overrides: Any) -> list[Any]:
+    config = {k: v for k, v in {**BASE, **overrides}.items() if v is not DROP}
+    with override_settings(INTACCT_CONNECT=config):
+        return list(check_settings())
+
+
+def test_valid_configuration_passes():
+    assert ids() == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected", "names"),
+    [
+        ({"CLIENT_ID": DROP}, "intacct_connect.E002", "CLIENT_ID"),
+        ({"CLIENT_ID": "  "}, "intacct_connect.E002", "CLIENT_ID"),
+        ({"CLIENT_SECRET": ""}, "intacct_connect.E003", "CLIENT_SECRET"),
+        ({"TOKEN_KEYS": []}, "intacct_connect.E004", "TOKEN_KEYS"),
+        ({"TOKEN_KEYS": DROP}, "intacct_connect.E004", "TOKEN_KEYS"),
+        ({"TOKEN_KEYS": ["not base64!"]}, "intacct_connect.E005", "TOKEN_KEYS"),
+        ({"TOKEN_KEYS": ["c2hvcnQ="]}, "intacct_connect.E005", "TOKEN_KEYS"),
+        ({"TOKEN_KEYS": [GOOD_KEY, GOOD_KEY]}, "intacct_connect.E012", "TOKEN_KEYS"),
+        ({"REDIRECT_URI": DROP}, "intacct_connect.E007", "REDIRECT_URI"),
+        ({"REDIRECT_URI": "/intacct/callback/"}, "intacct_connect.E007", "REDIRECT_URI"),
+        ({"REDIRECT_URI": "http://app.example.com/cb/"}, "intacct_connect.E008", "REDIRECT_URI"),
+        ({"TOKEN_URL": "ftp://x/token"}, "intacct_connect.E010", "TOKEN_URL"),
+        ({"API_BASE_URL": "api.intacct.com"}, "intacct_connect.E010", "API_BASE_URL"),
+        ({"CLIENT_SCOPE": "prod"}, "intacct_connect.E011", "CLIENT_SCOPE"),
+        ({"STATE_TTL": "ten"}, "intacct_connect.E001", "STATE_TTL"),
+        ({"BOGUS": 1}, "intacct_connect.E001", "BOGUS"),
+        ({"ADAPTER": "no.such.Adapter"}, "intacct_connect.E013", "ADAPTER"),
+    ],
+)
+def test_each_problem_has_a_stable_id_naming_the_setting(overrides, expected, names):
+    found = messages(**overrides)
+    assert found
+    assert {m.id for m in found} == {expected}
+    assert all(isinstance(m, Error) for m in found)
+    assert names in found[0].msg
+
+
+def test_key_equal_to_secret_key(settings):
+    assert ids(TOKEN_KEYS=[settings.SECRET_KEY]) == ["intacct_connect.E006"]
+    key = generate_key()
+    settings.SECRET_KEY = key
+    found = messages(TOKEN_KEYS=[key])
+    assert [m.id for m in found] == ["intacct_connect.E006"]
+    assert "SECRET_KEY" in found[0].msg
+
+
+def test_key_equal_to_secret_key_fallback(settings):
+    key = generate_key()
+    settings.SECRET_KEY_FALLBACKS = [key]
+    assert ids(TOKEN_KEYS=[GOOD_KEY, key]) == ["intacct_connect.E006"]
+
+
+def test_http_redirect_allowed_while_debug(settings):
+    settings.DEBUG = True
+    assert ids(REDIRECT_URI="http://localhost:8000/intacct/callback/") == []
+
+
+def test_samesite_strict_breaks_the_return(settings):
+    settings.SESSION_COOKIE_SAMESITE = "Strict"
+    found = messages()
+    assert [m.id for m in found] == ["intacct_connect.E009"]
+    assert "SESSION_COOKIE_SAMESITE" in found[0].msg
+
+
+def test_sqlite_with_real_broker_warns():
+    found = sqlite_broker_messages(
+        engine="django.db.backends.sqlite3", eager=False, broker="redis://:pw@127.0.0.1:6379/0"
+    )
+    assert [m.id for m in found] == ["intacct_connect.W001"]
+    assert isinstance(found[0], Warning)
+    assert "pw" not in found[0].msg  # broker credentials are not echoed
+    assert "CELERY_BROKER_URL" in found[0].msg
+
+
+@pytest.mark.parametrize(
+    ("eager", "broker", "engine"),
+    [
+        (True, "redis://127.0.0.1:6379/0", "django.db.backends.sqlite3"),
+        (False, "memory://", "django.db.backends.sqlite3"),
+        (False, "redis://127.0.0.1:6379/0", "django.db.backends.postgresql"),
+    ],
+)
+def test_sqlite_check_quiet_otherwise(eager, broker, engine):
+    assert sqlite_broker_messages(engine=engine, eager=eager, broker=broker) == []
+
+
+def test_registered_check_reads_settings(settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
+    expected = ["intacct_connect.W001"] if "sqlite" in settings.DATABASES["default"]["ENGINE"] else []
+    assert [m.id for m in check_sqlite_with_real_broker()] == expected
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    assert check_sqlite_with_real_broker() == []
+
+
+def test_manage_py_check_fails_with_the_setting_named():
+    with override_settings(INTACCT_CONNECT={**BASE, "CLIENT_SECRET": ""}):
+        with pytest.raises(SystemCheckError, match=r"intacct_connect\.E003.*CLIENT_SECRET"):
+            call_command("check")
+
+
+def test_test_settings_pass_all_checks():
+    call_command("check", fail_level="WARNING")
