@@ -20,7 +20,9 @@ required = [
 ]
 missing = [r for r in required if not any(n.startswith(r) for n in names)]
 assert not missing, f"wheel lacks {missing}"
-assert not any(n.startswith(("tests/", "example_project/", "docs/")) for n in names), "wheel ships test/demo code"
+assert not any(n.startswith(("tests/", "example_project/", "docs/")) for n in names), (
+    "wheel ships test/demo code"
+)
 meta_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
 meta = Parser().parsestr(zipfile.ZipFile(wheel).read(meta_name).decode())
 classifiers = meta.get_all("Classifier") or []
@@ -37,7 +39,9 @@ for c in [
 requires = " ".join(meta.get_all("Requires-Dist") or [])
 for dep in ("django", "requests-oauthlib", "celery", "cryptography"):
     assert dep in requires.lower(), f"missing dependency {dep}"
-assert "environ" not in requires.split("extra ==")[0], "django-environ must not be a runtime dependency"
+assert "environ" not in requires.split("extra ==")[0], (
+    "django-environ must not be a runtime dependency"
+)
 members = tarfile.open(sdist).getnames()
 for r in ("tests/settings.py", "docs/index.rst", "CHANGELOG.rst", "LICENSE", "pyproject.toml"):
     assert any(m.endswith(r) for m in members), f"sdist lacks {r}"

@@ -18,7 +18,7 @@ from intacct_connect import __version__  # noqa: E402
 
 project = "intacct_connect"
 author = "intacct_connect developers"
-copyright = "2026, intacct_connect developers"  # noqa: A001
+copyright = "2026, intacct_connect developers"
 release = __version__
 version = __version__
 

@@ -45,7 +45,7 @@ def main() -> int:
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def start(name: str, *cmd: str) -> None:
-        procs.append((name, subprocess.Popen(cmd, cwd=ROOT)))  # noqa: S603
+        procs.append((name, subprocess.Popen(cmd, cwd=ROOT)))
 
     start(
         "emulator",
@@ -92,10 +92,11 @@ def main() -> int:
     )
     wait_for(f"http://{SITE}/admin/login/", "site")
     host = SITE.replace("127.0.0.1", "localhost")
-    print(  # noqa: T201
+    print(
         f"\nDemo running:\n"
         f"  site      http://{host}/intacct/   (admin: http://{host}/admin/, admin / admin)\n"
-        f"  emulator  http://127.0.0.1:{EMULATOR_PORT}/ia/api/v1  (sign in as DEMO-CO / admin / admin)\n"
+        f"  emulator  http://127.0.0.1:{EMULATOR_PORT}/ia/api/v1"
+        "  (sign in as DEMO-CO / admin / admin)\n"
         f"Press Ctrl-C to stop.\n",
         flush=True,
     )
@@ -112,7 +113,7 @@ def main() -> int:
     while not stopping:
         for name, proc in procs:
             if proc.poll() is not None:
-                print(f"{name} exited with {proc.returncode}; stopping the demo", flush=True)  # noqa: T201
+                print(f"{name} exited with {proc.returncode}; stopping the demo", flush=True)
                 exit_code = 1
                 stopping = True
         time.sleep(0.5)

@@ -12,6 +12,11 @@ from pathlib import Path
 
 import environ
 
+# Plain dicts and constants (this module imports no models).
+from intacct_connect.celery import VISIBILITY_TIMEOUT as INTACCT_VISIBILITY_TIMEOUT
+from intacct_connect.celery import beat_schedule as intacct_beat_schedule
+from intacct_connect.celery import task_routes as intacct_task_routes
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEMO_DIR = BASE_DIR / ".demo"
 
@@ -93,7 +98,7 @@ SESSION_COOKIE_SAMESITE = "Lax"  # 'Strict' would break the return from Intacct
 EMULATOR_BASE_URL = "http://127.0.0.1:8765/ia/api/v1"
 INTACCT_API_BASE_URL = env.str("INTACCT_API_BASE_URL", default=EMULATOR_BASE_URL).rstrip("/")
 # Demo-only key, used only while DEBUG is on and INTACCT_TOKEN_KEYS is unset.
-DEMO_TOKEN_KEY = "ZGVtby1vbmx5LWtleS1uZXZlci11c2UtaW4tcHJvZCE="
+DEMO_TOKEN_KEY = "ZGVtby1vbmx5LWtleS1uZXZlci11c2UtaW4tcHJvZCE="  # noqa: S105 (demo only)
 
 INTACCT_CONNECT = {
     # The defaults are the emulator's seeded demo application.
@@ -114,6 +119,7 @@ INTACCT_CONNECT = {
 }
 
 # --- Celery ---------------------------------------------------------------------------
+# Worker settings and why: docs/tasks.rst.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = DEMO_DIR / "broker"
@@ -128,7 +134,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     # Redis redelivers unacknowledged tasks after this many seconds; keep it above twice
     # the longest hard time limit of any task (see docs/tasks.rst).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7200}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": INTACCT_VISIBILITY_TIMEOUT}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -137,7 +143,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = True
+# Two dispatchers every minute (schedules are database rows, not beat entries) + daily prune.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {**intacct_beat_schedule}
+# Refreshes (short) never wait behind job runs (long): two queues.
+CELERY_TASK_ROUTES = {**intacct_task_routes}
 
 LOGGING = {
     "version": 1,

@@ -118,7 +118,10 @@ def _check_keys() -> Iterable[CheckMessage]:
             id="intacct_connect.E004",
         )
         return
-    secrets = [getattr(settings, "SECRET_KEY", None), *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    secrets = [
+        getattr(settings, "SECRET_KEY", None),
+        *getattr(settings, "SECRET_KEY_FALLBACKS", []),
+    ]
     seen: set[bytes] = set()
     for index, key in enumerate(keys):
         if key in secrets:

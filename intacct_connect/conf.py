@@ -43,7 +43,9 @@ class Setting:
 #: Every key a site may set. ``docs/settings.rst`` documents each one (a test checks).
 DEFAULTS: dict[str, Setting] = {
     # --- Application registration (Sage developer workspace) -------------------------
-    "CLIENT_ID": Setting("", (str,), "Client ID of the application registered in Sage's app registry."),
+    "CLIENT_ID": Setting(
+        "", (str,), "Client ID of the application registered in Sage's app registry."
+    ),
     "CLIENT_SECRET": Setting("", (str,), "Client secret issued with the client ID."),
     "SENDER_ID": Setting(
         "", (str,), "Your Web Services sender ID; shown to customers who must authorise it."
@@ -63,13 +65,17 @@ DEFAULTS: dict[str, Setting] = {
     # --- Intacct URLs --------------------------------------------------------------
     "API_BASE_URL": Setting(DEFAULT_API_BASE_URL, (str,), "Base URL of the Intacct REST API."),
     "AUTHORIZE_URL": Setting(
-        None, (str, type(None)), "OAuth authorize URL; defaults to API_BASE_URL + '/oauth2/authorize'."
+        None,
+        (str, type(None)),
+        "OAuth authorize URL; defaults to API_BASE_URL + '/oauth2/authorize'.",
     ),
     "TOKEN_URL": Setting(
         None, (str, type(None)), "OAuth token URL; defaults to API_BASE_URL + '/oauth2/token'."
     ),
     "REVOKE_URL": Setting(
-        None, (str, type(None)), "OAuth revocation URL; defaults to API_BASE_URL + '/oauth2/revoke'."
+        None,
+        (str, type(None)),
+        "OAuth revocation URL; defaults to API_BASE_URL + '/oauth2/revoke'.",
     ),
     "SCOPE": Setting(
         "offline_access",

@@ -54,7 +54,9 @@ class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
         kwargs.setdefault("editable", False)
         super().__init__(*args, **kwargs)
 
-    def contribute_to_class(self, cls: type[models.Model], name: str, *args: Any, **kw: Any) -> None:
+    def contribute_to_class(
+        self, cls: type[models.Model], name: str, *args: Any, **kw: Any
+    ) -> None:
         super().contribute_to_class(cls, name, *args, **kw)
         setattr(cls, self.attname, _EncryptedDescriptor(self))
 

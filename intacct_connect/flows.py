@@ -26,11 +26,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection as db_connection, transaction
+from django.db import IntegrityError, transaction
+from django.db import connection as db_connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -98,14 +99,19 @@ def safe_next_url(candidate: str | None, *, host: str, secure: bool) -> str:
 
     Stricter than Django's ``url_has_allowed_host_and_scheme`` alone: only a path
     starting with a single ``/`` survives (no scheme, no host, no backslash, no
-    whitespace or control characters that browsers strip or reinterpret).
+    whitespace or control characters that browsers strip or reinterpret), also after
+    percent-decoding.
     """
     if not candidate or len(candidate) > 2000:
         return ""
-    if any(ch.isspace() or ch == "\\" or unicodedata.category(ch)[0] == "C" for ch in candidate):
-        return ""
-    if not candidate.startswith("/") or candidate.startswith("//"):
-        return ""
+    # Check the value, its percent-decoded and its NFKC form: an intermediary that decodes
+    # or normalises must not turn "/%2F%2Fevil.com" or "/／evil.com" into "//evil.com".
+    decoded = unquote(candidate)
+    for form in (candidate, decoded, unicodedata.normalize("NFKC", decoded)):
+        if any(ch.isspace() or ch == "\\" or unicodedata.category(ch)[0] == "C" for ch in form):
+            return ""
+        if not form.startswith("/") or form.startswith("//"):
+            return ""
     if not url_has_allowed_host_and_scheme(candidate, allowed_hosts={host}, require_https=secure):
         return ""
     parts = urlsplit(candidate)
@@ -135,6 +141,7 @@ class StartedFlow:
     flow_id: Any
 
 
+@sensitive_variables("session_key", "request")
 def start_connect(
     *,
     session_key: str,
@@ -207,7 +214,10 @@ def _state_error(problem: str) -> OAuthStateError:
     return OAuthStateError(_STATE_MESSAGES[problem], code=problem)
 
 
-def consume_flow(*, state: str, session_key: str | None, user: UserLike, tenant_key: str | None) -> OAuthFlow:
+@sensitive_variables("state", "session_key")
+def consume_flow(
+    *, state: str, session_key: str | None, user: UserLike, tenant_key: str | None
+) -> OAuthFlow:
     """Atomically consume the flow named by ``state`` if it belongs to this caller.
 
     One conditional UPDATE checks every binding and marks the flow consumed, so two
@@ -267,7 +277,7 @@ class CallbackResult:
     superseded: tuple[int, ...] = ()
 
 
-@sensitive_variables("code", "verifier", "token_set", "params")
+@sensitive_variables("code", "verifier", "token_set", "params", "state", "session_key")
 def complete_callback(
     params: Mapping[str, str],
     *,
@@ -385,7 +395,10 @@ def _save_authorization(
 
 
 def _next_refresh_at(token_set: oauth.TokenSet) -> Any:
-    return token_set.expires_at - timedelta(seconds=app_settings.REFRESH_WINDOW)
+    """When the background refresher should renew these tokens (same rule as refreshes)."""
+    from intacct_connect.tokens import _next_refresh_at as schedule
+
+    return schedule(token_set.expires_at)
 
 
 def _supersede_others(connection: Connection) -> tuple[int, ...]:
@@ -482,7 +495,14 @@ def parse_username(username: str) -> ClientCredentialsUser:
     user_part, at, rest = value.partition("@")
     company, bar, entity = rest.partition("|")
     user_part, company, entity = user_part.strip(), company.strip(), entity.strip()
-    if not at or not user_part or not company or "@" in rest or "|" in entity or (bar and not entity):
+    if (
+        not at
+        or not user_part
+        or not company
+        or "@" in rest
+        or "|" in entity
+        or (bar and not entity)
+    ):
         raise ValidationError(
             "Enter the Web Services user as user@company or user@company|entity "
             "(for example ws_user@ACME or ws_user@ACME|US-EAST)."
@@ -848,3 +868,11 @@ def _rotate_flow(flow: OAuthFlow, ring: crypto.Keyring, progress: RotationProgre
     else:
         progress.conflicts += 1
     return 1
+
+
+def token_of(connection: Connection) -> Token | None:
+    """The connection's token row (metadata), or None when it has none."""
+    try:
+        return connection.token
+    except Token.DoesNotExist:
+        return None

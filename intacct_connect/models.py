@@ -324,3 +324,244 @@ class ConcurrencySlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.company_id} slot {self.slot}"
+
+
+# --- Background jobs (issue 6) ---
+
+
+class ScheduleScope(models.TextChoices):
+    CONNECTION = "connection", _("One connection")
+    TENANT = "tenant", _("All active connections of a tenant")
+    SITE = "site", _("All active connections of the site")
+
+
+class Schedule(models.Model):
+    """When to run a registered job (see :mod:`intacct_connect.jobs`) and for which connections.
+
+    Either ``interval_seconds`` or ``crontab`` (five fields, evaluated in ``TIME_ZONE`` by
+    ``celery.schedules.crontab``) is set. One dispatcher task claims due rows with
+    ``SKIP LOCKED`` and fans them out to one job run per connection
+    (:func:`intacct_connect.scheduling.dispatch_due_schedules`).
+    """
+
+    name = models.CharField(_("name"), max_length=200)
+    job = models.CharField(_("job"), max_length=100, help_text=_("A registered job name."))
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    scope = models.CharField(
+        _("scope"), max_length=20, choices=ScheduleScope.choices, default=ScheduleScope.CONNECTION
+    )
+    connection = models.ForeignKey(
+        Connection,
+        verbose_name=_("connection"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="schedules",
+        help_text=_("For the 'one connection' scope."),
+    )
+    tenant_key = models.CharField(
+        _("tenant"), max_length=255, blank=True, help_text=_("For the 'tenant' scope.")
+    )
+    interval_seconds = models.PositiveIntegerField(
+        _("every (seconds)"), null=True, blank=True, help_text=_("Leave empty to use a crontab.")
+    )
+    crontab = models.CharField(
+        _("crontab"),
+        max_length=200,
+        blank=True,
+        help_text=_("minute hour day-of-month month day-of-week, e.g. '*/15 * * * *'."),
+    )
+    enabled = models.BooleanField(_("enabled"), default=True, help_text=_("Off = paused."))
+    next_run_at = models.DateTimeField(_("next run at"), null=True, blank=True)
+    last_run_at = models.DateTimeField(_("last run at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("job schedule")
+        verbose_name_plural = _("job schedules")
+        ordering = ("name", "pk")
+        indexes = [
+            models.Index(fields=("enabled", "next_run_at"), name="intacct_schedule_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.job})"
+
+    def __repr__(self) -> str:
+        return f"<Schedule pk={self.pk} job={self.job!r} scope={self.scope!r}>"
+
+
+class JobRunStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    SKIPPED = "skipped", _("Skipped")
+    PARKED = "parked", _("Parked (failed after too many deliveries)")
+
+
+class JobRunTrigger(models.TextChoices):
+    SCHEDULE = "schedule", _("Schedule")
+    MANUAL = "manual", _("Run now (admin)")
+    COMMAND = "command", _("Management command")
+    API = "api", _("Code")
+
+
+class JobRun(models.Model):
+    """One run of one job for one connection.
+
+    ``delivery_count`` counts the deliveries of the current attempt (counted in the
+    database at task start, so a run that keeps killing its worker is parked);
+    ``lease_until`` bounds a running run, so a run whose worker died can be taken over.
+    At most one run per (job, connection) is running at a time (a partial unique index).
+    """
+
+    job = models.CharField(_("job"), max_length=100)
+    schedule = models.ForeignKey(
+        Schedule,
+        verbose_name=_("schedule"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+    )
+    connection = models.ForeignKey(
+        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, related_name="job_runs"
+    )
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    trigger = models.CharField(
+        _("trigger"), max_length=20, choices=JobRunTrigger.choices, default=JobRunTrigger.SCHEDULE
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=JobRunStatus.choices,
+        default=JobRunStatus.QUEUED,
+        db_index=True,
+    )
+    queued_at = models.DateTimeField(_("queued at"), default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    lease_until = models.DateTimeField(_("lease until"), null=True, blank=True)
+    records_processed = models.PositiveIntegerField(_("records processed"), default=0)
+    error_code = models.CharField(_("error code"), max_length=100, blank=True)
+    error_message = models.TextField(_("error"), blank=True)
+    attempt = models.PositiveSmallIntegerField(_("attempt"), default=0)
+    delivery_count = models.PositiveSmallIntegerField(_("deliveries of this attempt"), default=0)
+    task_id = models.CharField(_("Celery task ID"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("job run")
+        verbose_name_plural = _("job runs")
+        ordering = ("-queued_at", "-pk")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("job", "connection"),
+                condition=Q(status="running"),
+                name="intacct_connect_one_running_job_per_connection",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=("connection", "job", "status"), name="intacct_run_conn_job"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} on connection {self.connection_id} ({self.get_status_display()})"
+
+    def __repr__(self) -> str:
+        return (
+            f"<JobRun pk={self.pk} job={self.job!r} connection={self.connection_id} "
+            f"status={self.status!r} attempt={self.attempt} deliveries={self.delivery_count}>"
+        )
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class StoredRecord(models.Model):
+    """A row stored by the ``query_to_storage`` job, upserted by (connection, object, key)."""
+
+    connection = models.ForeignKey(
+        Connection,
+        verbose_name=_("connection"),
+        on_delete=models.CASCADE,
+        related_name="stored_records",
+    )
+    object = models.CharField(_("object"), max_length=200)
+    key = models.CharField(_("key"), max_length=200)
+    data = models.JSONField(_("data"), default=dict)
+    run = models.ForeignKey(
+        JobRun,
+        verbose_name=_("stored by run"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("stored record")
+        verbose_name_plural = _("stored records")
+        ordering = ("connection", "object", "key")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("connection", "object", "key"), name="intacct_connect_one_record_per_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.object} {self.key} (connection {self.connection_id})"
+
+
+class Watermark(models.Model):
+    """A job's cursor for one connection (e.g. the last ``audit.modifiedDateTime`` stored).
+
+    ``name`` is ``schedule:<pk>`` for scheduled runs, ``job:<job name>`` otherwise (the
+    ``query_to_storage`` job appends ``:<object>``). Written in the same transaction as the
+    data it covers, so it is never ahead of committed data.
+    """
+
+    connection = models.ForeignKey(
+        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, related_name="+"
+    )
+    name = models.CharField(_("name"), max_length=200)
+    value = models.CharField(_("value"), max_length=200, blank=True)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("watermark")
+        verbose_name_plural = _("watermarks")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("connection", "name"), name="intacct_connect_one_watermark"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.value or '(none)'}"
+
+
+class TaskDelivery(models.Model):
+    """How many times the broker delivered one Celery task message (by task ID).
+
+    Brokers do not count redeliveries; tasks with ``reject_on_worker_lost`` count them
+    here at start and give up after ``MAX_DELIVERIES``. Old rows are pruned by the
+    refresh dispatcher.
+    """
+
+    task_id = models.CharField(max_length=64, primary_key=True)
+    task_name = models.CharField(max_length=200)
+    deliveries = models.PositiveIntegerField(default=0)
+    first_delivered_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("task delivery")
+        verbose_name_plural = _("task deliveries")
+
+    def __str__(self) -> str:
+        return f"{self.task_name} {self.task_id}: {self.deliveries}"

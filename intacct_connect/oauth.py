@@ -39,9 +39,9 @@ from urllib3.exceptions import NewConnectionError
 
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import (
+    IntacctConfigurationError,
     InvalidClient,
     InvalidGrant,
-    IntacctConfigurationError,
     TokenRequestError,
     TokenResponseLost,
 )
@@ -55,7 +55,7 @@ VERIFIER_LENGTH = 96
 class AuthorizationRequest:
     """Where to send the browser, and the secrets to keep server-side until the callback."""
 
-    url: str
+    url: str = field(repr=False)
     state: str = field(repr=False)
     code_verifier: str = field(repr=False)
 
@@ -202,8 +202,13 @@ def revoke(token: str) -> None:
         raise _error_from_response(response)
 
 
+@sensitive_variables("data")
 def _post(url: str, data: dict[str, str] | str) -> requests.Response:
-    """POST form data once; retry only when the connection was never established."""
+    """POST form data once; retry only when the connection was never established.
+
+    Transport errors are re-raised ``from None``: the frames of requests and urllib3 hold
+    the request body (code, verifier, refresh token, client secret) in their local
+    variables, and a chained cause would put them in Django's error reports."""
     headers = {
         "Accept": "application/json",
         "Content-Type": "application/x-www-form-urlencoded",
@@ -214,25 +219,28 @@ def _post(url: str, data: dict[str, str] | str) -> requests.Response:
             return _session().post(
                 url, data=data, headers=headers, timeout=app_settings.TOKEN_HTTP_TIMEOUT
             )
-        except requests.ConnectTimeout as err:
+        except requests.ConnectTimeout:
             if attempt == 2:
                 raise TokenRequestError(
                     "Could not connect to the Intacct token endpoint (timeout); nothing was sent."
-                ) from err
+                ) from None
         except requests.ConnectionError as err:
             if _never_sent(err):
                 if attempt == 2:
                     raise TokenRequestError(
-                        "Could not connect to the Intacct token endpoint; nothing was sent."
-                    ) from err
+                        "Could not connect to the Intacct token endpoint; nothing was sent "
+                        f"({type(err).__name__})."
+                    ) from None
                 continue
-            raise TokenResponseLost() from err
-        except requests.Timeout as err:  # read timeout: the request was sent
+            raise TokenResponseLost(
+                f"The connection failed after the request was sent ({type(err).__name__})"
+            ) from None
+        except requests.Timeout:  # read timeout: the request was sent
             raise TokenResponseLost(
                 "The token endpoint did not answer in time after the request was sent"
-            ) from err
+            ) from None
         except requests.RequestException as err:
-            raise TokenRequestError(f"Token request failed: {type(err).__name__}") from err
+            raise TokenRequestError(f"Token request failed: {type(err).__name__}") from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -242,6 +250,7 @@ def _never_sent(err: requests.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+@sensitive_variables("body", "payload", "token", "response")
 def _token_request(client: WebApplicationClient | BackendApplicationClient, body: str) -> TokenSet:
     url = app_settings.TOKEN_URL
     check_endpoint(url, "TOKEN_URL")
@@ -270,6 +279,7 @@ def _token_request(client: WebApplicationClient | BackendApplicationClient, body
     return _token_set(token)
 
 
+@sensitive_variables("token", "access_token", "refresh_token", "claims")
 def _token_set(token: dict[str, Any]) -> TokenSet:
     try:
         expires_in = int(token.get("expires_in") or 0)

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from intacct_connect import crypto, oauth
+from intacct_connect import crypto, flows, oauth, signals
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import (
     IntacctConfigurationError,
@@ -74,14 +74,6 @@ class _Attempt:
 
     version: int | None = None
     refresh_fingerprint: str = ""
-
-
-def client_credentials_username(conn: Connection) -> str:
-    """The ``username`` of a client-credentials token request: ``user@company[|entity]``."""
-    username = f"{conn.intacct_user_id}@{conn.company_id}"
-    if conn.entity_id:
-        username += f"|{conn.entity_id}"
-    return username
 
 
 def _connection_id(conn: Connection | int) -> int:
@@ -124,7 +116,8 @@ def get_token(conn: Connection | int) -> Token:
     if token.expires_at > timezone.now() + _skew():
         return token
     refreshed = refresh_connection(connection_id)
-    assert refreshed is not None  # wait=True never returns None
+    if refreshed is None:  # pragma: no cover - wait=True never returns None
+        raise RefreshLockTimeout(connection_id=connection_id)
     return refreshed
 
 
@@ -160,7 +153,12 @@ def refresh_connection(
     try:
         return _locked_refresh(connection_id, force, wait, seen_version, attempt)
     except InvalidGrant as err:
-        return _after_invalid_grant(connection_id, attempt, err)
+        return resolve_invalid_grant(
+            connection_id,
+            used_version=attempt.version,
+            used_fingerprint=attempt.refresh_fingerprint,
+            error=err,
+        )
     except InvalidClient as err:
         logger.error(
             "Intacct rejected this site's client credentials (invalid_client) while "
@@ -190,10 +188,10 @@ def _lock_connection(connection_id: int, wait: bool) -> Connection | None:
     qs = Connection.objects.all()
     features = connection.features
     if features.has_select_for_update:
-        kwargs = {"no_key": features.has_select_for_no_key_update}
-        if not wait and features.has_select_for_update_nowait:
-            kwargs["nowait"] = True
-        qs = qs.select_for_update(**kwargs)
+        qs = qs.select_for_update(
+            nowait=not wait and features.has_select_for_update_nowait,
+            no_key=features.has_select_for_no_key_update,
+        )
     try:
         return qs.get(pk=connection_id)
     except Connection.DoesNotExist:
@@ -239,7 +237,7 @@ def _locked_refresh(
 
 def _request_tokens(conn: Connection, token: Token | None, attempt: _Attempt) -> oauth.TokenSet:
     if conn.grant_type == GrantType.CLIENT_CREDENTIALS:
-        return oauth.client_credentials(client_credentials_username(conn))
+        return oauth.client_credentials(flows.client_credentials_username(conn))
     refresh_token = str(token.refresh_token) if token is not None else ""
     if not refresh_token:
         raise InvalidGrant(
@@ -284,13 +282,7 @@ def _store(conn: Connection, token: Token | None, tokens: oauth.TokenSet) -> Tok
         f"Access token refreshed (version {token.version}, fingerprint {token.fingerprint}).",
     )
     version = token.version
-
-    def send() -> None:
-        from intacct_connect import signals
-
-        signals.token_refreshed.send(sender=Connection, connection=conn, version=version)
-
-    transaction.on_commit(send)
+    signals.send_on_commit(signals.token_refreshed, connection=conn, token_version=version)
     logger.info(
         "Refreshed the token of connection %s (company %s, version %s)",
         conn.pk,
@@ -300,17 +292,33 @@ def _store(conn: Connection, token: Token | None, tokens: oauth.TokenSet) -> Tok
     return token
 
 
-def _after_invalid_grant(connection_id: int, attempt: _Attempt, err: InvalidGrant) -> Token:
-    """Loser rule: in a new transaction, re-read; a rotated token means someone else won."""
+def resolve_invalid_grant(
+    connection_id: int,
+    *,
+    used_version: int | None,
+    used_fingerprint: str = "",
+    error: InvalidGrant,
+) -> Token:
+    """Apply the loser rule after a refresh made with the token at ``used_version`` (whose
+    refresh token had the fingerprint ``used_fingerprint``) failed with ``invalid_grant``.
+
+    In a new transaction the connection and token are re-read: if another worker rotated
+    the token meanwhile, its token is returned and nothing is marked. Otherwise the
+    connection is marked ``needs_reauth`` (one event, one ``connection_needs_reauth``
+    signal after commit) and ``error`` is raised.
+    """
+    err = error
     with transaction.atomic():
-        conn = Connection.objects.select_for_update().get(pk=connection_id)
+        _set_lock_timeout()
+        conn = _lock_connection(connection_id, wait=True)
+        assert conn is not None  # noqa: S101 - wait=True never returns None
         token = Token.objects.filter(pk=connection_id).first()
         rotated = token is not None and (
-            token.version != attempt.version
+            token.version != used_version
             or (
-                attempt.refresh_fingerprint
+                used_fingerprint
                 and token.refresh_token
-                and crypto.fingerprint(str(token.refresh_token)) != attempt.refresh_fingerprint
+                and crypto.fingerprint(str(token.refresh_token)) != used_fingerprint
             )
         )
         if rotated and token is not None and conn.status == ConnectionStatus.ACTIVE:
@@ -320,41 +328,20 @@ def _after_invalid_grant(connection_id: int, attempt: _Attempt, err: InvalidGran
                 connection_id,
             )
             return token
-        if conn.status == ConnectionStatus.ACTIVE:
-            conn.status = ConnectionStatus.NEEDS_REAUTH
-            conn.record_error(err.code or "invalid_grant", err.message)
-            conn.refresh_failures += 1
-            conn.save(
-                update_fields=[
-                    "status",
-                    "last_error_code",
-                    "last_error_message",
-                    "last_error_at",
-                    "refresh_failures",
-                    "updated_at",
-                ]
-            )
-            ConnectionEvent.log(
-                conn,
-                EventKind.NEEDS_REAUTH,
+        flows.mark_needs_reauth(
+            conn,
+            reason="invalid_grant",
+            error_code=(err.error_id or err.code or "invalid_grant")[:100],
+            message=(
                 "Intacct no longer accepts the refresh token (invalid_grant); "
-                "a user must reconnect the company.",
-                error_code=(err.error_id or err.code or "invalid_grant")[:100],
-            )
-
-            def send() -> None:
-                from intacct_connect import signals
-
-                signals.connection_needs_reauth.send(
-                    sender=Connection, connection=conn, error_code=err.code or "invalid_grant"
-                )
-
-            transaction.on_commit(send)
-            logger.warning(
-                "Connection %s (company %s) needs re-authorisation: invalid_grant",
-                connection_id,
-                conn.company_id,
-            )
+                "a user must reconnect the company."
+            ),
+        )
+        logger.warning(
+            "Connection %s (company %s) needs re-authorisation: invalid_grant",
+            connection_id,
+            conn.company_id,
+        )
     err.connection_id = connection_id
     raise err
 

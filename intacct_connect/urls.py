@@ -1,3 +1,8 @@
+"""URLs of intacct_connect; include them under a prefix, e.g. ``path("intacct/", include(...))``.
+
+The callback's absolute URL must equal ``INTACCT_CONNECT["REDIRECT_URI"]`` exactly.
+"""
+
 from __future__ import annotations
 
 from django.urls import URLPattern, path
@@ -8,4 +13,8 @@ app_name = "intacct_connect"
 
 urlpatterns: list[URLPattern] = [
     path("", views.connections, name="connections"),
+    path("connect/", views.connect, name="connect"),
+    path("callback/", views.callback, name="callback"),
+    path("<int:pk>/reconnect/", views.reconnect, name="reconnect"),
+    path("<int:pk>/disconnect/", views.disconnect, name="disconnect"),
 ]

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import secrets
+from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
+
+from intacct_connect.flows import store_tokens
+from intacct_connect.models import Connection
+from intacct_connect.oauth import TokenSet
 
 
 def require_postgres() -> None:
@@ -24,3 +34,58 @@ def require_postgres() -> None:
     if os.environ.get("INTACCT_REQUIRE_POSTGRES"):
         pytest.fail(f"INTACCT_REQUIRE_POSTGRES is set but this test {reason}")
     pytest.skip(reason)
+
+
+def fake_jwt(claims: dict[str, Any]) -> str:
+    """An unsigned JWT-shaped string carrying ``claims`` (for rows made without Intacct)."""
+
+    def part(data: dict[str, Any]) -> str:
+        raw = json.dumps(data, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.sig-{secrets.token_hex(8)}"
+
+
+def token_set(
+    *,
+    company: str = "ACME",
+    user: str = "alice",
+    entity: str = "",
+    refresh: str | None = "auto",
+    expires_in: int = 21600,
+) -> TokenSet:
+    """A token set shaped like Intacct's, with fresh random secrets."""
+    claims = {"cnyId": company, "userId": user, "entityId": entity or None}
+    access = fake_jwt(claims)
+    return TokenSet(
+        access_token=access,
+        refresh_token=f"rt-{secrets.token_urlsafe(24)}" if refresh == "auto" else refresh,
+        token_type="Bearer",
+        expires_in=expires_in,
+        expires_at=timezone.now() + timedelta(seconds=expires_in),
+        scope="offline_access",
+        claims=claims,
+    )
+
+
+def make_connection(
+    *,
+    tenant: str = "user:1",
+    company: str = "ACME",
+    user: str = "alice",
+    entity: str = "",
+    status: str = "active",
+    grant_type: str = "authorization_code",
+    tokens: TokenSet | None = None,
+) -> Connection:
+    """A connection row with encrypted tokens, written through the same code as the flows."""
+    conn = Connection.objects.create(
+        tenant_key=tenant,
+        company_id=company,
+        intacct_user_id=user,
+        entity_id=entity,
+        status=status,
+        grant_type=grant_type,
+    )
+    store_tokens(conn, tokens or token_set(company=company, user=user, entity=entity))
+    return conn

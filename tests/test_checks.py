@@ -126,7 +126,9 @@ def test_sqlite_check_quiet_otherwise(eager, broker, engine):
 def test_registered_check_reads_settings(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
-    expected = ["intacct_connect.W001"] if "sqlite" in settings.DATABASES["default"]["ENGINE"] else []
+    expected = (
+        ["intacct_connect.W001"] if "sqlite" in settings.DATABASES["default"]["ENGINE"] else []
+    )
     assert [m.id for m in check_sqlite_with_real_broker()] == expected
     settings.CELERY_TASK_ALWAYS_EAGER = True
     assert check_sqlite_with_real_broker() == []

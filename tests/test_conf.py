@@ -21,7 +21,9 @@ def test_defaults_and_user_values(settings):
 
 
 def test_urls_derive_from_api_base_url():
-    with override_settings(INTACCT_CONNECT={"API_BASE_URL": "https://proxy.example.com/ia/api/v1/"}):
+    with override_settings(
+        INTACCT_CONNECT={"API_BASE_URL": "https://proxy.example.com/ia/api/v1/"}
+    ):
         assert app_settings.API_BASE_URL == "https://proxy.example.com/ia/api/v1"
         assert app_settings.AUTHORIZE_URL == "https://proxy.example.com/ia/api/v1/oauth2/authorize"
         assert app_settings.TOKEN_URL == "https://proxy.example.com/ia/api/v1/oauth2/token"

@@ -104,6 +104,7 @@ GATEWAY_MESSAGES = {
     "GW-0010": "API rate limit exceeded",
     "GW-0011": "Invalid Request",
     "GW-0012": "Missing Tenant Data",
+    "GW-0014": "Invalid Content Type",
     "GW-0031": "Invalid Token",
     "GW-0032": "Invalid Token Payload",
     "GW-0033": "Invalid Token Endpoint",

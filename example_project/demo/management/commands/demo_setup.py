@@ -14,7 +14,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
-            raise CommandError("demo_setup creates well-known passwords; it runs only with DEBUG on.")
+            raise CommandError(
+                "demo_setup creates well-known passwords; it runs only with DEBUG on."
+            )
         User = get_user_model()
         for username, superuser in (("admin", True), ("alice", False)):
             if User.objects.filter(username=username).exists():

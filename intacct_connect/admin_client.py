@@ -1,0 +1,93 @@
+"""Admin pieces for the API client: the call log, and usage figures per connection.
+
+The connections admin (``intacct_connect/admin.py``) wires them in:
+
+* importing this module registers :class:`ApiCallLogAdmin` (read-only, filterable);
+* add ``"api_usage"`` to the connection admin's ``readonly_fields`` (or ``fields``) and
+  define ``api_usage = admin_client.api_usage_field`` on the class: it shows calls and
+  errors over 24 hours and 30 days, the last call, and links to that connection's calls.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+
+from intacct_connect.client import usage
+from intacct_connect.models import ApiCallLog, Connection
+
+
+@admin.register(ApiCallLog)
+class ApiCallLogAdmin(admin.ModelAdmin[ApiCallLog]):
+    """Read-only list of API calls; the log holds no bodies and no secrets."""
+
+    list_display = (
+        "created_at",
+        "connection",
+        "method",
+        "path",
+        "status",
+        "error_code",
+        "duration_ms",
+        "retries",
+    )
+    list_filter = ("method", "status", "error_code")
+    search_fields = ("path", "error_code", "request_id", "connection__company_id")
+    list_select_related = ("connection",)
+    raw_id_fields = ("connection",)
+    date_hierarchy = "created_at"
+    readonly_fields = (
+        "connection",
+        "method",
+        "path",
+        "status",
+        "error_code",
+        "duration_ms",
+        "retries",
+        "request_id",
+        "created_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def api_usage_html(connection: Connection) -> SafeString:
+    """Calls / errors in the last 24 hours and 30 days, with a link to the call log."""
+    if connection.pk is None:
+        return format_html("{}", "—")
+    now = timezone.now()
+    day = usage(connection, since=now - timedelta(days=1))
+    month = usage(connection, since=now - timedelta(days=30))
+    url = (
+        reverse("admin:intacct_connect_apicalllog_changelist")
+        + f"?connection__id__exact={connection.pk}"
+    )
+    last = f"{month.last_call_at:%Y-%m-%d %H:%M:%S}" if month.last_call_at else "never"
+    return format_html(
+        "{} calls ({} errors) in 24 h · {} calls ({} errors) in 30 days · last call {} · "
+        '<a href="{}">see calls</a>',
+        day.calls,
+        day.errors,
+        month.calls,
+        month.errors,
+        last,
+        url,
+    )
+
+
+@admin.display(description=_("API usage"))
+def api_usage_field(model_admin: Any, obj: Connection) -> SafeString:
+    """A ``readonly_fields`` entry for the connection admin (see the module docstring)."""
+    return api_usage_html(obj)

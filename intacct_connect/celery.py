@@ -1,0 +1,73 @@
+"""What a host site's Celery app needs from intacct_connect: the beat schedule, the task
+routes and the recommended worker settings. The app never creates a Celery app itself.
+
+In the site's ``celery.py``::
+
+    from celery import Celery
+    from intacct_connect.celery import beat_schedule, task_routes
+
+    app = Celery("mysite")
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.conf.beat_schedule = {**app.conf.beat_schedule, **beat_schedule}
+    app.conf.task_routes = {**task_routes, **(app.conf.task_routes or {})}
+    app.autodiscover_tasks()
+
+and run ``celery -A mysite worker -Q intacct.refresh,intacct.jobs`` plus one
+``celery -A mysite beat``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Importable from Django settings: this module imports no models.
+
+#: The broker visibility timeout (seconds) the tasks' time limits are designed for: at
+#: least twice the longest hard time limit (600 s) and longer than any countdown (≤ 15 min).
+VISIBILITY_TIMEOUT = 7200
+
+#: Short, latency-sensitive tasks: dispatchers and token refreshes.
+REFRESH_QUEUE = "intacct.refresh"
+#: Long tasks: job runs (API calls, storage) and housekeeping.
+JOBS_QUEUE = "intacct.jobs"
+
+#: Two static beat entries (plus a daily prune); per-tenant schedules are rows in the
+#: database, claimed by the dispatcher (never one beat entry per tenant).
+beat_schedule: dict[str, dict[str, Any]] = {
+    "intacct-dispatch-due-refreshes": {
+        "task": "intacct_connect.dispatch_due_refreshes",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "intacct-dispatch-due-schedules": {
+        "task": "intacct_connect.dispatch_due_schedules",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "intacct-prune-api-call-log": {
+        "task": "intacct_connect.prune_api_call_log",
+        "schedule": 86400.0,
+        "options": {"expires": 3600},
+    },
+}
+
+#: Refreshes never wait behind long job runs.
+task_routes: dict[str, dict[str, str]] = {
+    "intacct_connect.dispatch_due_refreshes": {"queue": REFRESH_QUEUE},
+    "intacct_connect.refresh_connection": {"queue": REFRESH_QUEUE},
+    "intacct_connect.dispatch_due_schedules": {"queue": REFRESH_QUEUE},
+    "intacct_connect.run_job": {"queue": JOBS_QUEUE},
+    "intacct_connect.prune_api_call_log": {"queue": JOBS_QUEUE},
+}
+
+#: Worker and broker settings the tasks' reliability relies on (``CELERY_``-prefixed in
+#: Django settings). ``broker_transport_options`` applies to Redis (and SQS).
+recommended_settings: dict[str, Any] = {
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "task_acks_on_failure_or_timeout": True,
+    "worker_prefetch_multiplier": 1,
+    "task_ignore_result": True,
+    "worker_cancel_long_running_tasks_on_connection_loss": True,
+    "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
+}

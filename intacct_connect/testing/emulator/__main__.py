@@ -1,0 +1,59 @@
+"""``python -m intacct_connect.testing.emulator --port 8765 [--host 127.0.0.1] [--state FILE]``
+
+Runs the emulator until Ctrl-C or SIGTERM, then saves the state file (if any) and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m intacct_connect.testing.emulator",
+        description="Run the local Sage Intacct emulator (OAuth 2.0 server and REST API).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    parser.add_argument("--port", type=int, default=8765, help="port (0: a free port)")
+    parser.add_argument(
+        "--state",
+        metavar="FILE",
+        default=None,
+        help="keep the state in this JSON file (loaded at start, saved atomically)",
+    )
+    args = parser.parse_args(argv)
+
+    from intacct_connect.testing.emulator.server import EmulatorServer
+
+    try:
+        server = EmulatorServer(args.host, args.port, state_path=args.state)
+        server.start()
+    except (OSError, ValueError) as err:
+        print(f"Could not start the emulator: {err}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def handle_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle_signal)
+    signal.signal(signal.SIGTERM, handle_signal)
+    print(f"Sage Intacct emulator running: API base URL {server.base_url}", flush=True)
+    print(f"  authorize: {server.authorize_url}", flush=True)
+    print(f"  token:     {server.token_url}", flush=True)
+    print(f"  control:   {server.control_url}/", flush=True)
+    if args.state:
+        print(f"  state file: {args.state}", flush=True)
+    while not stop.wait(0.5):
+        pass
+    server.stop()
+    print("Emulator stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

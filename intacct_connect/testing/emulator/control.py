@@ -1,0 +1,106 @@
+"""The test-control API under ``/__emulator__/`` (JSON; emulator-only, not Intacct).
+
+Every endpoint maps onto a method of :class:`~intacct_connect.testing.emulator.Emulator`;
+errors answer ``400 {"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.wrappers import Request, Response
+
+from intacct_connect.testing.emulator.responses import json_response
+
+if TYPE_CHECKING:
+    from intacct_connect.testing.emulator.app import Emulator
+
+
+class ControlError(Exception):
+    pass
+
+
+def _body(request: Request) -> dict[str, Any]:
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ControlError("The body must be a JSON object") from err
+    if not isinstance(value, dict):
+        raise ControlError("The body must be a JSON object")
+    return value
+
+
+def _call(function: Callable[..., Any], body: dict[str, Any], *names: str) -> Any:
+    positional = []
+    for name in names:
+        if name not in body:
+            raise ControlError(f"{name} is required")
+        positional.append(body.pop(name))
+    return function(*positional, **body)
+
+
+ROUTES: dict[tuple[str, str], Callable[[Emulator, dict[str, Any]], Any]] = {
+    ("POST", "reset"): lambda emu, body: emu.reset() or {"reset": True},
+    ("GET", "config"): lambda emu, body: emu.config(),
+    ("POST", "config"): lambda emu, body: emu.configure(**body),
+    ("GET", "faults"): lambda emu, body: {"faults": emu.faults()},
+    ("POST", "faults"): lambda emu, body: _call(emu.set_fault, body, "kind"),
+    ("DELETE", "faults"): lambda emu, body: emu.clear_faults() or {"faults": []},
+    ("GET", "counters"): lambda emu, body: emu.counters(),
+    ("POST", "time"): lambda emu, body: emu.advance_time(float(body.get("advance", 0)))
+    or {"now": emu.now()},
+    ("GET", "time"): lambda emu, body: {"now": emu.now()},
+    ("POST", "expire-tokens"): lambda emu, body: {"expired": emu.expire_tokens(body.get("company"))},
+    ("POST", "revoke"): lambda emu, body: {"revoked": _call(emu.revoke_grants, body, "company")},
+    ("POST", "tokens"): lambda emu, body: _call(emu.issue_tokens, body, "company_id", "user_id"),
+    ("POST", "companies"): lambda emu, body: _call(emu.seed_company, body, "company_id"),
+    ("POST", "users"): lambda emu, body: _call(
+        emu.seed_user, body, "company_id", "user_id", "password"
+    ),
+    ("POST", "applications"): lambda emu, body: _call(
+        emu.seed_application, body, "client_id", "client_secret"
+    ),
+    ("POST", "authorize-sender"): lambda emu, body: _call(emu.authorize_sender, body, "company")
+    or {"authorized": True},
+    ("POST", "authorize-client"): lambda emu, body: _call(
+        emu.authorize_client, body, "company", "user_id"
+    )
+    or {"authorized": True},
+    ("POST", "generate"): lambda emu, body: {
+        "total": _call(emu.generate_records, body, "company", "object", "count")
+    },
+    ("GET", "grants"): lambda emu, body: {"grants": emu.grants(body.get("company"))},
+}
+
+
+def dispatch(emu: Emulator, request: Request, subpath: str) -> Response:
+    name = subpath.strip("/")
+    try:
+        if name.startswith("records/"):
+            parts = name.split("/")
+            if len(parts) != 4 or request.method != "GET":
+                raise ControlError("Use GET /__emulator__/records/<company>/<app>/<object>")
+            company, object_path = parts[1], f"{parts[2]}/{parts[3]}"
+            rows = emu.records(company, object_path)
+            limit = request.args.get("limit", type=int)
+            return json_response(
+                {"count": len(rows), "records": rows[:limit] if limit is not None else rows}
+            )
+        route = ROUTES.get((request.method, name))
+        if route is None:
+            known = sorted({path for _, path in ROUTES} | {"records/<company>/<app>/<object>"})
+            return json_response(
+                {"error": f"Unknown control endpoint {request.method} {name}",
+                 "endpoints": known},
+                404,
+            )
+        body = _body(request) if request.method != "GET" else dict(request.args.items())
+        result = route(emu, body)
+        return json_response(result if result is not None else {"ok": True})
+    except (ControlError, ValueError, TypeError) as err:
+        return json_response({"error": str(err)}, 400)

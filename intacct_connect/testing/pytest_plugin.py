@@ -1,0 +1,72 @@
+"""pytest plugin (registered as the ``intacct_connect`` pytest11 entry point).
+
+Fixtures:
+
+* ``intacct_emulator`` - a live emulator (started once per session in a thread on a free
+  port of 127.0.0.1), reset to its seed data before each test. Returns the
+  :class:`~intacct_connect.testing.emulator.EmulatorServer` handle.
+* ``intacct_connect_settings`` - (with pytest-django) points ``settings.INTACCT_CONNECT`` at
+  the emulator and returns the same handle.
+
+This module is imported by every pytest run of a site that installs intacct_connect, so it
+imports nothing optional at module level: werkzeug, PyJWT and Django are imported inside
+the fixtures.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from intacct_connect.testing.emulator import EmulatorServer
+
+MISSING_EXTRA = (
+    "The intacct_emulator fixture needs the emulator's dependencies (werkzeug, PyJWT): "
+    'install them with pip install "intacct-connect[testing]"'
+)
+
+
+@pytest.fixture(scope="session")
+def _intacct_emulator_server() -> Iterator[EmulatorServer]:
+    try:
+        from intacct_connect.testing.emulator import EmulatorServer
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise pytest.UsageError(f"{MISSING_EXTRA} ({err})") from err
+    server = EmulatorServer("127.0.0.1", 0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def intacct_emulator(_intacct_emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
+    """A live Sage Intacct emulator with fresh seed data."""
+    _intacct_emulator_server.reset()
+    yield _intacct_emulator_server
+
+
+if importlib.util.find_spec("pytest_django") is not None:
+
+    @pytest.fixture
+    def intacct_connect_settings(
+        intacct_emulator: EmulatorServer, settings: Any
+    ) -> Iterator[EmulatorServer]:
+        """Point ``settings.INTACCT_CONNECT`` at the emulator (demo application).
+
+        A ``REDIRECT_URI`` already in the site's settings is kept and registered for the
+        demo application."""
+        current = dict(getattr(settings, "INTACCT_CONNECT", None) or {})
+        overrides = intacct_emulator.connect_settings()
+        redirect_uri = current.get("REDIRECT_URI")
+        if redirect_uri:
+            intacct_emulator.add_redirect_uri(redirect_uri)
+            overrides["REDIRECT_URI"] = redirect_uri
+        current.update(overrides)
+        settings.INTACCT_CONNECT = current
+        yield intacct_emulator

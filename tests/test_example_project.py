@@ -1,0 +1,98 @@
+"""The example project's settings: defaults need no server; the environment switches them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBE = """
+import json
+from django.conf import settings
+import django
+django.setup()
+from intacct_connect.conf import app_settings
+print(json.dumps({
+    "engine": settings.DATABASES["default"]["ENGINE"],
+    "db_name": str(settings.DATABASES["default"]["NAME"]),
+    "broker": settings.CELERY_BROKER_URL,
+    "debug": settings.DEBUG,
+    "token_url": app_settings.TOKEN_URL,
+    "authorize_url": app_settings.AUTHORIZE_URL,
+    "client_id": app_settings.CLIENT_ID,
+    "keys": len(app_settings.TOKEN_KEYS),
+    "apps": settings.INSTALLED_APPS,
+    "prefetch": settings.CELERY_WORKER_PREFETCH_MULTIPLIER,
+}))
+"""
+
+
+def probe(**env: str) -> dict[str, object]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("INTACCT_", "DJANGO_"))}
+    clean.pop("DATABASE_URL", None)
+    clean.pop("CELERY_BROKER_URL", None)
+    clean.update(env, DJANGO_SETTINGS_MODULE="example_project.settings")
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_defaults_need_no_server():
+    values = probe()
+    assert values["engine"] == "django.db.backends.sqlite3"
+    assert str(values["db_name"]).endswith(".demo/db.sqlite3")
+    assert values["broker"] == "filesystem://"
+    assert values["token_url"] == "http://127.0.0.1:8765/ia/api/v1/oauth2/token"
+    assert values["client_id"] == "demo-client.app.sage.com"
+    assert values["keys"] == 1  # the demo-only key, because DEBUG is on
+    assert values["prefetch"] == 1
+    assert "intacct_connect" in values["apps"]
+
+
+def test_environment_switches_to_postgres_redis_and_another_intacct():
+    values = probe(
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/somedb",
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/3",
+        INTACCT_API_BASE_URL="https://sandbox-proxy.example.com/ia/api/v1",
+        INTACCT_CLIENT_ID="abc.app.sage.com",
+    )
+    assert values["engine"] == "django.db.backends.postgresql"
+    assert values["db_name"] == "somedb"
+    assert values["broker"] == "redis://127.0.0.1:6379/3"
+    assert values["authorize_url"] == "https://sandbox-proxy.example.com/ia/api/v1/oauth2/authorize"
+    assert values["client_id"] == "abc.app.sage.com"
+
+
+def test_production_has_no_demo_key():
+    values = probe(DJANGO_DEBUG="false", DJANGO_SECRET_KEY="x" * 60)
+    assert values["debug"] is False
+    assert values["keys"] == 0  # so check --deploy fails with intacct_connect.E004
+
+
+def test_env_example_documents_every_variable():
+    text = (ROOT / ".env.example").read_text()
+    settings_src = (ROOT / "example_project" / "settings.py").read_text()
+    import re
+
+    used = set(re.findall(r"env\.\w+\(\s*\"([A-Z_]+)\"", settings_src)) | set(
+        re.findall(r"env\(\"([A-Z_]+)\"", settings_src)
+    )
+    assert used, "no variables found"
+    missing = sorted(v for v in used if v not in text)
+    assert not missing, f".env.example does not document {missing}"
+
+
+@pytest.mark.parametrize("variable", ["DATABASE_URL", "CELERY_BROKER_URL", "INTACCT_TOKEN_KEYS"])
+def test_key_variables_named_in_env_example(variable):
+    assert variable in (ROOT / ".env.example").read_text()

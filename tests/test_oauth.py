@@ -1,0 +1,237 @@
+"""intacct_connect.oauth against the live emulator, over real HTTP."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from intacct_connect import oauth
+from intacct_connect.conf import app_settings
+from intacct_connect.exceptions import (
+    IntacctConfigurationError,
+    InvalidClient,
+    InvalidGrant,
+    TokenRequestError,
+    TokenResponseLost,
+)
+
+
+@pytest.fixture
+def emu(intacct_connect_settings):
+    return intacct_connect_settings
+
+
+def authorize(emu, *, company="DEMO-CO", user="admin", password="admin", entity=None):
+    """Start a flow and approve it at the emulator; returns (request, code)."""
+    request = oauth.start_authorization()
+    location = emu.complete_authorization(
+        request.url, company_id=company, user_id=user, password=password, entity=entity
+    )
+    query = parse_qs(urlsplit(location).query)
+    assert query["state"] == [request.state]
+    return request, query["code"][0]
+
+
+def test_authorize_url_uses_pkce_s256_and_exact_redirect_uri(emu, settings):
+    request = oauth.start_authorization()
+    query = parse_qs(urlsplit(request.url).query)
+    assert request.url.startswith(emu.authorize_url + "?")
+    assert query["response_type"] == ["code"]
+    assert query["client_id"] == [app_settings.CLIENT_ID]
+    assert query["redirect_uri"] == [app_settings.REDIRECT_URI]
+    assert query["scope"] == ["offline_access"]
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["code_challenge"] == [oauth.code_challenge(request.code_verifier)]
+    assert 43 <= len(request.code_verifier) <= 128
+    assert len(request.state) >= 43  # 32 random bytes
+    assert "plain" not in request.url
+    assert request.state not in repr(request)
+    assert request.code_verifier not in repr(request)
+
+
+def test_each_authorization_is_unique(emu):
+    a, b = oauth.start_authorization(), oauth.start_authorization()
+    assert a.state != b.state
+    assert a.code_verifier != b.code_verifier
+
+
+def test_exchange_code_returns_tokens_and_claims(emu):
+    request, code = authorize(emu, entity="EAST")
+    tokens = oauth.exchange_code(code, request.code_verifier)
+    assert tokens.company_id == "DEMO-CO"
+    assert tokens.user_id == "admin"
+    assert tokens.entity_id == "EAST"
+    assert tokens.refresh_token
+    assert tokens.token_type.lower() == "bearer"
+    assert 21000 < tokens.expires_in <= 21600
+    assert tokens.access_token not in repr(tokens)
+    assert tokens.refresh_token not in repr(tokens)
+    assert emu.token_requests("authorization_code") == 1
+
+
+def test_code_is_single_use(emu):
+    request, code = authorize(emu)
+    oauth.exchange_code(code, request.code_verifier)
+    with pytest.raises(InvalidGrant) as info:
+        oauth.exchange_code(code, request.code_verifier)
+    assert info.value.status_code == 400
+    assert info.value.code == "invalid_grant"
+
+
+def test_wrong_verifier_is_invalid_grant(emu):
+    _request, code = authorize(emu)
+    with pytest.raises(InvalidGrant):
+        oauth.exchange_code(code, oauth.start_authorization().code_verifier)
+
+
+def test_expired_code_is_invalid_grant(emu):
+    request, code = authorize(emu)
+    emu.advance_time(601)
+    with pytest.raises(InvalidGrant):
+        oauth.exchange_code(code, request.code_verifier)
+
+
+def test_refresh_rotates_and_reuse_revokes_the_grant(emu):
+    request, code = authorize(emu)
+    first = oauth.exchange_code(code, request.code_verifier)
+    second = oauth.refresh(first.refresh_token or "")
+    assert second.refresh_token
+    assert second.refresh_token != first.refresh_token
+    assert second.access_token != first.access_token
+    # Presenting the used refresh token again looks like theft: the whole grant dies.
+    with pytest.raises(InvalidGrant):
+        oauth.refresh(first.refresh_token or "")
+    with pytest.raises(InvalidGrant):
+        oauth.refresh(second.refresh_token)
+    assert emu.token_requests("refresh_token") == 3
+
+
+def test_refresh_without_rotation_returns_no_new_refresh_token_or_the_same(emu):
+    emu.configure(refresh_mode="none")
+    request, code = authorize(emu)
+    first = oauth.exchange_code(code, request.code_verifier)
+    second = oauth.refresh(first.refresh_token or "")
+    assert second.refresh_token in (None, first.refresh_token)
+    oauth.refresh(first.refresh_token or "")  # still valid
+
+
+def test_client_credentials_entity_token(emu):
+    tokens = oauth.client_credentials("admin@DEMO-CO|EAST")
+    assert tokens.company_id == "DEMO-CO"
+    assert tokens.entity_id == "EAST"
+    assert tokens.refresh_token is None
+    assert emu.token_requests("client_credentials") == 1
+
+
+def test_wrong_client_secret_is_invalid_client(emu, settings):
+    settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "CLIENT_SECRET": "wrong"}
+    with pytest.raises(InvalidClient) as info:
+        oauth.client_credentials("admin@DEMO-CO")
+    assert "wrong" not in str(info.value)
+
+
+def test_revoke_kills_the_grant(emu):
+    request, code = authorize(emu)
+    tokens = oauth.exchange_code(code, request.code_verifier)
+    oauth.revoke(tokens.refresh_token or "")
+    with pytest.raises(InvalidGrant):
+        oauth.refresh(tokens.refresh_token or "")
+
+
+@pytest.mark.parametrize("kind", ["500", "503"])
+def test_server_errors_are_token_request_errors(emu, kind):
+    emu.set_fault(kind, endpoint="token", count=1)
+    with pytest.raises(TokenRequestError) as info:
+        oauth.client_credentials("admin@DEMO-CO")
+    assert not isinstance(info.value, TokenResponseLost)
+    assert info.value.status_code == int(kind)
+
+
+def test_garbage_body_is_a_clear_error(emu):
+    emu.set_fault("garbage", endpoint="token", count=1)
+    with pytest.raises(TokenRequestError, match="not JSON"):
+        oauth.client_credentials("admin@DEMO-CO")
+
+
+def test_lost_response_is_never_resent(emu):
+    request, code = authorize(emu)
+    first = oauth.exchange_code(code, request.code_verifier)
+    emu.set_fault("token_lost", endpoint="token", count=1)
+    before = emu.token_requests("refresh_token")
+    with pytest.raises(TokenResponseLost):
+        oauth.refresh(first.refresh_token or "")
+    assert emu.token_requests("refresh_token") == before + 1  # exactly one request reached it
+
+
+def test_dropped_connection_is_lost_response(emu):
+    emu.set_fault("drop", endpoint="token", count=1)
+    with pytest.raises(TokenResponseLost):
+        oauth.client_credentials("admin@DEMO-CO")
+    assert emu.token_requests("client_credentials") <= 1
+
+
+def test_slow_token_endpoint_times_out_as_lost_response(emu, settings):
+    settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "TOKEN_HTTP_TIMEOUT": (1.0, 0.3)}
+    emu.set_fault("slow", endpoint="token", count=1, seconds=1.5)
+    with pytest.raises(TokenResponseLost, match="did not answer in time"):
+        oauth.client_credentials("admin@DEMO-CO")
+
+
+def test_unreachable_token_endpoint_says_nothing_was_sent(settings):
+    settings.INTACCT_CONNECT = {
+        **settings.INTACCT_CONNECT,
+        "TOKEN_URL": "http://127.0.0.1:9/ia/api/v1/oauth2/token",
+    }
+    with pytest.raises(TokenRequestError, match="nothing was sent"):
+        oauth.client_credentials("admin@DEMO-CO")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://api.intacct.com/ia/api/v1/oauth2/token", "ftp://127.0.0.1/token", "//x/token"],
+)
+def test_plain_http_refused_except_loopback(settings, url):
+    settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "TOKEN_URL": url}
+    with pytest.raises(IntacctConfigurationError, match="TOKEN_URL"):
+        oauth.client_credentials("admin@DEMO-CO")
+
+
+def test_intacct_style_errors_are_mapped(emu):
+    emu.configure(error_style="intacct")
+    request, code = authorize(emu)
+    oauth.exchange_code(code, request.code_verifier)
+    with pytest.raises(TokenRequestError) as info:
+        oauth.exchange_code(code, request.code_verifier)
+    assert info.value.status_code == 400
+    assert info.value.code
+
+
+def test_decode_claims_tolerates_garbage():
+    assert oauth.decode_claims("not-a-jwt") == {}
+    assert oauth.decode_claims("a.!!!.c") == {}
+    assert oauth.decode_claims("a.bnVsbA.c") == {}  # "null"
+
+
+def test_nothing_secret_is_logged_even_at_debug(emu, caplog):
+    caplog.set_level(logging.DEBUG)
+    request, code = authorize(emu)
+    tokens = oauth.exchange_code(code, request.code_verifier)
+    refreshed = oauth.refresh(tokens.refresh_token or "")
+    oauth.revoke(refreshed.access_token)
+    secrets = [
+        code,
+        request.code_verifier,
+        tokens.access_token,
+        tokens.refresh_token,
+        refreshed.access_token,
+        refreshed.refresh_token,
+        app_settings.CLIENT_SECRET,
+    ]
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in secrets:
+        assert secret
+        assert secret not in text
+        assert requests.utils.quote(secret, safe="") not in text

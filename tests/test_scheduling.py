@@ -1,0 +1,422 @@
+"""Claiming due refreshes and schedules, fan-out, leases, delivery counting, parking."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.test import override_settings
+from django.utils import timezone
+
+import tests.celery_app  # noqa: F401  (the suite's Celery app)
+from intacct_connect import jobs, scheduling
+from intacct_connect.exceptions import NeedsReauthorization, ServerError
+from intacct_connect.models import (
+    Connection,
+    ConnectionStatus,
+    JobRun,
+    JobRunStatus,
+    Schedule,
+    ScheduleScope,
+    TaskDelivery,
+)
+from tests.job_factories import Recorder, count_job, make_connection, make_schedule
+
+__all__ = ["count_job"]  # fixture re-exported for pytest
+
+pytestmark = pytest.mark.django_db
+
+
+# --- proactive refresh ------------------------------------------------------------------
+
+
+def test_claim_due_refreshes_claims_due_active_connections_once(
+    django_capture_on_commit_callbacks,
+):
+    due = make_connection(next_refresh_in=-10)
+    make_connection(next_refresh_in=600)  # not due
+    for status in (
+        ConnectionStatus.NEEDS_REAUTH,
+        ConnectionStatus.SUPERSEDED,
+        ConnectionStatus.REVOKED,
+    ):
+        make_connection(status=status, next_refresh_in=-10)
+    with django_capture_on_commit_callbacks() as callbacks:
+        claimed = scheduling.claim_due_refreshes()
+    assert claimed == [(due.pk, 1)]
+    assert len(callbacks) == 1  # the enqueue waits for the commit
+    due.refresh_from_db()
+    assert due.next_refresh_at > timezone.now() + timedelta(
+        seconds=scheduling.REFRESH_CLAIM_SECONDS - 5
+    )
+    assert scheduling.claim_due_refreshes() == []  # claimed once
+
+
+def test_claim_due_refreshes_works_in_batches(django_capture_on_commit_callbacks):
+    conns = [make_connection(next_refresh_in=-100 + i) for i in range(7)]
+    with django_capture_on_commit_callbacks():
+        first = scheduling.claim_due_refreshes(limit=3)
+        second = scheduling.claim_due_refreshes(limit=3)
+        third = scheduling.claim_due_refreshes(limit=3)
+    ids = [pk for pk, _ in first + second + third]
+    assert [len(first), len(second), len(third)] == [3, 3, 1]
+    assert ids == [c.pk for c in conns]  # oldest due first, each exactly once
+
+
+@override_settings(
+    INTACCT_CONNECT={
+        **__import__("django.conf").conf.settings.INTACCT_CONNECT,
+        "DISPATCH_BATCH_SIZE": 2,
+    }
+)
+def test_dispatch_due_refreshes_drains_all_batches(django_capture_on_commit_callbacks):
+    for _ in range(5):
+        make_connection(next_refresh_in=-1)
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert scheduling.dispatch_due_refreshes() == 5
+    assert len(callbacks) == 3  # one publish per batch (2 + 2 + 1)
+
+
+def test_missing_next_refresh_is_scheduled_with_per_connection_jitter():
+    conns = [make_connection(expires_in=3600) for _ in range(40)]
+    assert scheduling.schedule_missing_refreshes() == 40
+    times = set()
+    for conn in conns:
+        conn.refresh_from_db()
+        token = conn.token
+        lead = (token.expires_at - conn.next_refresh_at).total_seconds()
+        assert 900 <= lead <= 900 + 300  # REFRESH_WINDOW + up to REFRESH_JITTER
+        times.add(conn.next_refresh_at)
+    assert len(times) > 30  # tokens issued together do not all refresh together
+
+
+def test_idle_connection_is_refreshed_before_the_refresh_token_idles_out():
+    now = timezone.now()
+    due = scheduling.refresh_due_at(7, now + timedelta(days=30), now - timedelta(hours=1), now)
+    assert now < due <= now + timedelta(hours=23)  # IDLE_REFRESH_AFTER = 24 h
+
+
+def test_refresh_one_skips_unusable_and_missing_connections():
+    conn = make_connection(status=ConnectionStatus.NEEDS_REAUTH)
+    assert scheduling.refresh_one(conn.pk).result == "skipped"
+    assert scheduling.refresh_one(987654).result == "missing"
+
+
+def test_failed_refreshes_back_off_exponentially():
+    """Token endpoint unreachable (tests' dead URL): no status change, growing backoff."""
+    conn = make_connection(expires_in=60, next_refresh_in=-1)
+    delays = []
+    for _ in range(3):
+        before = timezone.now()
+        outcome = scheduling.refresh_one(conn.pk, seen_version=1)
+        assert outcome.result == "failed"
+        conn.refresh_from_db()
+        delays.append((conn.next_refresh_at - before).total_seconds())
+    assert conn.status == ConnectionStatus.ACTIVE
+    assert conn.refresh_failures == 3
+    assert 60 <= delays[0] < 120 <= delays[1] < 240 <= delays[2] < 480
+
+
+def test_count_delivery_counts_per_task_id():
+    assert scheduling.count_delivery("task-1", "x") == 1
+    assert scheduling.count_delivery("task-1", "x") == 2
+    assert scheduling.count_delivery("task-2", "x") == 1
+    TaskDelivery.objects.filter(task_id="task-1").update(
+        first_delivered_at=timezone.now() - timedelta(days=3)
+    )
+    assert scheduling.prune_deliveries() == 1
+
+
+# --- schedules --------------------------------------------------------------------------
+
+
+def test_crontab_next_run_and_validation():
+    after = datetime(2026, 3, 1, 10, 7, 30, tzinfo=UTC)
+    assert scheduling.next_crontab_run("*/15 * * * *", after) == datetime(
+        2026, 3, 1, 10, 15, tzinfo=UTC
+    )
+    assert scheduling.next_crontab_run("0 2 * * 1", after) == datetime(
+        2026, 3, 2, 2, 0, tzinfo=UTC
+    )  # next Monday 02:00
+    with pytest.raises(ValidationError, match="5 fields"):
+        scheduling.parse_crontab("* * *")
+    with pytest.raises(ValidationError, match="Invalid crontab"):
+        scheduling.parse_crontab("61 * * * *")
+
+
+@override_settings(TIME_ZONE="Europe/Paris")
+def test_crontab_is_evaluated_in_the_site_time_zone():
+    after = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)  # 14:00 in Paris
+    nxt = scheduling.next_crontab_run("0 3 * * *", after)
+    assert nxt.astimezone(ZoneInfo("Europe/Paris")).hour == 3
+    assert nxt == datetime(2026, 7, 2, 1, 0, tzinfo=UTC)
+
+
+def test_validate_schedule_reports_each_problem(count_job: Recorder):
+    conn = make_connection()
+    bad = Schedule(name="x", job="nope", scope=ScheduleScope.CONNECTION, interval_seconds=10)
+    with pytest.raises(ValidationError) as err:
+        scheduling.validate_schedule(bad)
+    fields = err.value.message_dict
+    assert "No job is registered as 'nope'" in fields["job"][0]
+    assert "shortest interval" in fields["interval_seconds"][0]
+    assert "Choose the connection" in fields["connection"][0]
+    both = Schedule(
+        name="x", job="count_job", connection=conn, interval_seconds=60, crontab="* * * * *"
+    )
+    with pytest.raises(ValidationError, match="not both"):
+        scheduling.validate_schedule(both)
+    tenant = Schedule(name="x", job="count_job", scope=ScheduleScope.TENANT, crontab="0 * * * *")
+    with pytest.raises(ValidationError, match="Enter the tenant"):
+        scheduling.validate_schedule(tenant)
+    params = Schedule(
+        name="x", job="count_job", connection=conn, interval_seconds=60, params=["a"]
+    )
+    with pytest.raises(ValidationError, match="must be a JSON object"):
+        scheduling.validate_schedule(params)
+    ok = Schedule(name="x", job="count_job", connection=conn, crontab="*/5 * * * *")
+    scheduling.validate_schedule(ok)
+
+
+def test_dispatch_fans_out_per_scope_and_records_skips(
+    count_job: Recorder, django_capture_on_commit_callbacks
+):
+    a1 = make_connection(tenant="a")
+    a2 = make_connection(tenant="a")
+    a3 = make_connection(tenant="a", status=ConnectionStatus.NEEDS_REAUTH, last_error_code="x1")
+    make_connection(tenant="a", status=ConnectionStatus.REVOKED)  # not listed for a tenant
+    b1 = make_connection(tenant="b")
+    s_conn = make_schedule(connection=b1)
+    s_tenant = make_schedule(scope=ScheduleScope.TENANT, tenant="a")
+    s_site = make_schedule(scope=ScheduleScope.SITE, interval=None, crontab="*/5 * * * *")
+    make_schedule(connection=a1, enabled=False)  # paused
+    make_schedule(connection=a1, due=False)  # not due
+    with django_capture_on_commit_callbacks() as callbacks:
+        queued = scheduling.dispatch_due_schedules()
+    assert len(callbacks) == 1
+    runs = JobRun.objects.all()
+    by_schedule = {
+        s.pk: sorted((r.connection_id, r.status) for r in runs if r.schedule_id == s.pk)
+        for s in (s_conn, s_tenant, s_site)
+    }
+    assert by_schedule[s_conn.pk] == [(b1.pk, "queued")]
+    assert by_schedule[s_tenant.pk] == [(a1.pk, "queued"), (a2.pk, "queued"), (a3.pk, "skipped")]
+    # the site schedule overlaps the tenant one for the same job: skipped as overlap
+    site = {r.connection_id: r for r in runs if r.schedule_id == s_site.pk}
+    assert set(site) == {a1.pk, a2.pk, a3.pk, b1.pk}
+    assert all(r.status == "skipped" for r in site.values())
+    assert site[a1.pk].error_code == "overlap"
+    assert queued == 3
+    skipped = JobRun.objects.get(schedule=s_tenant, connection=a3)
+    assert skipped.error_code == "needs_reauth"
+    assert "reconnect" in skipped.error_message and "x1" in skipped.error_message
+    # schedules advanced in the same transaction: a second dispatch claims nothing
+    s_conn.refresh_from_db()
+    assert s_conn.next_run_at > timezone.now() + timedelta(seconds=250)
+    assert s_conn.last_run_at is not None
+    with django_capture_on_commit_callbacks():
+        assert scheduling.dispatch_due_schedules() == 0
+    assert JobRun.objects.count() == len(runs)
+
+
+def test_connection_scope_records_skip_for_revoked_connection(
+    count_job: Recorder, django_capture_on_commit_callbacks
+):
+    conn = make_connection(status=ConnectionStatus.REVOKED)
+    make_schedule(connection=conn)
+    with django_capture_on_commit_callbacks():
+        assert scheduling.dispatch_due_schedules() == 0
+    run = JobRun.objects.get()
+    assert (run.status, run.error_code) == ("skipped", "revoked")
+
+
+def test_interval_schedule_does_not_catch_up_missed_runs(count_job: Recorder):
+    now = timezone.now()
+    s = make_schedule(connection=make_connection(), interval=600)
+    s.next_run_at = now - timedelta(hours=5)
+    assert scheduling.next_run_time(s, now) == now + timedelta(seconds=600)
+    s.next_run_at = now - timedelta(seconds=100)
+    assert scheduling.next_run_time(s, now) == now + timedelta(seconds=500)  # keeps its phase
+
+
+def test_unscheduled_schedule_gets_a_first_run(count_job: Recorder):
+    s = make_schedule(connection=make_connection(), interval=120)
+    Schedule.objects.filter(pk=s.pk).update(next_run_at=None)
+    assert scheduling.schedule_unscheduled() == 1
+    s.refresh_from_db()
+    assert s.next_run_at is not None
+
+
+def test_stale_queued_run_is_failed_as_lost_and_replaced(
+    count_job: Recorder, django_capture_on_commit_callbacks
+):
+    conn = make_connection()
+    s = make_schedule(connection=conn)
+    old = JobRun.objects.create(
+        job="count_job",
+        connection=conn,
+        schedule=s,
+        queued_at=timezone.now() - timedelta(seconds=scheduling.QUEUED_RUN_STALE_SECONDS + 5),
+    )
+    with django_capture_on_commit_callbacks():
+        assert scheduling.dispatch_due_schedules() == 1
+    old.refresh_from_db()
+    assert (old.status, old.error_code) == ("failed", "lost")
+
+
+def test_pause_resume_and_run_now(count_job: Recorder, django_capture_on_commit_callbacks):
+    conn = make_connection()
+    make_schedule(connection=conn, due=False)
+    qs = Schedule.objects.all()
+    assert scheduling.pause_schedules(qs) == 1
+    assert scheduling.pause_schedules(qs) == 0
+    assert scheduling.resume_schedules(qs) == 1
+    s = qs.get()
+    assert s.enabled and s.next_run_at > timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert scheduling.run_schedules_now(qs) == 1
+    run = JobRun.objects.get()
+    assert (run.trigger, run.status, run.records_processed) == ("manual", "succeeded", 3)
+    s.refresh_from_db()
+    assert s.next_run_at > timezone.now()  # run now does not move the schedule
+
+
+# --- executing runs ---------------------------------------------------------------------
+
+
+def _queued_run(conn: Connection | None = None, job: str = "count_job") -> JobRun:
+    return JobRun.objects.create(job=job, connection=conn or make_connection(), params={"a": 1})
+
+
+def test_execute_run_success_records_everything(count_job: Recorder):
+    run = _queued_run()
+    done = scheduling.execute_run(run.pk, task_id="t-1", attempt=1)
+    assert done is not None
+    assert (done.status, done.records_processed, done.attempt, done.delivery_count) == (
+        "succeeded",
+        3,
+        1,
+        1,
+    )
+    assert done.started_at <= done.finished_at and done.lease_until is None
+    assert done.task_id == "t-1"
+    assert count_job.calls == [(run.connection_id, run.pk, {"a": 1})]
+    # a duplicate delivery of a finished run does nothing
+    assert scheduling.execute_run(run.pk, task_id="t-1").status == "succeeded"
+    assert len(count_job.calls) == 1
+
+
+def test_job_error_fails_run_without_retry(count_job: Recorder):
+    count_job.raise_ = jobs.JobError("bad data", code="bad_data")
+    run = scheduling.execute_run(_queued_run().pk, final_attempt=False)
+    assert (run.status, run.error_code, run.error_message) == ("failed", "bad_data", "bad data")
+
+
+def test_transient_error_requeues_for_retry_then_fails_on_last_attempt(count_job: Recorder):
+    count_job.raise_ = ServerError("Intacct is down", status_code=503)
+    run = _queued_run()
+    with pytest.raises(scheduling.RetryRun):
+        scheduling.execute_run(run.pk, attempt=1, final_attempt=False)
+    run.refresh_from_db()
+    assert (run.status, run.attempt, run.lease_until) == ("queued", 1, None)
+    assert "retrying" in run.error_message
+    done = scheduling.execute_run(run.pk, attempt=2, final_attempt=True)
+    assert (done.status, done.attempt, done.delivery_count) == ("failed", 2, 1)
+    assert "gave up after attempt 2" in done.error_message
+
+
+def test_needs_reauth_during_run_is_recorded_as_skipped(count_job: Recorder):
+    count_job.raise_ = NeedsReauthorization("reconnect me", connection_id=1)
+    run = scheduling.execute_run(_queued_run().pk, final_attempt=False)
+    assert run.status == "skipped"
+
+
+def test_connection_needing_reauth_at_start_is_skipped_with_reason(count_job: Recorder):
+    conn = make_connection()
+    run = _queued_run(conn)
+    Connection.objects.filter(pk=conn.pk).update(status=ConnectionStatus.NEEDS_REAUTH)
+    done = scheduling.execute_run(run.pk)
+    assert (done.status, done.error_code) == ("skipped", "needs_reauth")
+    assert count_job.calls == []
+
+
+def test_unknown_job_fails_the_run():
+    run = scheduling.execute_run(_queued_run(job="no_such_job").pk)
+    assert (run.status, run.error_code) == ("failed", "unknown_job")
+
+
+def test_run_killed_repeatedly_is_parked_after_max_deliveries(count_job: Recorder):
+    """A delivery that claims the run and dies (no settle) is what a killed worker leaves."""
+    run = _queued_run()
+    for delivery in (1, 2, 3):
+        claim = scheduling._start(run.pk, "task-x", 1)  # worker dies right after
+        assert claim is not None and claim.delivery == delivery
+    done = scheduling.execute_run(run.pk, task_id="task-x", attempt=1)
+    assert (done.status, done.error_code, done.delivery_count) == ("parked", "max_deliveries", 4)
+    assert count_job.calls == []
+    assert "MAX_DELIVERIES=3" in done.error_message
+
+
+def test_a_retry_attempt_starts_its_own_delivery_count(count_job: Recorder):
+    run = _queued_run()
+    for _ in range(3):
+        scheduling._start(run.pk, "t", 1)
+    done = scheduling.execute_run(run.pk, attempt=2)
+    assert (done.status, done.attempt, done.delivery_count) == ("succeeded", 2, 1)
+
+
+def test_no_overlap_on_the_same_connection(count_job: Recorder):
+    conn = make_connection()
+    first = _queued_run(conn)
+    second = _queued_run(conn)
+    assert scheduling._start(first.pk, "a", 1) is not None  # running, live lease
+    done = scheduling.execute_run(second.pk)
+    assert (done.status, done.error_code) == ("skipped", "overlap")
+    assert count_job.calls == []
+    # another job on the same connection is not blocked
+    jobs.register("other_job")(lambda client, ctx: 0)
+    try:
+        assert scheduling.execute_run(_queued_run(conn, job="other_job").pk).status == "succeeded"
+    finally:
+        jobs.unregister("other_job")
+
+
+def test_expired_lease_is_taken_over(count_job: Recorder):
+    conn = make_connection()
+    first = _queued_run(conn)
+    scheduling._start(first.pk, "a", 1)
+    JobRun.objects.filter(pk=first.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    second = scheduling.execute_run(_queued_run(conn).pk)
+    assert second.status == "succeeded"
+    first.refresh_from_db()
+    assert (first.status, first.error_code) == ("failed", "lease_expired")
+
+
+def test_taken_over_delivery_cannot_commit_its_results(count_job: Recorder):
+    """Fencing: a delivery whose run was taken over discards its writes."""
+    run = _queued_run()
+    stale = scheduling._start(run.pk, "t", 1)
+    assert stale is not None
+    scheduling._start(run.pk, "t", 1)  # redelivered: delivery 2 owns the run now
+    written = []
+    ctx = jobs.JobContext(run=stale.run, connection=stale.run.connection, params={}, cursor_name="c")
+    ctx.on_success(lambda: written.append(1))
+    assert scheduling._settle(stale, JobRunStatus.SUCCEEDED, ctx=ctx) is False
+    assert written == []
+    run.refresh_from_db()
+    assert run.status == "running"
+
+
+def test_enqueue_run_validates_input(count_job: Recorder, django_capture_on_commit_callbacks):
+    conn = make_connection()
+    with pytest.raises(jobs.UnknownJob):
+        scheduling.enqueue_run("nope", conn.pk)
+    with pytest.raises(ValidationError):
+        scheduling.enqueue_run("count_job", conn.pk, params=[1])  # type: ignore[arg-type]
+    with django_capture_on_commit_callbacks(execute=True):
+        run = scheduling.enqueue_run("count_job", conn.pk, {"x": 2})
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert count_job.calls[0][2] == {"x": 2}

@@ -1,0 +1,171 @@
+"""Reliability invariants of every task the app registers, payloads, example settings."""
+
+from __future__ import annotations
+
+import json
+import re
+import runpy
+from pathlib import Path
+
+import pytest
+from celery import Task
+from django.conf import settings
+
+from intacct_connect import scheduling, tasks, tokens
+from intacct_connect import celery as intacct_celery
+from intacct_connect.conf import app_settings
+from intacct_connect.exceptions import InvalidGrant
+from intacct_connect.models import JobRun
+from tests.celery_app import app
+from tests.job_factories import Recorder, count_job, make_connection, make_schedule
+
+__all__ = ["count_job"]
+
+MAX_COUNTDOWN = 15 * 60
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def app_tasks() -> dict[str, Task]:
+    app.loader.import_default_modules()
+    found = {name: task for name, task in app.tasks.items() if name.startswith("intacct_connect.")}
+    assert found, "no intacct_connect task registered"
+    return found
+
+
+def _total(timeout: tuple[float, float]) -> float:
+    return float(sum(timeout))
+
+
+def test_the_app_registers_the_documented_tasks():
+    assert set(app_tasks()) == {
+        "intacct_connect.dispatch_due_refreshes",
+        "intacct_connect.refresh_connection",
+        "intacct_connect.dispatch_due_schedules",
+        "intacct_connect.run_job",
+        "intacct_connect.prune_api_call_log",
+    }
+    assert set(intacct_celery.task_routes) == set(app_tasks())
+
+
+@pytest.mark.parametrize("name", sorted(app_tasks()))
+def test_reliability_invariants(name: str):
+    task = app_tasks()[name]
+    # idempotent tasks: acknowledged after they finish, requeued if the worker dies ...
+    assert task.acks_late is True
+    assert task.reject_on_worker_lost is True
+    # ... with a bound on redeliveries counted in the database
+    assert getattr(task, "max_deliveries_counted", False) is True
+    assert 1 <= app_settings.MAX_DELIVERIES <= 10
+    assert task.ignore_result is True
+    soft, hard = task.soft_time_limit, task.time_limit
+    assert soft is not None and hard is not None
+    assert soft < hard
+    # a blocked HTTP call must end before the soft limit interrupts cleanup
+    assert _total(app_settings.HTTP_TIMEOUT) < soft
+    assert _total(app_settings.TOKEN_HTTP_TIMEOUT) + tokens.LOCK_TIMEOUT_SECONDS < soft
+    # Redis redelivers unacked messages after the visibility timeout
+    assert hard * 2 <= intacct_celery.VISIBILITY_TIMEOUT
+    autoretry = getattr(task, "autoretry_for", ())
+    if autoretry:
+        assert tuple(autoretry) == (scheduling.RetryRun,)  # never permanent errors
+        assert task.retry_backoff_max <= MAX_COUNTDOWN
+        assert task.max_retries is not None and task.max_retries <= 10
+
+
+def test_leases_and_claims_outlive_hard_limits():
+    run_job = app_tasks()["intacct_connect.run_job"]
+    refresh = app_tasks()["intacct_connect.refresh_connection"]
+    assert scheduling.JOB_LEASE_SECONDS >= run_job.time_limit
+    assert scheduling.REFRESH_CLAIM_SECONDS >= refresh.time_limit
+    assert max(scheduling.retry_countdown(n) for n in range(20)) <= MAX_COUNTDOWN
+
+
+def test_no_countdown_or_eta_beyond_15_minutes_in_the_code():
+    """Static check of every call site: literal countdowns/ETAs stay under 15 minutes."""
+    pattern = re.compile(r"\b(countdown|eta|expires)\s*=\s*([0-9_.]+)")
+    for path in (ROOT / "intacct_connect").rglob("*.py"):
+        for match in pattern.finditer(path.read_text()):
+            assert float(match.group(2).replace("_", "")) <= MAX_COUNTDOWN, (path, match.group(0))
+    for entry in intacct_celery.beat_schedule.values():
+        assert entry["options"]["expires"] <= entry["schedule"]
+
+
+@pytest.mark.django_db
+def test_permanent_errors_are_never_retried(count_job: Recorder):
+    count_job.raise_ = InvalidGrant("revoked", code="invalid_grant")
+    conn = make_connection()
+    row = JobRun.objects.create(job="count_job", connection=conn)
+    done = scheduling.execute_run(row.pk, final_attempt=False)  # would raise RetryRun if retried
+    assert done.status == "skipped"
+
+
+def test_example_project_worker_settings_match(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+    conf = runpy.run_path(str(ROOT / "example_project" / "settings.py"))
+    assert conf["CELERY_TASK_ACKS_LATE"] is True
+    assert conf["CELERY_TASK_REJECT_ON_WORKER_LOST"] is True
+    assert conf["CELERY_WORKER_PREFETCH_MULTIPLIER"] == 1
+    assert conf["CELERY_TASK_IGNORE_RESULT"] is True
+    assert conf["CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS"] is True
+    visibility = conf["CELERY_BROKER_TRANSPORT_OPTIONS"]["visibility_timeout"]
+    assert visibility == intacct_celery.VISIBILITY_TIMEOUT
+    assert all(t.time_limit * 2 <= visibility for t in app_tasks().values())
+    beat = conf["CELERY_BEAT_SCHEDULE"]
+    by_task = {entry["task"]: entry["schedule"] for entry in beat.values()}
+    assert by_task["intacct_connect.dispatch_due_refreshes"] == 60.0
+    assert by_task["intacct_connect.dispatch_due_schedules"] == 60.0
+    assert conf["CELERY_TASK_ROUTES"]["intacct_connect.refresh_connection"] == {
+        "queue": "intacct.refresh"
+    }
+    assert conf["CELERY_TASK_ROUTES"]["intacct_connect.run_job"] == {"queue": "intacct.jobs"}
+    for key, value in intacct_celery.recommended_settings.items():
+        if key != "broker_transport_options":
+            assert conf[f"CELERY_{key.upper()}"] == value, key
+
+
+@pytest.mark.django_db
+def test_payloads_carry_ids_only(count_job: Recorder, django_capture_on_commit_callbacks):
+    """Messages published after commit hold IDs and numbers: no token, no model."""
+    conn = make_connection(next_refresh_in=-5)
+    make_schedule(connection=conn)
+    app.conf.task_always_eager = False
+    try:
+        with app.connection_for_write() as broker:
+            for queue in ("intacct.refresh", "intacct.jobs"):
+                broker.SimpleQueue(queue).clear()
+        with django_capture_on_commit_callbacks(execute=True):
+            scheduling.claim_due_refreshes()
+            scheduling.dispatch_due_schedules()
+        bodies = []
+        with app.connection_for_read() as broker:
+            for queue in ("intacct.refresh", "intacct.jobs"):
+                q = broker.SimpleQueue(queue)
+                while True:
+                    try:
+                        message = q.get(block=False)
+                    except q.Empty:
+                        break
+                    bodies.append((message.headers["task"], message.decode()))
+                    message.ack()
+    finally:
+        app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
+    token = conn.token
+    assert sorted(name for name, _ in bodies) == [
+        "intacct_connect.refresh_connection",
+        "intacct_connect.run_job",
+    ]
+    for _name, (args, kwargs, _embed) in bodies:
+        assert kwargs == {}
+        assert all(isinstance(a, int) for a in args)
+        dumped = json.dumps(args)
+        assert str(token.access_token) not in dumped and str(token.refresh_token) not in dumped
+
+
+@pytest.mark.django_db
+def test_tasks_run_eagerly_end_to_end(count_job: Recorder, django_capture_on_commit_callbacks):
+    conn = make_connection()
+    make_schedule(connection=conn)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.dispatch_due_schedules.delay().get() == 1
+    assert len(count_job.calls) == 1
+    assert tasks.refresh_connection.delay(987654).get() == "missing"

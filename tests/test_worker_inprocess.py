@@ -1,0 +1,111 @@
+"""A real Celery worker (in-process thread, real broker transport) runs the tasks.
+
+Unlike eager mode this exercises serialisation, routing to the two queues, enqueueing
+after commit, acknowledgement, and the worker's own database connection (hence
+``transaction=True``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.conf import settings
+from django.db import transaction
+
+from intacct_connect import scheduling, tasks
+from intacct_connect.models import JobRun, Schedule
+from tests.celery_app import app
+from tests.job_factories import Recorder, count_job, make_connection, make_schedule
+
+__all__ = ["count_job"]
+
+QUEUES = ["intacct.refresh", "intacct.jobs"]
+
+
+@pytest.fixture
+def worker() -> Iterator[None]:
+    app.conf.task_always_eager = False
+    with app.connection_for_write() as broker:
+        for queue in QUEUES:
+            broker.SimpleQueue(queue).clear()
+    try:
+        with start_worker(
+            app, pool="solo", perform_ping_check=False, queues=QUEUES, shutdown_timeout=20
+        ):
+            yield
+    finally:
+        app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met within the timeout")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dispatcher_task_fans_out_runs_that_a_worker_executes(worker: None, count_job: Recorder):
+    conns = [make_connection(tenant="t1") for _ in range(3)]
+    schedule = make_schedule(scope="tenant", tenant="t1")
+    tasks.dispatch_due_schedules.delay()
+    wait_for(lambda: JobRun.objects.filter(status="succeeded").count() == 3)
+    runs = JobRun.objects.filter(schedule=schedule)
+    assert sorted(r.connection_id for r in runs) == [c.pk for c in conns]
+    for run in runs:
+        assert run.task_id and run.delivery_count == 1 and run.records_processed == 3
+    assert sorted(c for c, _, _ in count_job.calls) == [c.pk for c in conns]
+    schedule.refresh_from_db()
+    assert schedule.last_run_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_are_enqueued_only_after_commit(worker: None, count_job: Recorder):
+    conn = make_connection()
+    make_schedule(connection=conn)
+    with transaction.atomic():
+        scheduling.dispatch_due_schedules()
+        run = JobRun.objects.get()
+        time.sleep(0.5)  # a worker would have picked it up by now if it were sent
+        assert count_job.calls == []
+    wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rolled_back_dispatch_enqueues_nothing(worker: None, count_job: Recorder):
+    conn = make_connection()
+    make_schedule(connection=conn)
+
+    class Rollback(Exception):
+        pass
+
+    with pytest.raises(Rollback), transaction.atomic():
+        scheduling.dispatch_due_schedules()
+        raise Rollback
+    time.sleep(0.5)
+    assert count_job.calls == [] and not JobRun.objects.exists()
+    assert Schedule.objects.get().next_run_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_transient_failure_is_retried_by_the_worker(worker: None, count_job: Recorder):
+    from intacct_connect.exceptions import RateLimited
+
+    count_job.raise_ = RateLimited("slow down", status_code=429)
+    original = scheduling.JOB_RETRY_BACKOFF
+    tasks.run_job.retry_backoff = 1  # retry within a second for the test
+    try:
+        run = scheduling.enqueue_run("count_job", make_connection().pk)
+        wait_for(lambda: len(count_job.calls) >= 1)
+        count_job.raise_ = None
+        time.sleep(3)
+        print(JobRun.objects.filter(pk=run.pk).values())
+        wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
+    finally:
+        tasks.run_job.retry_backoff = original
+    run.refresh_from_db()
+    assert run.attempt == 2 and run.delivery_count == 1

@@ -1,0 +1,120 @@
+"""Helpers for the emulator's own tests (everything goes through real HTTP)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import requests
+
+from intacct_connect.testing.emulator import EmulatorServer
+
+CLIENT_ID = "demo-client.app.sage.com"
+CLIENT_SECRET = "demo-secret"
+REDIRECT_URI = "https://app.example.com/intacct/callback/"
+
+
+@pytest.fixture(autouse=True)
+def _no_unexpected_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every emulator test also proves the emulator never hit an unexpected exception."""
+    yield
+    if "intacct_emulator" in request.fixturenames:
+        emu: EmulatorServer = request.getfixturevalue("intacct_emulator")
+        assert emu.unexpected_errors() == 0, emu.emulator.last_unexpected_error()
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(64)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def authorize_url(emu: EmulatorServer, challenge: str | None, **overrides: Any) -> str:
+    params: dict[str, Any] = {
+        "response_type": "code",
+        "client_id": CLIENT_ID,
+        "redirect_uri": REDIRECT_URI,
+        "state": "state-123",
+        "scope": "offline_access",
+    }
+    if challenge is not None:
+        params["code_challenge"] = challenge
+        params["code_challenge_method"] = "S256"
+    params.update(overrides)
+    params = {k: v for k, v in params.items() if v is not None}
+    return f"{emu.authorize_url}?{urlencode(params)}"
+
+
+def query_of(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def get_code(
+    emu: EmulatorServer,
+    company: str = "DEMO-CO",
+    user: str = "admin",
+    password: str | None = None,
+    entity: str | None = None,
+    **overrides: Any,
+) -> tuple[str, str]:
+    """(code, verifier) through the sign-in and consent pages."""
+    verifier, challenge = pkce()
+    location = emu.complete_authorization(
+        authorize_url(emu, challenge, **overrides), company, user, password or user, entity
+    )
+    params = query_of(location)
+    assert "code" in params, location
+    return params["code"], verifier
+
+
+def token_request(emu: EmulatorServer, **data: Any) -> requests.Response:
+    body = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, **data}
+    body = {k: v for k, v in body.items() if v is not None}
+    return requests.post(emu.token_url, data=body, timeout=10)
+
+
+def exchange(emu: EmulatorServer, code: str, verifier: str) -> dict[str, Any]:
+    response = token_request(
+        emu,
+        grant_type="authorization_code",
+        code=code,
+        code_verifier=verifier,
+        redirect_uri=REDIRECT_URI,
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def api(
+    emu: EmulatorServer,
+    method: str,
+    path: str,
+    token: str,
+    *,
+    entity: str | None = None,
+    **kwargs: Any,
+) -> requests.Response:
+    headers = bearer(token)
+    if entity is not None:
+        headers["X-IA-API-Param-Entity"] = entity
+    headers.update(kwargs.pop("headers", {}))
+    return requests.request(
+        method, f"{emu.base_url}{path}", headers=headers, timeout=30, **kwargs
+    )
+
+
+@pytest.fixture
+def admin_token(intacct_emulator: EmulatorServer) -> str:
+    """A top-level access token of DEMO-CO's admin."""
+    token: str = intacct_emulator.issue_tokens("DEMO-CO", "admin")["access_token"]
+    return token

@@ -1,0 +1,27 @@
+"""Settings of the Celery worker subprocess started by tests/test_worker_processes.py.
+
+Same as ``tests.settings`` but pointed at the test's database (``DATABASE_URL`` naming the
+pytest-django test database), the test's Redis broker and the test's emulator.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tests.settings import *  # noqa: F403
+from tests.settings import INTACCT_CONNECT
+
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BROKER_URL = os.environ.get("INTACCT_WORKER_BROKER_URL", "redis://127.0.0.1:6379/15")
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7200}
+if os.environ.get("INTACCT_WORKER_API_BASE_URL"):
+    INTACCT_CONNECT = {
+        **INTACCT_CONNECT,
+        "API_BASE_URL": os.environ["INTACCT_WORKER_API_BASE_URL"],
+    }
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+}
