@@ -40,8 +40,15 @@ class DefaultIntacctAdapter:
         return self.can_view(request, connection)
 
     def get_connections_url(self, request: HttpRequest) -> str:
-        """Where the connect flow returns when no safe ``next`` was given."""
+        """The tenant's connections page: the error pages' "back" link, and where
+        disconnect and failed flows return."""
         return reverse("intacct_connect:connections")
+
+    def get_connect_redirect_url(self, request: HttpRequest, connection: Connection) -> str:
+        """Where a successful connect or reconnect returns when no safe ``next`` was given.
+
+        Must be a same-site path or URL; the default is :meth:`get_connections_url`."""
+        return self.get_connections_url(request)
 
 
 def get_adapter() -> DefaultIntacctAdapter:

@@ -170,7 +170,6 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "refresh_failures",
         "health",
         "health_checked_at",
-        "api_usage",
         "created_at",
         "updated_at",
     )
@@ -203,7 +202,6 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     "last_error_at",
                     "health",
                     "health_checked_at",
-                    "api_usage",
                     "created_at",
                     "updated_at",
                 )
@@ -241,13 +239,6 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if token is None:
             return "—"
         return describe_delta(token.expires_at - timezone.now())
-
-    @admin.display(description=_("API usage"))
-    def api_usage(self, obj: Connection) -> str:
-        """Calls and errors over 24 hours and 30 days (the API client's call log)."""
-        from intacct_connect.admin_client import api_usage_html
-
-        return api_usage_html(obj)
 
     @admin.display(description=_("healthy"), boolean=True)
     def health(self, obj: Connection) -> bool | None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import builtins
 import email.utils
+import functools
 import logging
 import random
 import re
@@ -48,6 +49,7 @@ from urllib.parse import quote
 
 import requests
 from django.db import DatabaseError
+from django.db import connection as db_connection
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
@@ -69,7 +71,7 @@ from intacct_connect.exceptions import (
     ServerError,
     TransportError,
 )
-from intacct_connect.models import ApiCallLog, Connection, ConnectionEvent, EventKind, Token
+from intacct_connect.models import ApiCallLog, Connection, ConnectionEvent, EventKind
 
 logger = logging.getLogger(__name__)
 
@@ -353,7 +355,7 @@ class IntacctClient:
         self.connection = connection
         self.entity_id = connection.entity_id if entity_id is None else entity_id
         self.session = session or default_session()
-        self._token: Token | None = None
+        self._token: tokens.AccessToken | None = None
 
     def __repr__(self) -> str:
         return (
@@ -363,20 +365,24 @@ class IntacctClient:
 
     # --- token ---------------------------------------------------------------------
 
-    def _current_token(self) -> Token:
+    def _current_token(self) -> tokens.AccessToken:
         token = self._token
         skew = timedelta(seconds=app_settings.TOKEN_REFRESH_SKEW)
         if token is None or token.expires_at <= timezone.now() + skew:
-            token = tokens.get_token(self.connection.pk)
+            token = tokens.current_token(self.connection.pk)
             self._token = token
         return token
 
-    def _refresh_after_rejection(self, used: Token) -> Token:
+    def _refresh_after_rejection(self, used: tokens.AccessToken) -> tokens.AccessToken:
         try:
             token = tokens.refresh_connection(
                 self.connection.pk, force=True, seen_version=used.version
             )
+        except NeedsReauthorization:
+            self._token = None
+            raise
         except InvalidGrant as err:
+            self._token = None
             raise NeedsReauthorization(
                 f"Intacct no longer accepts connection {self.connection.pk}'s grant "
                 "(invalid_grant); a user must reconnect the company",
@@ -385,8 +391,8 @@ class IntacctClient:
             ) from err
         if token is None:  # pragma: no cover - wait=True never returns None
             raise AuthenticationError(connection_id=self.connection.pk)
-        self._token = token
-        return token
+        self._token = tokens.AccessToken.of(token)
+        return self._token
 
     # --- the choke point -----------------------------------------------------------
 
@@ -396,10 +402,10 @@ class IntacctClient:
         return f"{app_settings.API_BASE_URL}{path}"
 
     def _headers(
-        self, token: Token, idempotency_key: str | None, extra: Mapping[str, str]
+        self, token: tokens.AccessToken, idempotency_key: str | None, extra: Mapping[str, str]
     ) -> dict[str, str]:
         headers = {
-            "Authorization": f"Bearer {token.access_token}",
+            "Authorization": f"Bearer {token.value}",
             "Accept": "application/json",
             "User-Agent": app_settings.USER_AGENT,
         }
@@ -561,17 +567,23 @@ class IntacctClient:
             )
 
     def _log(self, call: _Call) -> None:
+        """One INSERT per call (plain SQL: this runs on every call, see bench/README.md)."""
         try:
-            ApiCallLog.objects.create(
-                connection_id=self.connection.pk,
-                method=call.method,
-                path=call.path,
-                status=call.status,
-                error_code=call.error_code,
-                duration_ms=int((time.monotonic() - call.started) * 1000),
-                retries=call.retries,
-                request_id=call.request_id,
-            )
+            with db_connection.cursor() as cursor:
+                cursor.execute(
+                    _log_statement(),
+                    [
+                        self.connection.pk,
+                        call.method,
+                        call.path,
+                        call.status,
+                        call.error_code,
+                        int((time.monotonic() - call.started) * 1000),
+                        call.retries,
+                        call.request_id,
+                        db_connection.ops.adapt_datetimefield_value(timezone.now()),
+                    ],
+                )
         except DatabaseError:
             logger.exception(
                 "Could not write the API call log of connection %s", self.connection.pk
@@ -773,8 +785,8 @@ class IntacctClient:
     def composite(self, requests_: Sequence[Mapping[str, Any]]) -> builtins.list[Any]:
         """Run 2 to 10 sub-requests in order (``POST /services/core/composite``); returns
         the per-request results ``{"ia::result"|"ia::error", "ia::status", …}``."""
-        if not 1 <= len(requests_) <= 10:
-            raise ValueError("a composite request holds 1 to 10 sub-requests")
+        if not 2 <= len(requests_) <= 10:
+            raise ValueError("a composite request holds 2 to 10 sub-requests")
         result = self._request("POST", COMPOSITE_PATH, json=[dict(r) for r in requests_]).result
         return result if isinstance(result, list) else [result]
 
@@ -821,6 +833,30 @@ def _check_batch(body: list[dict[str, Any]]) -> None:
 
 
 _GARBAGE: Any = object()
+
+_LOG_COLUMNS = (
+    "connection_id",
+    "method",
+    "path",
+    "status",
+    "error_code",
+    "duration_ms",
+    "retries",
+    "request_id",
+    "created_at",
+)
+
+
+@functools.cache
+def _log_sql(table: str, vendor: str) -> str:
+    quote = db_connection.ops.quote_name
+    columns = ", ".join(quote(c) for c in _LOG_COLUMNS)
+    marks = ", ".join(["%s"] * len(_LOG_COLUMNS))
+    return f"INSERT INTO {quote(table)} ({columns}) VALUES ({marks})"  # noqa: S608
+
+
+def _log_statement() -> str:
+    return _log_sql(ApiCallLog._meta.db_table, db_connection.vendor)
 
 
 def _parse_json(response: requests.Response) -> Any:

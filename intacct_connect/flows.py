@@ -105,7 +105,8 @@ def safe_next_url(candidate: str | None, *, host: str, secure: bool) -> str:
     if not candidate or len(candidate) > 2000:
         return ""
     # Check the value, its percent-decoded and its NFKC form: an intermediary that decodes
-    # or normalises must not turn "/%2F%2Fevil.com" or "/／evil.com" into "//evil.com".
+    # or normalises must not turn "/%2F%2Fevil.com" or "/" + FULLWIDTH SOLIDUS + "evil.com"
+    # into "//evil.com".
     decoded = unquote(candidate)
     for form in (candidate, decoded, unicodedata.normalize("NFKC", decoded)):
         if any(ch.isspace() or ch == "\\" or unicodedata.category(ch)[0] == "C" for ch in form):
@@ -739,7 +740,6 @@ def purge_flows(*, now: Any = None) -> int:
 class RotationProgress:
     total: int
     done: int = 0
-    skipped_locked: int = 0
     conflicts: int = 0
     flows_purged: int = 0
     rounds: int = 0

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 from django.utils import timezone
 
 from intacct_connect.conf import app_settings
@@ -68,10 +68,18 @@ def _table() -> str:
     return ConcurrencySlot._meta.db_table
 
 
-def _execute(db: Any, sql: str, params: list[Any]) -> int:
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
-        return int(cursor.rowcount)
+def _execute(db: Any, sql: str, params: list[Any], *, attempts: int = 1) -> int:
+    """Run one statement; SQLite's "database is locked" is retried ``attempts`` times."""
+    for attempt in range(attempts):
+        try:
+            with db.cursor() as cursor:
+                cursor.execute(sql, params)
+                return int(cursor.rowcount)
+        except OperationalError as err:
+            if "locked" not in str(err) or attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.005, 0.02))  # noqa: S311
+    return 0  # pragma: no cover - attempts >= 1
 
 
 def _ensure_slots(db: Any, company_id: str, limit: int) -> None:
@@ -105,14 +113,18 @@ def try_acquire(company_id: str, limit: int | None = None) -> tuple[int, str] | 
     )
     first = random.randrange(limit)  # noqa: S311 - spread claims over the slots
     order = [(first + i) % limit for i in range(limit)]
-    for ensured in (False, True):
-        for slot in order:
-            if _execute(db, sql, [holder, until, company_id, slot, now_db]) == 1:
-                return slot, holder
-        if ensured:
-            break
-        # All busy, or the rows do not exist yet: create missing rows, try once more.
-        _ensure_slots(db, company_id, limit)
+    try:
+        for ensured in (False, True):
+            for slot in order:
+                if _execute(db, sql, [holder, until, company_id, slot, now_db]) == 1:
+                    return slot, holder
+            if ensured:
+                break
+            # All busy, or the rows do not exist yet: create missing rows, try once more.
+            _ensure_slots(db, company_id, limit)
+    except OperationalError as err:
+        if "locked" not in str(err):  # SQLite: another writer holds the database
+            raise
     return None
 
 
@@ -125,6 +137,7 @@ def release(company_id: str, slot: int, holder: str) -> None:
         f"UPDATE {table} SET holder = '', held_until = NULL "  # noqa: S608
         "WHERE company_id = %s AND slot = %s AND holder = %s",
         [company_id, slot, holder],
+        attempts=50,
     )
 
 

@@ -31,6 +31,7 @@ safe only because SQLite serialises writing transactions (use
 from __future__ import annotations
 
 import logging
+import random
 import time
 import zlib
 from collections.abc import Iterable, Sequence
@@ -193,10 +194,10 @@ def _publish(task: Task[Any, Any], arg_lists: Sequence[Sequence[Any]]) -> None:
     """Send one message per argument list, reusing one broker connection."""
     if not arg_lists:
         return
-    app = task._get_app()
+    app = task.app
     with app.producer_or_acquire() as producer:
         for args in arg_lists:
-            task.apply_async(args=list(args), producer=producer)
+            task.apply_async(args=tuple(args), producer=producer)
 
 
 def _enqueue_on_commit(task_name: str, arg_lists: list[list[Any]]) -> None:
@@ -1007,9 +1008,11 @@ def _requeue(claim: _Claim, err: BaseException) -> None:
         logger.warning("Job run %s was taken over before its retry", claim.run.pk)
 
 
-def retry_countdown(retries: int) -> int:
-    """Backoff before retry number ``retries + 1`` (seconds, capped, ≤ 15 min)."""
-    return int(min(JOB_RETRY_BACKOFF * 2**retries, JOB_RETRY_BACKOFF_MAX))
+def retry_countdown(retries: int) -> float:
+    """Backoff before retry number ``retries + 1``: exponential from ``JOB_RETRY_BACKOFF``,
+    capped at ``JOB_RETRY_BACKOFF_MAX`` (≤ 15 min), with "equal jitter" (half random)."""
+    cap = min(JOB_RETRY_BACKOFF * 2 ** min(retries, 20), JOB_RETRY_BACKOFF_MAX)
+    return float(cap / 2 + random.uniform(0, cap / 2))  # noqa: S311 - jitter, not crypto
 
 
 __all__ = [

@@ -102,11 +102,7 @@ def dispatch_due_schedules(self: Task[Any, Any]) -> int:
     name="intacct_connect.run_job",
     soft_time_limit=scheduling.JOB_SOFT_TIME_LIMIT,
     time_limit=scheduling.JOB_HARD_TIME_LIMIT,
-    autoretry_for=(scheduling.RetryRun,),
     max_retries=scheduling.JOB_MAX_RETRIES,
-    retry_backoff=scheduling.JOB_RETRY_BACKOFF,
-    retry_backoff_max=scheduling.JOB_RETRY_BACKOFF_MAX,
-    retry_jitter=True,
     max_deliveries_counted=True,  # JobRun.delivery_count, see scheduling.execute_run
     **COMMON_OPTIONS,
 )
@@ -117,12 +113,17 @@ def run_job(self: Task[Any, Any], run_id: int) -> str:
     disconnects) are retried with exponential backoff and jitter, up to ``max_retries``;
     needs-reauthorisation and configuration errors never are."""
     retries = int(self.request.retries or 0)
-    run = scheduling.execute_run(
-        int(run_id),
-        task_id=self.request.id or "",
-        attempt=retries + 1,
-        final_attempt=retries >= scheduling.JOB_MAX_RETRIES,
-    )
+    try:
+        run = scheduling.execute_run(
+            int(run_id),
+            task_id=self.request.id or "",
+            attempt=retries + 1,
+            final_attempt=retries >= (self.max_retries or 0),
+        )
+    except scheduling.RetryRun as err:
+        # Only transient errors get here (scheduling.TRANSIENT_ERRORS); the countdown is
+        # exponential with jitter and never above 10 minutes.
+        raise self.retry(exc=err, countdown=scheduling.retry_countdown(retries)) from None
     return run.status if run is not None else "missing"
 
 

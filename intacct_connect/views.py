@@ -257,5 +257,5 @@ def callback(request: HttpRequest) -> HttpResponse:
     else:
         text = _("Reconnected %(company)s.") % {"company": company}
     messages.success(request, text, fail_silently=True)
-    target = result.next_url or adapter.get_connections_url(request)
+    target = result.next_url or adapter.get_connect_redirect_url(request, result.connection)
     return _no_store(HttpResponseSeeOther(target))

@@ -24,5 +24,7 @@ app.conf.task_routes = task_routes
 if os.environ.get("INTACCT_WORKER_BROKER_URL"):
     app.conf.broker_url = os.environ["INTACCT_WORKER_BROKER_URL"]
     app.conf.task_always_eager = False
+if os.environ.get("INTACCT_WORKER_TEST_JOBS"):
+    app.conf.imports = ["tests.worker_jobs"]
 app.autodiscover_tasks(["intacct_connect"])
 app.set_default()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -82,7 +83,8 @@ def expire_locally(conn: Connection) -> None:
 
 
 @pytest.fixture
-def emulator(intacct_emulator: EmulatorServer, settings: Any) -> EmulatorServer:
+def emulator(intacct_emulator: EmulatorServer, settings: Any) -> Iterator[EmulatorServer]:
     """The emulator, with INTACCT_CONNECT pointed at it and fast retries."""
     point_at_emulator(settings, intacct_emulator)
-    return intacct_emulator
+    yield intacct_emulator
+    assert intacct_emulator.unexpected_errors() == 0

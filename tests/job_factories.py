@@ -32,7 +32,9 @@ def make_connection(
         company_id=company or f"CO-{n}",
         intacct_user_id=f"user-{n}",
         status=status,
-        next_refresh_at=None if next_refresh_in is None else now + timedelta(seconds=next_refresh_in),
+        next_refresh_at=None
+        if next_refresh_in is None
+        else now + timedelta(seconds=next_refresh_in),
         **fields,
     )
     if expires_in is not None:
@@ -96,3 +98,36 @@ def count_job() -> Iterator[Recorder]:
     jobs.register("count_job", description="test job")(count_job)
     yield rec
     jobs.unregister("count_job")
+
+
+def emulator_connection(
+    emulator: Any,
+    company: str = "DEMO-CO",
+    user: str = "admin",
+    *,
+    tenant: str = "tenant-a",
+    expires_in: float | None = None,
+    next_refresh_in: float | None = None,
+) -> Connection:
+    """A connection holding real tokens issued by the emulator (a fresh consent grant).
+
+    ``expires_in`` overrides the stored expiry (the token itself stays valid at Intacct)."""
+    issued = emulator.issue_tokens(company, user)
+    now = timezone.now()
+    conn = Connection.objects.create(
+        tenant_key=tenant,
+        company_id=company,
+        intacct_user_id=user,
+        next_refresh_at=None
+        if next_refresh_in is None
+        else now + timedelta(seconds=next_refresh_in),
+    )
+    Token.objects.create(
+        connection=conn,
+        access_token=issued["access_token"],
+        refresh_token=issued.get("refresh_token", ""),
+        expires_at=now
+        + timedelta(seconds=issued["expires_in"] if expires_in is None else expires_in),
+        last_refreshed_at=now,
+    )
+    return conn

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -52,7 +53,8 @@ def test_changelist_shows_status_and_time_left_never_tokens(staff: Client) -> No
     response = staff.get(reverse(CHANGELIST))
     html = response.content.decode()
     assert response.status_code == 200
-    assert "intacct-status-active" in html and "intacct-status-needs_reauth" in html
+    assert "intacct-status-active" in html
+    assert "intacct-status-needs_reauth" in html
     assert "5 h 59 min" in html or "6 h 00 min" in html
     assert_no_token_material(html, ts)
 
@@ -97,7 +99,10 @@ def test_filters_and_search(staff: Client) -> None:
     url = reverse(CHANGELIST)
     assert "BRAVO" not in staff.get(url, {"status__exact": "active"}).content.decode()
     assert "ALPHA" not in staff.get(url, {"q": "BRAV"}).content.decode()
-    for params in ({"environment__exact": "production"}, {"grant_type__exact": "client_credentials"}):
+    for params in (
+        {"environment__exact": "production"},
+        {"grant_type__exact": "client_credentials"},
+    ):
         assert staff.get(url, params).status_code == 200
 
 
@@ -106,7 +111,9 @@ def test_token_admin_is_read_only(staff: Client) -> None:
     assert staff.get(reverse("admin:intacct_connect_token_add")).status_code == 403
     response = staff.post(reverse("admin:intacct_connect_token_change", args=[conn.pk]), {})
     assert response.status_code == 403
-    assert staff.get(reverse("admin:intacct_connect_token_delete", args=[conn.pk])).status_code == 403
+    assert (
+        staff.get(reverse("admin:intacct_connect_token_delete", args=[conn.pk])).status_code == 403
+    )
 
 
 def test_connection_change_form_cannot_touch_identity_or_status(staff: Client) -> None:
@@ -154,7 +161,8 @@ def test_action_mark_needs_reauth(staff: Client, admin_user: AbstractBaseUser) -
 def test_action_disconnect_reports_local_only_when_intacct_unreachable(staff: Client) -> None:
     a = make_connection(company="A")
     html = _action(staff, "disconnect_and_revoke", a)
-    assert "1 connection failed" in html and "disconnected locally" in html
+    assert "1 connection failed" in html
+    assert "disconnected locally" in html
     a.refresh_from_db()
     assert a.status == ConnectionStatus.REVOKED
     assert not Token.objects.filter(pk=a.pk).exists()
@@ -179,9 +187,82 @@ def test_add_view_requires_permission(client: Client, django_user_model: Any) ->
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(3600 * 5 + 65, "5 h 01 min"), (240, "4 min"), (-180, "expired 3 min ago"), (3 * 86400, "3 d 0 h")],
+    [
+        (3600 * 5 + 65, "5 h 01 min"),
+        (240, "4 min"),
+        (-180, "expired 3 min ago"),
+        (3 * 86400, "3 d 0 h"),
+    ],
 )
 def test_describe_delta(seconds: int, text: str) -> None:
     from datetime import timedelta
 
     assert describe_delta(timedelta(seconds=seconds)) == text
+
+
+# --- actions against the emulator ------------------------------------------------------------
+
+
+@pytest.fixture
+def live_connection(intacct_connect_settings: Any) -> Iterator[Connection]:
+    """A connection holding real (emulator-issued) tokens."""
+    from intacct_connect import flows, ratelimit
+
+    yield flows.create_client_credentials_connection(tenant_key="team:1", username="admin@DEMO-CO")
+    # The API client's concurrency slots use a private connection on PostgreSQL.
+    ratelimit.close_private_connection()
+
+
+def test_action_refresh_tokens_now(
+    staff: Client, live_connection: Connection, intacct_connect_settings: Any
+) -> None:
+    before = Token.objects.get(pk=live_connection.pk).version
+    html = _action(staff, "refresh_tokens_now", live_connection)
+    assert "1 connection refreshed." in html
+    assert Token.objects.get(pk=live_connection.pk).version == before + 1
+    assert intacct_connect_settings.token_requests("client_credentials") == 2
+
+
+def test_action_test_connection(
+    staff: Client, live_connection: Connection, intacct_connect_settings: Any
+) -> None:
+    html = _action(staff, "test_connection", live_connection)
+    assert "1 connection answered the test call." in html
+    live_connection.refresh_from_db()
+    assert live_connection.health_ok is True
+    intacct_connect_settings.unauthorize_sender("DEMO-CO")
+    html = _action(staff, "test_connection", live_connection)
+    assert "1 connection failed" in html
+    assert "GW-0011" in html
+    live_connection.refresh_from_db()
+    assert live_connection.health_ok is False
+
+
+def test_action_disconnect_and_revoke(staff: Client, live_connection: Connection) -> None:
+    html = _action(staff, "disconnect_and_revoke", live_connection)
+    assert "1 connection disconnected and revoked at Intacct." in html
+    live_connection.refresh_from_db()
+    assert live_connection.status == ConnectionStatus.REVOKED
+
+
+def test_add_client_credentials_connection_from_admin(
+    staff: Client, intacct_connect_settings: Any, admin_user: AbstractBaseUser
+) -> None:
+    url = reverse("admin:intacct_connect_connection_add")
+    response = staff.post(url, {"tenant_key": "team:7", "username": "admin@DEMO-CO|WEST"})
+    conn = Connection.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse(
+        "admin:intacct_connect_connection_change", args=[conn.pk]
+    )
+    assert (conn.tenant_key, conn.company_id, conn.entity_id, conn.grant_type) == (
+        "team:7",
+        "DEMO-CO",
+        "WEST",
+        "client_credentials",
+    )
+    assert conn.connected_by == admin_user
+    refused = staff.post(url, {"tenant_key": "team:7", "username": "jane@DEMO-CO"})
+    assert refused.status_code == 200
+    assert "Intacct refused the credentials" in refused.content.decode()
+    assert Connection.objects.count() == 1

@@ -107,7 +107,9 @@ def test_get_keyring_follows_settings() -> None:
     first = crypto.get_keyring()
     assert first.primary_id == crypto.key_id(crypto.parse_key(TEST_TOKEN_KEY))
     with override_settings(INTACCT_CONNECT={**INTACCT_CONNECT, "TOKEN_KEYS": [TEST_OLD_TOKEN_KEY]}):
-        assert crypto.get_keyring().primary_id == crypto.key_id(crypto.parse_key(TEST_OLD_TOKEN_KEY))
+        assert crypto.get_keyring().primary_id == crypto.key_id(
+            crypto.parse_key(TEST_OLD_TOKEN_KEY)
+        )
     assert crypto.get_keyring().primary_id == first.primary_id
 
 

@@ -45,7 +45,12 @@ def test_one_authorization_code_connection_per_tenant_company_user() -> None:
 
 
 def test_client_credentials_unique_per_entity() -> None:
-    kwargs = {"tenant": "t1", "company": "ACME", "user": "ws", "grant_type": GrantType.CLIENT_CREDENTIALS}
+    kwargs = {
+        "tenant": "t1",
+        "company": "ACME",
+        "user": "ws",
+        "grant_type": GrantType.CLIENT_CREDENTIALS,
+    }
     make_connection(entity="EAST", **kwargs)
     make_connection(entity="WEST", **kwargs)
     with pytest.raises(IntegrityError), transaction.atomic():

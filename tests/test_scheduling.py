@@ -22,7 +22,13 @@ from intacct_connect.models import (
     ScheduleScope,
     TaskDelivery,
 )
-from tests.job_factories import Recorder, count_job, make_connection, make_schedule
+from tests.job_factories import (
+    Recorder,
+    count_job,
+    emulator_connection,
+    make_connection,
+    make_schedule,
+)
 
 __all__ = ["count_job"]  # fixture re-exported for pytest
 
@@ -65,13 +71,8 @@ def test_claim_due_refreshes_works_in_batches(django_capture_on_commit_callbacks
     assert ids == [c.pk for c in conns]  # oldest due first, each exactly once
 
 
-@override_settings(
-    INTACCT_CONNECT={
-        **__import__("django.conf").conf.settings.INTACCT_CONNECT,
-        "DISPATCH_BATCH_SIZE": 2,
-    }
-)
-def test_dispatch_due_refreshes_drains_all_batches(django_capture_on_commit_callbacks):
+def test_dispatch_due_refreshes_drains_all_batches(settings, django_capture_on_commit_callbacks):
+    settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "DISPATCH_BATCH_SIZE": 2}
     for _ in range(5):
         make_connection(next_refresh_in=-1)
     with django_capture_on_commit_callbacks() as callbacks:
@@ -171,9 +172,7 @@ def test_validate_schedule_reports_each_problem(count_job: Recorder):
     tenant = Schedule(name="x", job="count_job", scope=ScheduleScope.TENANT, crontab="0 * * * *")
     with pytest.raises(ValidationError, match="Enter the tenant"):
         scheduling.validate_schedule(tenant)
-    params = Schedule(
-        name="x", job="count_job", connection=conn, interval_seconds=60, params=["a"]
-    )
+    params = Schedule(name="x", job="count_job", connection=conn, interval_seconds=60, params=["a"])
     with pytest.raises(ValidationError, match="must be a JSON object"):
         scheduling.validate_schedule(params)
     ok = Schedule(name="x", job="count_job", connection=conn, crontab="*/5 * * * *")
@@ -211,7 +210,8 @@ def test_dispatch_fans_out_per_scope_and_records_skips(
     assert queued == 3
     skipped = JobRun.objects.get(schedule=s_tenant, connection=a3)
     assert skipped.error_code == "needs_reauth"
-    assert "reconnect" in skipped.error_message and "x1" in skipped.error_message
+    assert "reconnect" in skipped.error_message
+    assert "x1" in skipped.error_message
     # schedules advanced in the same transaction: a second dispatch claims nothing
     s_conn.refresh_from_db()
     assert s_conn.next_run_at > timezone.now() + timedelta(seconds=250)
@@ -274,7 +274,8 @@ def test_pause_resume_and_run_now(count_job: Recorder, django_capture_on_commit_
     assert scheduling.pause_schedules(qs) == 0
     assert scheduling.resume_schedules(qs) == 1
     s = qs.get()
-    assert s.enabled and s.next_run_at > timezone.now()
+    assert s.enabled
+    assert s.next_run_at > timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
         assert scheduling.run_schedules_now(qs) == 1
     run = JobRun.objects.get()
@@ -300,7 +301,8 @@ def test_execute_run_success_records_everything(count_job: Recorder):
         1,
         1,
     )
-    assert done.started_at <= done.finished_at and done.lease_until is None
+    assert done.started_at <= done.finished_at
+    assert done.lease_until is None
     assert done.task_id == "t-1"
     assert count_job.calls == [(run.connection_id, run.pk, {"a": 1})]
     # a duplicate delivery of a finished run does nothing
@@ -352,7 +354,8 @@ def test_run_killed_repeatedly_is_parked_after_max_deliveries(count_job: Recorde
     run = _queued_run()
     for delivery in (1, 2, 3):
         claim = scheduling._start(run.pk, "task-x", 1)  # worker dies right after
-        assert claim is not None and claim.delivery == delivery
+        assert claim is not None
+        assert claim.delivery == delivery
     done = scheduling.execute_run(run.pk, task_id="task-x", attempt=1)
     assert (done.status, done.error_code, done.delivery_count) == ("parked", "max_deliveries", 4)
     assert count_job.calls == []
@@ -401,7 +404,9 @@ def test_taken_over_delivery_cannot_commit_its_results(count_job: Recorder):
     assert stale is not None
     scheduling._start(run.pk, "t", 1)  # redelivered: delivery 2 owns the run now
     written = []
-    ctx = jobs.JobContext(run=stale.run, connection=stale.run.connection, params={}, cursor_name="c")
+    ctx = jobs.JobContext(
+        run=stale.run, connection=stale.run.connection, params={}, cursor_name="c"
+    )
     ctx.on_success(lambda: written.append(1))
     assert scheduling._settle(stale, JobRunStatus.SUCCEEDED, ctx=ctx) is False
     assert written == []
@@ -420,3 +425,66 @@ def test_enqueue_run_validates_input(count_job: Recorder, django_capture_on_comm
     run.refresh_from_db()
     assert run.status == "succeeded"
     assert count_job.calls[0][2] == {"x": 2}
+
+
+# --- proactive refresh through the emulator ----------------------------------------------
+
+
+def test_proactive_refresh_end_to_end(intacct_connect_settings, django_capture_on_commit_callbacks):
+    emulator = intacct_connect_settings
+    conn = emulator_connection(emulator, expires_in=600, next_refresh_in=-1)
+    fresh = emulator_connection(emulator, "DEMO-CO", "jane", next_refresh_in=3000)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert scheduling.dispatch_due_refreshes() == 1
+    assert emulator.token_requests(grant_type="refresh_token") == 1
+    conn.refresh_from_db()
+    token = conn.token
+    assert token.version == 2
+    assert token.refresh_count == 1
+    assert conn.refresh_failures == 0
+    lead = (token.expires_at - conn.next_refresh_at).total_seconds()
+    assert 900 <= lead <= 1200  # REFRESH_WINDOW + jitter before the new expiry
+    # a second dispatcher round finds nothing due
+    with django_capture_on_commit_callbacks(execute=True):
+        assert scheduling.dispatch_due_refreshes() == 0
+    assert emulator.token_requests(grant_type="refresh_token") == 1
+    fresh.refresh_from_db()
+    assert fresh.token.version == 1
+
+
+def test_refresh_seen_by_dispatcher_but_done_elsewhere_is_not_repeated(intacct_connect_settings):
+    emulator = intacct_connect_settings
+    conn = emulator_connection(emulator, expires_in=600)
+    # the dispatcher saw version 0; the stored token is already version 1
+    assert scheduling.refresh_one(conn.pk, seen_version=0).result == "ok"
+    assert emulator.token_requests(grant_type="refresh_token") == 0
+
+
+def test_invalid_grant_marks_needs_reauth_and_stops_dispatching(
+    intacct_connect_settings, django_capture_on_commit_callbacks
+):
+    emulator = intacct_connect_settings
+    conn = emulator_connection(emulator, expires_in=600, next_refresh_in=-1)
+    emulator.revoke_grants("DEMO-CO")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert scheduling.dispatch_due_refreshes() == 1
+    conn.refresh_from_db()
+    assert conn.status == ConnectionStatus.NEEDS_REAUTH
+    Connection.objects.filter(pk=conn.pk).update(next_refresh_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert scheduling.dispatch_due_refreshes() == 0  # skipped from now on
+    assert emulator.token_requests(grant_type="refresh_token") == 1
+
+
+def test_invalid_client_changes_no_status_and_backs_off(intacct_connect_settings, settings):
+    emulator = intacct_connect_settings
+    conn = emulator_connection(emulator, expires_in=600)
+    settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "CLIENT_SECRET": "wrong-secret"}
+    before = timezone.now()
+    outcome = scheduling.refresh_one(conn.pk, seen_version=1)
+    assert (outcome.result, outcome.error_code) == ("config_error", "invalid_client")
+    conn.refresh_from_db()
+    assert conn.status == ConnectionStatus.ACTIVE
+    assert conn.refresh_failures == 1
+    assert conn.next_refresh_at >= before + timedelta(seconds=scheduling.REFRESH_BACKOFF_BASE)
+    assert conn.token.version == 1

@@ -45,15 +45,21 @@ def test_sent_only_after_commit(received: list[dict[str, Any]]) -> None:
     call = received[0]
     assert call["signal"] is signals.token_refreshed
     assert call["sender"] is Connection
-    assert call["connection"] == conn and call["token_version"] == 2
+    assert call["connection"] == conn
+    assert call["token_version"] == 2
 
 
 @pytest.mark.django_db(transaction=True)
 def test_not_sent_when_rolled_back(received: list[dict[str, Any]]) -> None:
     conn = make_connection()
-    with pytest.raises(RuntimeError), transaction.atomic():
-        signals.send_on_commit(signals.connection_revoked, connection=conn)
-        raise RuntimeError("rollback")
+
+    def rolled_back() -> None:
+        with transaction.atomic():
+            signals.send_on_commit(signals.connection_revoked, connection=conn)
+            raise RuntimeError("rollback")
+
+    with pytest.raises(RuntimeError):
+        rolled_back()
     assert received == []
 
 
@@ -70,7 +76,8 @@ def test_failing_receiver_is_logged_not_raised(caplog: pytest.LogCaptureFixture)
             signals.send_on_commit(signals.connection_created, connection=conn, actor=None)
     finally:
         signals.connection_created.disconnect(dispatch_uid="broken")
-    assert "receiver" in caplog.text and "ValueError" in caplog.text
+    assert "receiver" in caplog.text
+    assert "ValueError" in caplog.text
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,8 +11,8 @@ import pytest
 from celery import Task
 from django.conf import settings
 
-from intacct_connect import scheduling, tasks, tokens
 from intacct_connect import celery as intacct_celery
+from intacct_connect import scheduling, tasks, tokens
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import InvalidGrant
 from intacct_connect.models import JobRun
@@ -58,18 +58,18 @@ def test_reliability_invariants(name: str):
     assert 1 <= app_settings.MAX_DELIVERIES <= 10
     assert task.ignore_result is True
     soft, hard = task.soft_time_limit, task.time_limit
-    assert soft is not None and hard is not None
+    assert soft is not None
+    assert hard is not None
     assert soft < hard
     # a blocked HTTP call must end before the soft limit interrupts cleanup
     assert _total(app_settings.HTTP_TIMEOUT) < soft
     assert _total(app_settings.TOKEN_HTTP_TIMEOUT) + tokens.LOCK_TIMEOUT_SECONDS < soft
     # Redis redelivers unacked messages after the visibility timeout
     assert hard * 2 <= intacct_celery.VISIBILITY_TIMEOUT
-    autoretry = getattr(task, "autoretry_for", ())
-    if autoretry:
-        assert tuple(autoretry) == (scheduling.RetryRun,)  # never permanent errors
-        assert task.retry_backoff_max <= MAX_COUNTDOWN
-        assert task.max_retries is not None and task.max_retries <= 10
+    # retries are explicit (run_job, transient errors only), never automatic elsewhere
+    assert not getattr(task, "autoretry_for", ())
+    if name == "intacct_connect.run_job":
+        assert task.max_retries == scheduling.JOB_MAX_RETRIES <= 10
 
 
 def test_leases_and_claims_outlive_hard_limits():
@@ -88,6 +88,13 @@ def test_no_countdown_or_eta_beyond_15_minutes_in_the_code():
             assert float(match.group(2).replace("_", "")) <= MAX_COUNTDOWN, (path, match.group(0))
     for entry in intacct_celery.beat_schedule.values():
         assert entry["options"]["expires"] <= entry["schedule"]
+
+
+def test_transient_and_permanent_errors_do_not_overlap():
+    for permanent in scheduling.PERMANENT_ERRORS:
+        # execute_run checks PERMANENT_ERRORS first, so a subclass of a transient error
+        # (InvalidGrant is a TokenRequestError) is still never retried
+        assert permanent not in scheduling.TRANSIENT_ERRORS
 
 
 @pytest.mark.django_db
@@ -158,7 +165,8 @@ def test_payloads_carry_ids_only(count_job: Recorder, django_capture_on_commit_c
         assert kwargs == {}
         assert all(isinstance(a, int) for a in args)
         dumped = json.dumps(args)
-        assert str(token.access_token) not in dumped and str(token.refresh_token) not in dumped
+        assert str(token.access_token) not in dumped
+        assert str(token.refresh_token) not in dumped
 
 
 @pytest.mark.django_db

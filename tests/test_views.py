@@ -8,9 +8,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import time_machine
 from django.contrib.auth.models import AbstractBaseUser
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from intacct_connect.models import Connection, ConnectionStatus, EventKind, OAuthFlow, Token
 from tests.helpers import make_connection, token_set
@@ -101,7 +104,8 @@ def test_connect_with_csrf_token_redirects_to_intacct(alice: AbstractBaseUser, e
     assert query["response_type"] == ["code"]
     assert "no-store" in response["Cache-Control"]
     flow = OAuthFlow.objects.get()
-    assert flow.entity_id == "EAST" and flow.tenant_key == tenant(alice)
+    assert flow.entity_id == "EAST"
+    assert flow.tenant_key == tenant(alice)
 
 
 def test_connect_anonymous_goes_to_login() -> None:
@@ -225,8 +229,10 @@ def test_list_shows_only_own_connections_without_tokens(
     response = logged_in(alice).get(LIST)
     body = response.content.decode()
     assert response.status_code == 200
-    assert "MINE" in body and "THEIRS" not in body
-    assert mine.access_token not in body and str(mine.refresh_token) not in body
+    assert "MINE" in body
+    assert "THEIRS" not in body
+    assert mine.access_token not in body
+    assert str(mine.refresh_token) not in body
     assert "v1:" not in body  # no ciphertext either
     assert reverse("intacct_connect:connect") in body
     assert "DEMO-SENDER" in body
@@ -234,7 +240,8 @@ def test_list_shows_only_own_connections_without_tokens(
 
 def test_list_anonymous_redirects_to_login() -> None:
     response = Client().get(LIST)
-    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert response.status_code == 302
+    assert "/login/" in response["Location"]
 
 
 @pytest.mark.parametrize("action", ["reconnect", "disconnect"])
@@ -283,7 +290,8 @@ def test_reconnect_starts_flow_bound_to_connection(alice: AbstractBaseUser) -> N
     response = logged_in(alice).post(reverse("intacct_connect:reconnect", args=[mine.pk]))
     assert response.status_code == 303
     flow = OAuthFlow.objects.get()
-    assert flow.reconnect_id == mine.pk and flow.entity_id == "EAST"
+    assert flow.reconnect_id == mine.pk
+    assert flow.entity_id == "EAST"
 
 
 # --- callback: bad input never reaches the token endpoint -----------------------------------
@@ -432,15 +440,20 @@ def test_full_connect_creates_active_connection(alice: AbstractBaseUser, emu: An
         "DEMO-CO",
         "admin",
     )
-    assert conn.status == ConnectionStatus.ACTIVE and conn.entity_id == "EAST"
-    assert conn.connected_by == alice and conn.environment == "production"
+    assert conn.status == ConnectionStatus.ACTIVE
+    assert conn.entity_id == "EAST"
+    assert conn.connected_by == alice
+    assert conn.environment == "production"
     assert conn.next_refresh_at is not None
     token = Token.objects.get(pk=conn.pk)
-    assert token.access_token.count(".") == 2 and token.refresh_token
-    assert token.version == 1 and token.fingerprint
+    assert token.access_token.count(".") == 2
+    assert token.refresh_token
+    assert token.version == 1
+    assert token.fingerprint
     assert conn.events.filter(kind=EventKind.CONNECTED).count() == 1
     page = client.get(LIST).content.decode()
-    assert "Connected DEMO-CO." in page and "DEMO-CO" in page
+    assert "Connected DEMO-CO." in page
+    assert "DEMO-CO" in page
     assert token.access_token not in page
 
 
@@ -482,7 +495,9 @@ def test_sender_id_not_authorised_page(alice: AbstractBaseUser, emu: Any) -> Non
     response = client.get(callback)
     assert_clean_error(response, 403, emu=emu)
     body = response.content.decode()
-    assert "DEMO-SENDER" in body and "Company Security tab" in body and "admin user" in body
+    assert "DEMO-SENDER" in body
+    assert "Company Security tab" in body
+    assert "admin user" in body
 
 
 def test_sender_id_authorised_by_admin_consent(alice: AbstractBaseUser, emu: Any) -> None:
@@ -502,7 +517,8 @@ def test_token_endpoint_failure_is_friendly_502(
     response = client.get(callback)
     assert response.status_code == 502
     body = response.content.decode()
-    assert "try again" in body and "Traceback" not in body
+    assert "try again" in body
+    assert "Traceback" not in body
     assert "no-store" in response["Cache-Control"]
     assert not Connection.objects.exists()
     assert OAuthFlow.objects.get().consumed_at is not None
@@ -552,7 +568,8 @@ def test_reconnect_keeps_identity(alice: AbstractBaseUser, emu: Any) -> None:
     again = Connection.objects.get()
     assert again.pk == conn.pk
     token = Token.objects.get(pk=conn.pk)
-    assert token.version == 2 and token.fingerprint != first_fp
+    assert token.version == 2
+    assert token.fingerprint != first_fp
     assert again.events.count() == flows_mark + 1
     assert again.events.first().kind == EventKind.RECONNECTED  # type: ignore[union-attr]
     # Intacct superseded the first grant; our single row holds the newest one.
@@ -569,7 +586,8 @@ def test_reconnect_after_needs_reauth_reactivates(alice: AbstractBaseUser, emu: 
     flows.mark_needs_reauth(conn, reason="invalid_grant", error_code="invalid_grant")
     client.get(authorize(client, emu, url=reverse("intacct_connect:reconnect", args=[conn.pk])))
     conn.refresh_from_db()
-    assert conn.status == ConnectionStatus.ACTIVE and conn.last_error_code == ""
+    assert conn.status == ConnectionStatus.ACTIVE
+    assert conn.last_error_code == ""
 
 
 def test_disconnect_revokes_at_intacct(alice: AbstractBaseUser, emu: Any) -> None:
@@ -627,3 +645,20 @@ def test_connect_logs_no_secrets_at_debug(
     for secret in secrets:
         assert secret not in records
         assert quote(secret, safe="") not in records
+
+
+@hsettings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(next_value=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40))
+def test_hypothesis_next_through_the_view(alice: AbstractBaseUser, next_value: str) -> None:
+    OAuthFlow.objects.all().delete()
+    response = logged_in(alice).post(CONNECT, {"next": next_value.replace("\x00", "")})
+    assert response.status_code == 303
+    stored = OAuthFlow.objects.get().next_url
+    assert stored in ("", next_value.replace("\x00", ""))
+    if stored:
+        assert stored.startswith("/")
+        assert not stored.startswith("//")
+        assert "\\" not in stored
+        assert not urlsplit(stored).netloc

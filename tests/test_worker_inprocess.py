@@ -24,7 +24,7 @@ __all__ = ["count_job"]
 QUEUES = ["intacct.refresh", "intacct.jobs"]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def worker() -> Iterator[None]:
     app.conf.task_always_eager = False
     with app.connection_for_write() as broker:
@@ -57,7 +57,9 @@ def test_dispatcher_task_fans_out_runs_that_a_worker_executes(worker: None, coun
     runs = JobRun.objects.filter(schedule=schedule)
     assert sorted(r.connection_id for r in runs) == [c.pk for c in conns]
     for run in runs:
-        assert run.task_id and run.delivery_count == 1 and run.records_processed == 3
+        assert run.task_id
+        assert run.delivery_count == 1
+        assert run.records_processed == 3
     assert sorted(c for c, _, _ in count_job.calls) == [c.pk for c in conns]
     schedule.refresh_from_db()
     assert schedule.last_run_at is not None
@@ -83,29 +85,31 @@ def test_rolled_back_dispatch_enqueues_nothing(worker: None, count_job: Recorder
     class Rollback(Exception):
         pass
 
-    with pytest.raises(Rollback), transaction.atomic():
-        scheduling.dispatch_due_schedules()
-        raise Rollback
+    def dispatch_then_fail() -> None:
+        with transaction.atomic():
+            scheduling.dispatch_due_schedules()
+            raise Rollback
+
+    with pytest.raises(Rollback):
+        dispatch_then_fail()
     time.sleep(0.5)
-    assert count_job.calls == [] and not JobRun.objects.exists()
+    assert count_job.calls == []
+    assert not JobRun.objects.exists()
     assert Schedule.objects.get().next_run_at is not None
 
 
 @pytest.mark.django_db(transaction=True)
-def test_transient_failure_is_retried_by_the_worker(worker: None, count_job: Recorder):
+def test_transient_failure_is_retried_by_the_worker(
+    worker: None, count_job: Recorder, monkeypatch: pytest.MonkeyPatch
+):
     from intacct_connect.exceptions import RateLimited
 
     count_job.raise_ = RateLimited("slow down", status_code=429)
-    original = scheduling.JOB_RETRY_BACKOFF
-    tasks.run_job.retry_backoff = 1  # retry within a second for the test
-    try:
-        run = scheduling.enqueue_run("count_job", make_connection().pk)
-        wait_for(lambda: len(count_job.calls) >= 1)
-        count_job.raise_ = None
-        time.sleep(3)
-        print(JobRun.objects.filter(pk=run.pk).values())
-        wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
-    finally:
-        tasks.run_job.retry_backoff = original
+    monkeypatch.setattr(scheduling, "JOB_RETRY_BACKOFF", 1)  # retry within a second
+    run = scheduling.enqueue_run("count_job", make_connection().pk)
+    wait_for(lambda: len(count_job.calls) >= 1)
+    count_job.raise_ = None
+    wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
     run.refresh_from_db()
-    assert run.attempt == 2 and run.delivery_count == 1
+    assert run.attempt == 2
+    assert run.delivery_count == 1

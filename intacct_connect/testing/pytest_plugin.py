@@ -45,18 +45,16 @@ def _intacct_emulator_server() -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture
-def intacct_emulator(_intacct_emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
+def intacct_emulator(_intacct_emulator_server: EmulatorServer) -> EmulatorServer:
     """A live Sage Intacct emulator with fresh seed data."""
     _intacct_emulator_server.reset()
-    yield _intacct_emulator_server
+    return _intacct_emulator_server
 
 
 if importlib.util.find_spec("pytest_django") is not None:
 
     @pytest.fixture
-    def intacct_connect_settings(
-        intacct_emulator: EmulatorServer, settings: Any
-    ) -> Iterator[EmulatorServer]:
+    def intacct_connect_settings(intacct_emulator: EmulatorServer, settings: Any) -> EmulatorServer:
         """Point ``settings.INTACCT_CONNECT`` at the emulator (demo application).
 
         A ``REDIRECT_URI`` already in the site's settings is kept and registered for the
@@ -69,4 +67,4 @@ if importlib.util.find_spec("pytest_django") is not None:
             overrides["REDIRECT_URI"] = redirect_uri
         current.update(overrides)
         settings.INTACCT_CONNECT = current
-        yield intacct_emulator
+        return intacct_emulator

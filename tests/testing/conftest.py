@@ -19,13 +19,14 @@ CLIENT_SECRET = "demo-secret"
 REDIRECT_URI = "https://app.example.com/intacct/callback/"
 
 
-@pytest.fixture(autouse=True)
-def _no_unexpected_errors(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every emulator test also proves the emulator never hit an unexpected exception."""
-    yield
-    if "intacct_emulator" in request.fixturenames:
-        emu: EmulatorServer = request.getfixturevalue("intacct_emulator")
-        assert emu.unexpected_errors() == 0, emu.emulator.last_unexpected_error()
+@pytest.fixture
+def intacct_emulator(intacct_emulator: EmulatorServer) -> Iterator[EmulatorServer]:
+    """The plugin's fixture, plus proof that the emulator never hit an unexpected
+    exception during the test."""
+    yield intacct_emulator
+    assert intacct_emulator.unexpected_errors() == 0, (
+        intacct_emulator.emulator.last_unexpected_error()
+    )
 
 
 def pkce() -> tuple[str, str]:
@@ -108,9 +109,8 @@ def api(
     if entity is not None:
         headers["X-IA-API-Param-Entity"] = entity
     headers.update(kwargs.pop("headers", {}))
-    return requests.request(
-        method, f"{emu.base_url}{path}", headers=headers, timeout=30, **kwargs
-    )
+    kwargs.setdefault("timeout", 30)
+    return requests.request(method, f"{emu.base_url}{path}", headers=headers, **kwargs)
 
 
 @pytest.fixture

@@ -12,6 +12,11 @@ import threading
 from types import FrameType
 
 
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m intacct_connect.testing.emulator",
@@ -33,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         server = EmulatorServer(args.host, args.port, state_path=args.state)
         server.start()
     except (OSError, ValueError) as err:
-        print(f"Could not start the emulator: {err}", file=sys.stderr)
+        sys.stderr.write(f"Could not start the emulator: {err}\n")
         return 1
     stop = threading.Event()
 
@@ -42,16 +47,16 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, handle_signal)
     signal.signal(signal.SIGTERM, handle_signal)
-    print(f"Sage Intacct emulator running: API base URL {server.base_url}", flush=True)
-    print(f"  authorize: {server.authorize_url}", flush=True)
-    print(f"  token:     {server.token_url}", flush=True)
-    print(f"  control:   {server.control_url}/", flush=True)
+    say(f"Sage Intacct emulator running: API base URL {server.base_url}")
+    say(f"  authorize: {server.authorize_url}")
+    say(f"  token:     {server.token_url}")
+    say(f"  control:   {server.control_url}/")
     if args.state:
-        print(f"  state file: {args.state}", flush=True)
+        say(f"  state file: {args.state}")
     while not stop.wait(0.5):
         pass
     server.stop()
-    print("Emulator stopped.", flush=True)
+    say("Emulator stopped.")
     return 0
 
 

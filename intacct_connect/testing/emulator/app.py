@@ -70,7 +70,8 @@ class Emulator:
             with self.state.lock:
                 self.state.data["signingKey"] = pem
                 self.state.dirty = True
-        assert isinstance(private_key, rsa.RSAPrivateKey)
+        if not isinstance(private_key, rsa.RSAPrivateKey):
+            raise ValueError("The state file's signing key is not an RSA private key")
         self.private_key = private_key
         self.public_key = private_key.public_key()
         jwk: dict[str, Any] = jwt.algorithms.RSAAlgorithm.to_jwk(self.public_key, as_dict=True)
@@ -125,9 +126,9 @@ class Emulator:
         if path.startswith(OAUTH_PREFIX):
             return gateway_error(404, "GW-0033", f"Unknown OAuth endpoint {path}.")
         if path.startswith(API_PREFIX + "/"):
-            return self._api(request, environ, path[len(API_PREFIX):])
+            return self._api(request, environ, path[len(API_PREFIX) :])
         if path.startswith(CONTROL_PREFIX):
-            return control.dispatch(self, request, path[len(CONTROL_PREFIX):])
+            return control.dispatch(self, request, path[len(CONTROL_PREFIX) :])
         if path == "/.well-known/openid-configuration":
             return oauth.openid_configuration(self, request)
         if path == "/.well-known/jwks.json":
@@ -289,7 +290,8 @@ class Emulator:
     def grants(self, company: str | None = None) -> list[dict[str, Any]]:
         with self.state.lock:
             return [
-                dict(g) for g in self.state.data["grants"].values()
+                dict(g)
+                for g in self.state.data["grants"].values()
                 if company is None or g["company"] == company
             ]
 
@@ -311,7 +313,7 @@ class Emulator:
         company_id: str,
         *,
         name: str | None = None,
-        type: str = "production",  # noqa: A002
+        type: str = "production",
         entities: dict[str, str] | list[str] | tuple[str, ...] = (),
         private_entities: list[str] | tuple[str, ...] = (),
         sender_authorized: bool = True,
@@ -365,8 +367,12 @@ class Emulator:
         name: str | None = None,
     ) -> dict[str, Any]:
         app = seed.make_application(
-            client_id, client_secret, sender_id=sender_id, redirect_uris=redirect_uris,
-            scope=scope, name=name,
+            client_id,
+            client_secret,
+            sender_id=sender_id,
+            redirect_uris=redirect_uris,
+            scope=scope,
+            name=name,
         )
         with self.state.lock:
             self.state.data["applications"][client_id] = app
@@ -424,7 +430,7 @@ class Emulator:
             raise ValueError(f"Unknown object {object_path!r}; use one of {', '.join(SPECS)}")
         return spec
 
-    def records(self, company: str, object: str) -> list[dict[str, Any]]:  # noqa: A002
+    def records(self, company: str, object: str) -> list[dict[str, Any]]:
         """Copies of every record of ``object`` in ``company`` (all entities)."""
         spec = self._spec(object)
         with self.state.lock:
@@ -434,14 +440,19 @@ class Emulator:
 
             return [copy.deepcopy(records.full_record(spec, r)) for r in rows.values()]
 
-    def record_count(self, company: str, object: str) -> int:  # noqa: A002
+    def record_count(self, company: str, object: str) -> int:
         spec = self._spec(object)
         with self.state.lock:
             self._company(company)
             return len(records.collection(self.state, company, spec.path)["rows"])
 
     def generate_records(
-        self, company: str, object: str, count: int, *, seed_value: int = 0  # noqa: A002
+        self,
+        company: str,
+        object: str,
+        count: int,
+        *,
+        seed_value: int = 0,
     ) -> int:
         """Append ``count`` generated records (deterministic); returns the new total."""
         spec = self._spec(object)
@@ -452,6 +463,6 @@ class Emulator:
         with self.state.lock:
             target = self._company(company)
             records.collection(self.state, company, spec.path)
-            rng = random.Random(f"{company}:{spec.path}:generated:{seed_value}")
+            rng = random.Random(f"{company}:{spec.path}:generated:{seed_value}")  # noqa: S311
             records.insert_generated(self.state, target, spec, count, rng=rng)
             return len(records.collection(self.state, company, spec.path)["rows"])

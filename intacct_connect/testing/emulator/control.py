@@ -44,18 +44,38 @@ def _call(function: Callable[..., Any], body: dict[str, Any], *names: str) -> An
     return function(*positional, **body)
 
 
+def _reset(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+    emu.reset()
+    return {"reset": True}
+
+
+def _clear_faults(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+    emu.clear_faults()
+    return {"faults": []}
+
+
+def _advance(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        seconds = float(body.get("advance", 0))
+    except (TypeError, ValueError) as err:
+        raise ControlError("advance must be a number of seconds") from err
+    emu.advance_time(seconds)
+    return {"now": emu.now()}
+
+
 ROUTES: dict[tuple[str, str], Callable[[Emulator, dict[str, Any]], Any]] = {
-    ("POST", "reset"): lambda emu, body: emu.reset() or {"reset": True},
+    ("POST", "reset"): _reset,
     ("GET", "config"): lambda emu, body: emu.config(),
     ("POST", "config"): lambda emu, body: emu.configure(**body),
     ("GET", "faults"): lambda emu, body: {"faults": emu.faults()},
     ("POST", "faults"): lambda emu, body: _call(emu.set_fault, body, "kind"),
-    ("DELETE", "faults"): lambda emu, body: emu.clear_faults() or {"faults": []},
+    ("DELETE", "faults"): _clear_faults,
     ("GET", "counters"): lambda emu, body: emu.counters(),
-    ("POST", "time"): lambda emu, body: emu.advance_time(float(body.get("advance", 0)))
-    or {"now": emu.now()},
+    ("POST", "time"): _advance,
     ("GET", "time"): lambda emu, body: {"now": emu.now()},
-    ("POST", "expire-tokens"): lambda emu, body: {"expired": emu.expire_tokens(body.get("company"))},
+    ("POST", "expire-tokens"): lambda emu, body: {
+        "expired": emu.expire_tokens(body.get("company"))
+    },
     ("POST", "revoke"): lambda emu, body: {"revoked": _call(emu.revoke_grants, body, "company")},
     ("POST", "tokens"): lambda emu, body: _call(emu.issue_tokens, body, "company_id", "user_id"),
     ("POST", "companies"): lambda emu, body: _call(emu.seed_company, body, "company_id"),
@@ -65,12 +85,12 @@ ROUTES: dict[tuple[str, str], Callable[[Emulator, dict[str, Any]], Any]] = {
     ("POST", "applications"): lambda emu, body: _call(
         emu.seed_application, body, "client_id", "client_secret"
     ),
-    ("POST", "authorize-sender"): lambda emu, body: _call(emu.authorize_sender, body, "company")
-    or {"authorized": True},
-    ("POST", "authorize-client"): lambda emu, body: _call(
-        emu.authorize_client, body, "company", "user_id"
-    )
-    or {"authorized": True},
+    ("POST", "authorize-sender"): lambda emu, body: (
+        _call(emu.authorize_sender, body, "company") or {"authorized": True}
+    ),
+    ("POST", "authorize-client"): lambda emu, body: (
+        _call(emu.authorize_client, body, "company", "user_id") or {"authorized": True}
+    ),
     ("POST", "generate"): lambda emu, body: {
         "total": _call(emu.generate_records, body, "company", "object", "count")
     },
@@ -95,8 +115,7 @@ def dispatch(emu: Emulator, request: Request, subpath: str) -> Response:
         if route is None:
             known = sorted({path for _, path in ROUTES} | {"records/<company>/<app>/<object>"})
             return json_response(
-                {"error": f"Unknown control endpoint {request.method} {name}",
-                 "endpoints": known},
+                {"error": f"Unknown control endpoint {request.method} {name}", "endpoints": known},
                 404,
             )
         body = _body(request) if request.method != "GET" else dict(request.args.items())

@@ -8,6 +8,7 @@ next ``remaining`` matching requests (None: until cleared).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import socket
@@ -30,6 +31,8 @@ FAULT_KINDS = {
     "garbage": "HTTP 200 with a body that is not JSON",
     "token_lost": "token endpoint only: process the request (rotating tokens), then drop "
     "the connection so the response is lost",
+    "exception": "raise an unexpected exception inside the emulator (tests its 500 GW-0001 "
+    "safety net; counted by unexpected_errors())",
 }
 ENDPOINTS = ("api", "token")
 
@@ -60,8 +63,10 @@ def add_fault(
         raise ValueError("count must be a positive integer or None")
     if kind == "slow":
         seconds = params.get("seconds", 2)
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not (
-            0 <= seconds <= 120
+        if (
+            not isinstance(seconds, int | float)
+            or isinstance(seconds, bool)
+            or not (0 <= seconds <= 120)
         ):
             raise ValueError("seconds must be a number between 0 and 120")
     fault = {
@@ -111,14 +116,14 @@ def drop_connection(environ: dict[str, Any]) -> None:
     """Close the client socket without a response and abort the request."""
     sock = environ.get("werkzeug.socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
     raise DropConnection("fault: connection dropped")
 
 
-def fault_response(fault: dict[str, Any], environ: dict[str, Any], retry_after: int) -> Response | None:
+def fault_response(
+    fault: dict[str, Any], environ: dict[str, Any], retry_after: int
+) -> Response | None:
     """Apply a (pre-processing) fault. Returns a response, or None to continue normally."""
     kind = fault["kind"]
     if kind == "slow":
@@ -139,6 +144,8 @@ def fault_response(fault: dict[str, Any], environ: dict[str, Any], retry_after: 
         return response
     if kind == "429":
         return throttle_response(retry_after, 0, None, reason="Injected fault")
+    if kind == "exception":
+        raise RuntimeError("Injected fault: unexpected emulator exception")
     if kind == "garbage":
         return Response(
             "<html><body>Service temporarily unavailable.</body></html>\x00\xff",
@@ -168,7 +175,9 @@ def throttle_response(
     return gateway_error(429, "GW-0010", reason or "Rate limit exceeded.", headers)
 
 
-def check_throttle(state: State, company: str, inflight: int) -> tuple[Response | None, dict[str, str]]:
+def check_throttle(
+    state: State, company: str, inflight: int
+) -> tuple[Response | None, dict[str, str]]:
     """(a 429 response or None, headers to add to a successful response)."""
     config = state.config
     retry_after = int(config["retry_after"])
@@ -180,7 +189,9 @@ def check_throttle(state: State, company: str, inflight: int) -> tuple[Response 
             state.count("throttled", company)
             return (
                 throttle_response(
-                    retry_after, concurrency_limit, None,
+                    retry_after,
+                    concurrency_limit,
+                    None,
                     f"More than {concurrency_limit} concurrent requests for this company.",
                 ),
                 headers,
@@ -200,7 +211,9 @@ def check_throttle(state: State, company: str, inflight: int) -> tuple[Response 
                 state.count("throttled", company)
                 return (
                     throttle_response(
-                        retry_after, concurrency_limit, (per_minute, reset_in),
+                        retry_after,
+                        concurrency_limit,
+                        (per_minute, reset_in),
                         f"More than {per_minute} requests this minute for this company.",
                     ),
                     headers,

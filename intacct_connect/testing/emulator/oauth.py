@@ -19,6 +19,7 @@ from intacct_connect.testing.emulator.responses import (
     OAuthError,
     gateway_error,
     json_response,
+    loads,
     oauth_error_response,
 )
 
@@ -223,15 +224,18 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def signin_page(pending_id: str, app_name: str, error: str = "", company_id: str = "",
-                user_id: str = "") -> Response:
+def signin_page(
+    pending_id: str, app_name: str, error: str = "", company_id: str = "", user_id: str = ""
+) -> Response:
     body = f"""<p>Sign in to Sage Intacct to connect <strong>{esc(app_name)}</strong>.</p>
-{f'<p class="error">{esc(error)}</p>' if error else ''}
+{f'<p class="error">{esc(error)}</p>' if error else ""}
 <form method="post" action="/ia/api/v1/oauth2/signin">
 <input type="hidden" name="request_id" value="{esc(pending_id)}">
 <label>Company ID <input name="company_id" value="{esc(company_id)}" required></label>
 <label>User ID <input name="user_id" value="{esc(user_id)}" required></label>
 <label>Password <input name="password" type="password" required></label>
+<label>Entity (optional; multi-entity companies, also offered on the next page)
+<input name="entity" value=""></label>
 <button type="submit" name="sign_in" value="1">Sign in</button>
 </form>"""
     return page("Sign in", body, 200)
@@ -264,13 +268,13 @@ def consent_page(emu: Emulator, pending: dict[str, Any], error: str = "") -> Res
         ]
         entity_field = f'<label>Entity <select name="entity">{"".join(options)}</select></label>'
     scope = pending["scope"] or "(none)"
-    body = f"""{f'<p class="error">{esc(error)}</p>' if error else ''}
-<p><strong>{esc(app['name'])}</strong> ({esc(app['clientId'])}) asks to access company
-<strong>{esc(company['id'])}</strong> as <strong>{esc(user['id'])}</strong>
+    body = f"""{f'<p class="error">{esc(error)}</p>' if error else ""}
+<p><strong>{esc(app["name"])}</strong> ({esc(app["clientId"])}) asks to access company
+<strong>{esc(company["id"])}</strong> as <strong>{esc(user["id"])}</strong>
 with the same permissions as you. Scope: {esc(scope)}.</p>
-{''.join(f'<p class="note">{n}</p>' for n in notes)}
+{"".join(f'<p class="note">{n}</p>' for n in notes)}
 <form method="post" action="/ia/api/v1/oauth2/consent">
-<input type="hidden" name="request_id" value="{esc(pending['id'])}">
+<input type="hidden" name="request_id" value="{esc(pending["id"])}">
 {entity_field}
 <button type="submit" name="approve" value="1">Accept</button>
 <button type="submit" name="deny" value="1">Deny</button>
@@ -281,9 +285,7 @@ with the same permissions as you. Scope: {esc(scope)}.</p>
 def redirect(uri: str, params: dict[str, str]) -> Response:
     separator = "&" if urlsplit(uri).query else "?"
     location = f"{uri}{separator}{urlencode(params)}"
-    return Response(
-        "", status=302, headers={"Location": location, "Cache-Control": "no-store"}
-    )
+    return Response("", status=302, headers={"Location": location, "Cache-Control": "no-store"})
 
 
 def error_redirect(pending: dict[str, Any], error: str, description: str = "") -> Response:
@@ -298,8 +300,15 @@ def error_redirect(pending: dict[str, Any], error: str, description: str = "") -
 # --- authorize ----------------------------------------------------------------------------
 def authorize(emu: Emulator, request: Request) -> Response:
     args = request.args
-    for name in ("client_id", "redirect_uri", "response_type", "state", "scope",
-                 "code_challenge", "code_challenge_method"):
+    for name in (
+        "client_id",
+        "redirect_uri",
+        "response_type",
+        "state",
+        "scope",
+        "code_challenge",
+        "code_challenge_method",
+    ):
         if len(args.getlist(name)) > 1:
             return error_page(f"The parameter {name} is repeated.")
     client_id = args.get("client_id", "")
@@ -383,13 +392,19 @@ def signin(emu: Emulator, request: Request) -> Response:
             or not secrets.compare_digest(user["password"].encode(), password.encode())
         ):
             return signin_page(
-                pending["id"], app["name"], "Invalid company ID, user ID or password.",
-                company_id, user_id,
+                pending["id"],
+                app["name"],
+                "Invalid company ID, user ID or password.",
+                company_id,
+                user_id,
             )
         if user.get("webServices") and not user.get("admin"):
             return signin_page(
-                pending["id"], app["name"], "Web Services users cannot sign in to the UI.",
-                company_id, user_id,
+                pending["id"],
+                app["name"],
+                "Web Services users cannot sign in to the UI.",
+                company_id,
+                user_id,
             )
         entity = request.form.get("entity", "").strip() or None
         if entity is not None and entity not in company["entities"]:
@@ -469,15 +484,13 @@ def parse_token_body(request: Request) -> MultiDict[str, str]:
             raw.decode("utf-8")
         except UnicodeDecodeError as err:
             raise GatewayError(400, "GW-0032", "The payload is not valid UTF-8.") from err
-        form: MultiDict[str, str] = request.form  # type: ignore[assignment]
+        form: MultiDict[str, str] = request.form
         if not form:
             raise GatewayError(400, "GW-0032", "The payload is not key/value pairs.")
         return form
     if mimetype == "application/json":
-        import json
-
         try:
-            value = json.loads(raw)
+            value = loads(raw)
         except ValueError as err:
             raise GatewayError(400, "GW-0032", "The JSON payload cannot be parsed.") from err
         if not isinstance(value, dict):
@@ -485,9 +498,7 @@ def parse_token_body(request: Request) -> MultiDict[str, str]:
         result: MultiDict[str, str] = MultiDict()
         for key, item in value.items():
             if isinstance(item, bool) or not isinstance(item, str | int | float):
-                raise GatewayError(
-                    400, "GW-0032", f"The value of {key!r} must be a string."
-                )
+                raise GatewayError(400, "GW-0032", f"The value of {key!r} must be a string.")
             result.add(key, str(item))
         return result
     raise GatewayError(
@@ -630,7 +641,7 @@ def handle_token(
     request: Request,
     prepared: tuple[str, MultiDict[str, str], str | None] | None = None,
 ) -> dict[str, Any]:
-    grant_type, params, hint = prepared or prepare_token_request(emu, request)
+    grant_type, params, _hint = prepared or prepare_token_request(emu, request)
     state = emu.state
     if grant_type not in SUPPORTED_GRANTS:
         raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant_type!r}")
@@ -806,7 +817,8 @@ def _grant_of_token(emu: Emulator, value: str) -> dict[str, Any] | None:
     if claims:
         session = data["sessions"].get(claims.get("sessionId", ""))
         if session:
-            return data["grants"].get(session["grant"])
+            found: dict[str, Any] | None = data["grants"].get(session["grant"])
+            return found
     return None
 
 
@@ -839,7 +851,9 @@ def introspect(emu: Emulator, request: Request) -> Response:
             authenticate_client(emu, client_id, secret, secret_required=True)
             value = single(params, "token") or ""
             claims = decode_access_token(emu, value, verify_exp=False)
-            session = emu.state.data["sessions"].get(claims.get("sessionId", "")) if claims else None
+            session = (
+                emu.state.data["sessions"].get(claims.get("sessionId", "")) if claims else None
+            )
             grant = emu.state.data["grants"].get(session["grant"]) if session else None
             active = bool(
                 claims
@@ -885,8 +899,12 @@ def decode_access_token(
             value,
             emu.public_key,
             algorithms=["RS256"],
-            options={"verify_exp": False, "verify_aud": False, "verify_nbf": False,
-                     "verify_iat": False},
+            options={
+                "verify_exp": False,
+                "verify_aud": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
             issuer=ISSUER,
         )
     except (jwt.PyJWTError, ValueError, TypeError):
@@ -921,8 +939,21 @@ def openid_configuration(emu: Emulator, request: Request) -> Response:
             "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "claims_supported": [
-                "aud", "exp", "iat", "iss", "sub", "agentId", "clientId", "cnyId", "cnyKey",
-                "userId", "userKey", "entityId", "sessionId", "oid", "aiEnabled",
+                "aud",
+                "exp",
+                "iat",
+                "iss",
+                "sub",
+                "agentId",
+                "clientId",
+                "cnyId",
+                "cnyKey",
+                "userId",
+                "userKey",
+                "entityId",
+                "sessionId",
+                "oid",
+                "aiEnabled",
             ],
             "request_uri_parameter_supported": False,
             "request_parameter_supported": False,

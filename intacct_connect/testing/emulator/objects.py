@@ -120,19 +120,57 @@ class ObjectSpec:
 
 # --- deterministic data ----------------------------------------------------------------
 WORDS_A = (
-    "Acme", "Blue", "Cedar", "Delta", "Echo", "Falcon", "Granite", "Harbor", "Iron", "Juniper",
-    "Kestrel", "Lumen", "Maple", "Nimbus", "Orion", "Pioneer", "Quarry", "Redwood", "Summit",
-    "Tidal", "Union", "Vertex", "Willow", "Zenith",
+    "Acme",
+    "Blue",
+    "Cedar",
+    "Delta",
+    "Echo",
+    "Falcon",
+    "Granite",
+    "Harbor",
+    "Iron",
+    "Juniper",
+    "Kestrel",
+    "Lumen",
+    "Maple",
+    "Nimbus",
+    "Orion",
+    "Pioneer",
+    "Quarry",
+    "Redwood",
+    "Summit",
+    "Tidal",
+    "Union",
+    "Vertex",
+    "Willow",
+    "Zenith",
 )
 WORDS_B = (
-    "Supplies", "Logistics", "Partners", "Systems", "Foods", "Electric", "Design", "Labs",
-    "Freight", "Media", "Works", "Services", "Holdings", "Traders", "Consulting", "Paper",
+    "Supplies",
+    "Logistics",
+    "Partners",
+    "Systems",
+    "Foods",
+    "Electric",
+    "Design",
+    "Labs",
+    "Freight",
+    "Media",
+    "Works",
+    "Services",
+    "Holdings",
+    "Traders",
+    "Consulting",
+    "Paper",
 )
 SUFFIX = ("Inc", "LLC", "Ltd", "Co", "Group", "Corp")
 CITIES = (
-    ("San Jose", "California", "95110"), ("Austin", "Texas", "73301"),
-    ("Boston", "Massachusetts", "02108"), ("Denver", "Colorado", "80202"),
-    ("Seattle", "Washington", "98101"), ("Chicago", "Illinois", "60601"),
+    ("San Jose", "California", "95110"),
+    ("Austin", "Texas", "73301"),
+    ("Boston", "Massachusetts", "02108"),
+    ("Denver", "Colorado", "80202"),
+    ("Seattle", "Washington", "98101"),
+    ("Chicago", "Illinois", "60601"),
 )
 TERMS = (("Net 30", "3"), ("Net 60", "4"), ("Net 15", "2"), ("Due on receipt", "1"))
 
@@ -266,7 +304,12 @@ def gen_account(rng: random.Random, n: int, ctx: dict[str, Any]) -> dict[str, An
         number, name, kind, normal, category = ACCOUNTS[n - 1]
     else:
         number = str(8000 + n)
-        name, kind, normal, category = f"Expense account {n}", "incomeStatement", "debit", "Expenses"
+        name, kind, normal, category = (
+            f"Expense account {n}",
+            "incomeStatement",
+            "debit",
+            "Expenses",
+        )
     return {
         "id": number,
         "name": name,
@@ -350,10 +393,18 @@ def gen_journal_entry(rng: random.Random, n: int, ctx: dict[str, Any]) -> dict[s
         "referenceNumber": f"JE-{n:05d}",
         "state": "posted",
         "lines": [
-            {"glAccount": _account_ref(ctx, debit), "txnAmount": amount, "txnType": "debit",
-             "memo": "Debit"},
-            {"glAccount": _account_ref(ctx, credit), "txnAmount": amount, "txnType": "credit",
-             "memo": "Credit"},
+            {
+                "glAccount": _account_ref(ctx, debit),
+                "txnAmount": amount,
+                "txnType": "debit",
+                "memo": "Debit",
+            },
+            {
+                "glAccount": _account_ref(ctx, credit),
+                "txnAmount": amount,
+                "txnType": "credit",
+                "memo": "Credit",
+            },
         ],
     }
 
@@ -429,9 +480,7 @@ register(
             "currency": f(),
             "vendorAccountNumber": f(),
             "notes": f(),
-            "preferredPaymentMethod": f(
-                enum=("printedCheck", "chargeCard", "EFT", "cash", "ACH")
-            ),
+            "preferredPaymentMethod": f(enum=("printedCheck", "chargeCard", "EFT", "cash", "ACH")),
             "billPayment.defaultDateOptions": f(
                 enum=("none", "dueDate", "billDate", "discountDate")
             ),

@@ -24,8 +24,16 @@ if TYPE_CHECKING:
 MAX_SIZE = 4000
 DEFAULT_SIZE = 100
 TOP_KEYS = frozenset(
-    ("object", "fields", "filters", "filterExpression", "filterParameters", "orderBy",
-     "start", "size")
+    (
+        "object",
+        "fields",
+        "filters",
+        "filterExpression",
+        "filterParameters",
+        "orderBy",
+        "start",
+        "size",
+    )
 )
 PARAMETER_KEYS = {
     "asOfDate": "date",
@@ -37,25 +45,48 @@ COMPARE_OPS = ("$eq", "$ne", "$lt", "$lte", "$gt", "$gte")
 LIST_OPS = ("$in", "$notIn")
 RANGE_OPS = ("$between", "$notBetween")
 STRING_OPS = (
-    "$contains", "$notContains", "$startsWith", "$notStartsWith", "$endsWith", "$notEndsWith",
+    "$contains",
+    "$notContains",
+    "$startsWith",
+    "$notStartsWith",
+    "$endsWith",
+    "$notEndsWith",
 )
 OPERATORS = (*COMPARE_OPS, *LIST_OPS, *RANGE_OPS, *STRING_OPS, "$has")
 AGGREGATES = ("count", "sum", "avg", "min", "max")
 MACROS = (
-    "today", "yesterday", "currentWeek", "lastWeek", "currentMonth", "priorMonth",
-    "currentQuarter", "priorQuarter", "currentYear", "priorYear",
+    "today",
+    "yesterday",
+    "currentWeek",
+    "lastWeek",
+    "currentMonth",
+    "priorMonth",
+    "currentQuarter",
+    "priorQuarter",
+    "currentYear",
+    "priorYear",
 )
 NUMERIC = ("number", "integer", "decimal")
 Row = dict[str, Any]
 Predicate = Callable[[Row], bool]
 
 
-def bad_request(message: str, *, target: str | None = None, error_id: str | None = None,
-                details: list[dict[str, Any]] | None = None) -> APIError:
+def bad_request(
+    message: str,
+    *,
+    target: str | None = None,
+    error_id: str | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> APIError:
     items = details or [detail("invalidRequest", message, target=target, error_id=error_id)]
-    return APIError(400, "invalidRequest", message, error_id=error_id or "REST-1064",
-                    message_id="IA.PAYLOAD_CONTAINS_ERRORS" if not error_id else None,
-                    details=items)
+    return APIError(
+        400,
+        "invalidRequest",
+        message,
+        error_id=error_id or "REST-1064",
+        message_id="IA.PAYLOAD_CONTAINS_ERRORS" if not error_id else None,
+        details=items,
+    )
 
 
 def invalid_field(name: str) -> APIError:
@@ -66,8 +97,11 @@ def invalid_field(name: str) -> APIError:
         error_id="REST-1043",
         message_id="IA.NOT_A_VALID_FIELD",
         placeholders={"FIELD": name},
-        details=[detail("invalidRequest", f"{name} is not a valid field", error_id="REST-1043",
-                        target=name)],
+        details=[
+            detail(
+                "invalidRequest", f"{name} is not a valid field", error_id="REST-1043", target=name
+            )
+        ],
     )
 
 
@@ -80,8 +114,12 @@ def resolve_object(name: Any) -> ObjectSpec:
         spec = matches[0] if len(matches) == 1 else None
     if spec is None:
         raise APIError(
-            400, "invalidRequest", f"{name} is not a valid object", error_id="REST-1042",
-            message_id="IA.NOT_A_VALID_OBJECT", placeholders={"OBJECT": name},
+            400,
+            "invalidRequest",
+            f"{name} is not a valid object",
+            error_id="REST-1042",
+            message_id="IA.NOT_A_VALID_OBJECT",
+            placeholders={"OBJECT": name},
         )
     return spec
 
@@ -172,8 +210,7 @@ class Compiler:
         try:
             return float(Decimal(str(value)))
         except (InvalidOperation, ValueError) as err:
-            raise bad_request(f"{value!r} is not a valid number for {field}",
-                              target=field) from err
+            raise bad_request(f"{value!r} is not a valid number for {field}", target=field) from err
 
     def date(self, value: Any, field: str) -> str:
         if not isinstance(value, str):
@@ -181,8 +218,9 @@ class Compiler:
         try:
             parsed = dt.date.fromisoformat(value[:10])
         except ValueError as err:
-            raise bad_request(f"{value!r} is not a valid date for {field} (YYYY-MM-DD)",
-                              target=field) from err
+            raise bad_request(
+                f"{value!r} is not a valid date for {field} (YYYY-MM-DD)", target=field
+            ) from err
         return parsed.isoformat() if len(value) == 10 else value
 
     def boolean(self, value: Any, field: str) -> bool:
@@ -208,6 +246,7 @@ class Compiler:
 
     def row_value(self, kind: str, get: Callable[[Row], Any]) -> Callable[[Row], Any]:
         if kind in NUMERIC:
+
             def numeric(row: Row) -> Any:
                 value = get(row)
                 if value is None or value == "":
@@ -216,6 +255,7 @@ class Compiler:
                     return float(value)
                 except (TypeError, ValueError):
                     return None
+
             return numeric
         if kind == "boolean":
             return get
@@ -228,12 +268,13 @@ class Compiler:
     def compile(self, item: Any, index: int) -> Predicate:
         where = f"filters[{index}]"
         if not isinstance(item, dict) or len(item) != 1:
-            raise bad_request(f"{where} must be an object with exactly one operator",
-                              target=where)
+            raise bad_request(f"{where} must be an object with exactly one operator", target=where)
         op, condition = next(iter(item.items()))
         if op not in OPERATORS:
-            raise bad_request(f"{op} is not a valid filter operator; use one of "
-                              f"{', '.join(OPERATORS)}", target=where)
+            raise bad_request(
+                f"{op} is not a valid filter operator; use one of {', '.join(OPERATORS)}",
+                target=where,
+            )
         if not isinstance(condition, dict) or len(condition) != 1:
             raise bad_request(f"{op} takes an object with exactly one field", target=where)
         field, value = next(iter(condition.items()))
@@ -243,19 +284,20 @@ class Compiler:
             return self.compare(op, kind, field, value, value_of)
         if op in LIST_OPS:
             if not isinstance(value, list) or not value:
-                raise bad_request(f"{op} needs a non-empty array of values for {field}",
-                                  target=field)
+                raise bad_request(
+                    f"{op} needs a non-empty array of values for {field}", target=field
+                )
             values = {self.scalar(kind, v, field) for v in value}
             if op == "$in":
                 return lambda row: value_of(row) in values
             return lambda row: value_of(row) not in values
         if op in RANGE_OPS:
             if not isinstance(value, list) or len(value) != 2:
-                raise bad_request(f"{op} needs an array of exactly two values for {field}",
-                                  target=field)
+                raise bad_request(
+                    f"{op} needs an array of exactly two values for {field}", target=field
+                )
             if kind == "boolean":
-                raise bad_request(f"{op} cannot be used with boolean field {field}",
-                                  target=field)
+                raise bad_request(f"{op} cannot be used with boolean field {field}", target=field)
             low = self.scalar(kind, value[0], field)
             high = self.scalar(kind, value[1], field)
             if low is None or high is None:
@@ -284,8 +326,9 @@ class Compiler:
             return has
         # string operators
         if kind not in ("string",):
-            raise bad_request(f"{op} can only be used with text fields, not {field} ({kind})",
-                              target=field)
+            raise bad_request(
+                f"{op} can only be used with text fields, not {field} ({kind})", target=field
+            )
         if not isinstance(value, str):
             raise bad_request(f"{op} needs a text value for {field}", target=field)
         needle = value if self.case_sensitive else value.lower()
@@ -300,8 +343,9 @@ class Compiler:
             return lambda row: (v := value_of(row)) is None or not test(v)
         return lambda row: (v := value_of(row)) is not None and test(v)
 
-    def compare(self, op: str, kind: str, field: str, value: Any,
-                value_of: Callable[[Row], Any]) -> Predicate:
+    def compare(
+        self, op: str, kind: str, field: str, value: Any, value_of: Callable[[Row], Any]
+    ) -> Predicate:
         if isinstance(value, list | dict):
             raise bad_request(f"{op} needs a single value for {field}", target=field)
         if kind == "boolean" and op not in ("$eq", "$ne"):
@@ -354,8 +398,8 @@ def parse_expression(text: Any, count: int) -> Callable[[list[Predicate]], Predi
     stripped = text.strip().lower()
     if stripped in ("and", "or"):
         if stripped == "and":
-            return lambda preds: (lambda row: all(p(row) for p in preds))
-        return lambda preds: (lambda row: any(p(row) for p in preds))
+            return lambda preds: lambda row: all(p(row) for p in preds)
+        return lambda preds: lambda row: any(p(row) for p in preds)
     tokens: list[str] = []
     position = 0
     while position < len(text):
@@ -389,19 +433,21 @@ def parse_expression(text: Any, count: int) -> Callable[[list[Predicate]], Predi
 
     def factor() -> Any:
         nonlocal index
-        token = peek()
-        if token is None:
+        part = peek()
+        if part is None:
             raise bad_request(f"Invalid filterExpression {text!r}", target="filterExpression")
         index += 1
-        if token == "(":
+        if part == "(":
             node = expr()
             if peek() != ")":
-                raise bad_request(f"Unbalanced parentheses in filterExpression {text!r}",
-                                  target="filterExpression")
+                raise bad_request(
+                    f"Unbalanced parentheses in filterExpression {text!r}",
+                    target="filterExpression",
+                )
             index += 1
             return node
-        if token.isdigit():
-            number = int(token)
+        if part.isdigit():
+            number = int(part)
             if not 1 <= number <= count:
                 raise bad_request(
                     f"filterExpression refers to filter {number} but there are {count} filters",
@@ -439,21 +485,21 @@ def _int(value: Any, name: str, default: int) -> int:
 
 def sort_key(kind: str, get: Callable[[Row], Any]) -> Callable[[Row], Any]:
     if kind in NUMERIC:
+
         def numeric(row: Row) -> tuple[int, float]:
             value = get(row)
             try:
                 return (0, float(value)) if value not in (None, "") else (-1, 0.0)
             except (TypeError, ValueError):
                 return (-1, 0.0)
+
         return numeric
     if kind == "boolean":
         return lambda row: (0, bool(v)) if (v := get(row)) is not None else (-1, False)
     return lambda row: (0, str(v)) if (v := get(row)) is not None else (-1, "")
 
 
-def run(
-    state: State, company: dict[str, Any], entity: str | None, body: Any
-) -> dict[str, Any]:
+def run(state: State, company: dict[str, Any], entity: str | None, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_request("The query must be a JSON object")
     for name in body:
@@ -478,8 +524,9 @@ def run(
             try:
                 dt.date.fromisoformat(str(value))
             except ValueError as err:
-                raise bad_request(f"filterParameters.asOfDate {value!r} is not a valid date",
-                                  target=name) from err
+                raise bad_request(
+                    f"filterParameters.asOfDate {value!r} is not a valid date", target=name
+                ) from err
     case_sensitive = params.get("caseSensitiveComparison", True)
     include_private = bool(params.get("includePrivate", False))
     today = (
@@ -498,8 +545,11 @@ def run(
         if ":" in name:
             function, _, path = name.partition(":")
             if function not in AGGREGATES:
-                raise bad_request(f"{function} is not a valid aggregate function; use one of "
-                                  f"{', '.join(AGGREGATES)}", target=name)
+                raise bad_request(
+                    f"{function} is not a valid aggregate function; use one of "
+                    f"{', '.join(AGGREGATES)}",
+                    target=name,
+                )
             kind = field_type(spec, path)
             if function in ("sum", "avg") and kind not in NUMERIC:
                 raise bad_request(f"{function} needs a numeric field, not {path}", target=name)
@@ -531,9 +581,21 @@ def run(
         raise bad_request("filterExpression needs filters", target="filterExpression")
 
     cache_key = (
-        company["id"], spec.path, entity, include_private,
-        json.dumps([filters, body.get("filterExpression"), orders, bool(case_sensitive),
-                    today.isoformat()], sort_keys=True, default=str),
+        company["id"],
+        spec.path,
+        entity,
+        include_private,
+        json.dumps(
+            [
+                filters,
+                body.get("filterExpression"),
+                orders,
+                bool(case_sensitive),
+                today.isoformat(),
+            ],
+            sort_keys=True,
+            default=str,
+        ),
         state.version,
     )
     rows = collection(state, company["id"], spec.path)["rows"]
@@ -544,14 +606,14 @@ def run(
         if entity is None and not private:
             candidates = list(rows.values())
         else:
-            candidates = [r for r in rows.values()
-                          if visible(r, entity, private, include_private)]
+            candidates = [r for r in rows.values() if visible(r, entity, private, include_private)]
         if predicates:
             predicate = combine(predicates)
             candidates = [r for r in candidates if predicate(r)]
         for name, descending in reversed(orders):
-            candidates.sort(key=sort_key(field_type(spec, name), getter(spec, name)),
-                            reverse=descending)
+            candidates.sort(
+                key=sort_key(field_type(spec, name), getter(spec, name)), reverse=descending
+            )
         keys = [r["key"] for r in candidates]
         if len(state.query_cache) > 64:
             state.query_cache.clear()
@@ -613,8 +675,11 @@ def _aggregate(
                 else:
                     value = max(numbers)
                 result[label] = (
-                    f"{value:.2f}" if kind == "decimal" else float(value)
-                    if value != value.to_integral_value() else int(value)
+                    f"{value:.2f}"
+                    if kind == "decimal"
+                    else float(value)
+                    if value != value.to_integral_value()
+                    else int(value)
                 )
             else:
                 result[label] = min(present) if function == "min" else max(present)

@@ -59,7 +59,13 @@ def entity_ref(company: dict[str, Any], entity_id: str | None) -> dict[str, Any]
 # --- collections and seeding ---------------------------------------------------------
 def collection(state: State, company_id: str, path: str) -> dict[str, Any]:
     """The record collection of ``path`` in ``company_id``, seeded on first access."""
-    per_company = state.data["records"].setdefault(company_id, {})
+    per_company = state.data["records"].get(company_id)
+    if per_company is None:
+        # Seed every object of the company at once, before any write, so seed data never
+        # depends on what a test did first.
+        per_company = state.data["records"][company_id] = {}
+        for seeded_path in SEED_ORDER:
+            collection(state, company_id, seeded_path)
     coll: dict[str, Any] | None = per_company.get(path)
     if coll is None:
         coll = {"nextKey": 1, "rows": {}, "ids": {}}
@@ -70,8 +76,11 @@ def collection(state: State, company_id: str, path: str) -> dict[str, Any]:
 
 def _context(state: State, company_id: str, path: str) -> dict[str, Any]:
     ctx: dict[str, Any] = {}
-    if path in ("accounts-payable/bill", "accounts-receivable/invoice",
-                "general-ledger/journal-entry"):
+    if path in (
+        "accounts-payable/bill",
+        "accounts-receivable/invoice",
+        "general-ledger/journal-entry",
+    ):
         accounts = collection(state, company_id, "general-ledger/account")["rows"]
         ctx["accounts"] = {r["id"]: {"key": k, "name": r["name"]} for k, r in accounts.items()}
     if path == "accounts-payable/bill":
@@ -111,7 +120,8 @@ def _seed_collection(state: State, company_id: str, path: str, coll: dict[str, A
     count = spec.seed_count if company["type"] == "production" else max(spec.seed_count // 5, 10)
     if path == "general-ledger/account":
         count = spec.seed_count
-    insert_generated(state, company, spec, count, rng=random.Random(f"{company_id}:{path}"))
+    rng = random.Random(f"{company_id}:{path}")  # noqa: S311 - deterministic test data
+    insert_generated(state, company, spec, count, rng=rng)
 
 
 def insert_generated(
@@ -126,8 +136,9 @@ def insert_generated(
     coll = state.data["records"].setdefault(company["id"], {}).get(spec.path)
     if coll is None:
         coll = collection(state, company["id"], spec.path)
-    assert spec.generate is not None
-    rng = rng or random.Random(f"{company['id']}:{spec.path}:{coll['nextKey']}")
+    if spec.generate is None:
+        raise ValueError(f"{spec.path} has no generator")
+    rng = rng or random.Random(f"{company['id']}:{spec.path}:{coll['nextKey']}")  # noqa: S311
     ctx = _context(state, company["id"], spec.path)
     entities = list(company["entities"]) if company["multiEntity"] else []
     entity_refs = {e: entity_ref(company, e) for e in entities}
@@ -162,7 +173,8 @@ def insert_generated(
 
 def _finish_lines(spec: ObjectSpec, record: dict[str, Any]) -> None:
     """Number the lines and compute the header totals."""
-    assert spec.lines is not None
+    if spec.lines is None:
+        return
     total = Decimal(0)
     debit = Decimal(0)
     credit = Decimal(0)
@@ -246,7 +258,10 @@ def _coerce(spec: FieldSpec, value: Any) -> Any:
     if value is None:
         return None
     if spec.type == "decimal":
-        return str(value) if isinstance(value, str) else format(Decimal(str(value)), "f")
+        number = Decimal(str(value))
+        if isinstance(value, str) and number.as_tuple().exponent < -2:  # type: ignore[operator]
+            return value.strip()
+        return f"{number:.2f}"
     if spec.type == "number" and isinstance(value, str):
         number = Decimal(value)
         return int(number) if number == number.to_integral_value() else float(number)
@@ -268,8 +283,9 @@ def _check_ref(path: str, value: Any, errors: list[dict[str, Any]]) -> dict[str,
     if value is None:
         return None
     if not isinstance(value, dict):
-        errors.append(detail("invalidRequest", f"{path} must be an object with key or id",
-                             target=f"/{path}"))
+        errors.append(
+            detail("invalidRequest", f"{path} must be an object with key or id", target=f"/{path}")
+        )
         return None
     out: dict[str, Any] = {}
     for sub, item in value.items():
@@ -279,12 +295,14 @@ def _check_ref(path: str, value: Any, errors: list[dict[str, Any]]) -> dict[str,
             errors.append(invalid_field(f"{path}.{sub}"))
             continue
         if item is not None and not isinstance(item, str):
-            errors.append(detail("invalidRequest", f"{path}.{sub} must be a string",
-                                 target=f"/{path}/{sub}"))
+            errors.append(
+                detail("invalidRequest", f"{path}.{sub} must be a string", target=f"/{path}/{sub}")
+            )
             continue
         if item == "":
-            errors.append(detail("invalidRequest", f"{path}.{sub} cannot be blank",
-                                 target=f"/{path}/{sub}"))
+            errors.append(
+                detail("invalidRequest", f"{path}.{sub} cannot be blank", target=f"/{path}/{sub}")
+            )
             continue
         out[sub] = item
     return out
@@ -308,7 +326,9 @@ def _walk(
                 continue
             problem = _type_error(path, field_spec, value)
             if problem:
-                errors.append(detail("invalidRequest", problem, target=f"/{path.replace('.', '/')}"))
+                errors.append(
+                    detail("invalidRequest", problem, target=f"/{path.replace('.', '/')}")
+                )
                 continue
             out[name] = _coerce(field_spec, value)
         elif not prefix and name in refs:
@@ -319,14 +339,22 @@ def _walk(
             if path in ("audit", "entity"):
                 continue
             if not isinstance(value, dict):
-                errors.append(detail("invalidRequest", f"{path} must be an object",
-                                     target=f"/{path.replace('.', '/')}"))
+                errors.append(
+                    detail(
+                        "invalidRequest",
+                        f"{path} must be an object",
+                        target=f"/{path.replace('.', '/')}",
+                    )
+                )
                 continue
             out[name] = _walk(fields, refs, groups, None, value, f"{path}.", errors)
         elif lines is not None and not prefix and name == lines.name:
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-                errors.append(detail("invalidRequest", f"{name} must be an array of objects",
-                                     target=f"/{name}"))
+                errors.append(
+                    detail(
+                        "invalidRequest", f"{name} must be an array of objects", target=f"/{name}"
+                    )
+                )
                 continue
             out_lines = []
             for index, line in enumerate(value):
@@ -348,13 +376,24 @@ def _walk(
 def validate_body(spec: ObjectSpec, body: Any) -> dict[str, Any]:
     """The writable part of ``body``; raises 400 ``invalidRequest`` REST-1064 with details."""
     if not isinstance(body, dict):
-        raise APIError(400, "invalidRequest", "The request payload must be a JSON object",
-                       error_id="REST-1064", message_id="IA.PAYLOAD_CONTAINS_ERRORS")
+        raise APIError(
+            400,
+            "invalidRequest",
+            "The request payload must be a JSON object",
+            error_id="REST-1064",
+            message_id="IA.PAYLOAD_CONTAINS_ERRORS",
+        )
     errors: list[dict[str, Any]] = []
     cleaned = _walk(spec.fields, spec.refs, spec.groups, spec.lines, body, "", errors)
     if errors:
-        raise APIError(400, "invalidRequest", "Payload contains errors", error_id="REST-1064",
-                       message_id="IA.PAYLOAD_CONTAINS_ERRORS", details=errors)
+        raise APIError(
+            400,
+            "invalidRequest",
+            "Payload contains errors",
+            error_id="REST-1064",
+            message_id="IA.PAYLOAD_CONTAINS_ERRORS",
+            details=errors,
+        )
     return cleaned
 
 
@@ -418,51 +457,81 @@ def _apply_rules(
 ) -> None:
     errors: list[dict[str, Any]] = []
     for name, field_spec in spec.fields.items():
-        if field_spec.required and "." not in name:
-            if record.get(name) in (None, ""):
-                errors.append(
-                    detail("invalidRequest", f"Required field {name} is missing",
-                           target=f"/{name}", message_id="IA.REQUIRED_FIELD_MISSING",
-                           placeholders={"FIELD": name})
+        if field_spec.required and "." not in name and record.get(name) in (None, ""):
+            errors.append(
+                detail(
+                    "invalidRequest",
+                    f"Required field {name} is missing",
+                    target=f"/{name}",
+                    message_id="IA.REQUIRED_FIELD_MISSING",
+                    placeholders={"FIELD": name},
                 )
+            )
     for name, ref_spec in spec.refs.items():
         value = record.get(name)
         if value is None or not (value.get("key") or value.get("id")):
             if ref_spec.required:
                 errors.append(
-                    detail("invalidRequest", f"Required field {name} is missing",
-                           target=f"/{name}", message_id="IA.REQUIRED_FIELD_MISSING",
-                           placeholders={"FIELD": name})
+                    detail(
+                        "invalidRequest",
+                        f"Required field {name} is missing",
+                        target=f"/{name}",
+                        message_id="IA.REQUIRED_FIELD_MISSING",
+                        placeholders={"FIELD": name},
+                    )
                 )
             continue
         record[name] = _resolve_ref(state, company, ref_spec, value, name, errors)
     if spec.lines is not None:
         lines = record.get(spec.lines.name) or []
         if not lines:
-            errors.append(detail("invalidRequest", f"At least one line is required in "
-                                 f"{spec.lines.name}", target=f"/{spec.lines.name}"))
+            errors.append(
+                detail(
+                    "invalidRequest",
+                    f"At least one line is required in {spec.lines.name}",
+                    target=f"/{spec.lines.name}",
+                )
+            )
         for index, line in enumerate(lines):
             for fname, fspec in spec.lines.fields.items():
                 if fspec.required and line.get(fname) in (None, ""):
-                    errors.append(detail("invalidRequest", f"Required field {fname} is missing",
-                                         target=f"/{spec.lines.name}/{index}/{fname}"))
+                    errors.append(
+                        detail(
+                            "invalidRequest",
+                            f"Required field {fname} is missing",
+                            target=f"/{spec.lines.name}/{index}/{fname}",
+                        )
+                    )
             for rname, rspec in spec.lines.refs.items():
                 value = line.get(rname)
                 if not value or not (value.get("key") or value.get("id")):
                     if rspec.required:
-                        errors.append(detail("invalidRequest",
-                                             f"Required field {rname} is missing",
-                                             target=f"/{spec.lines.name}/{index}/{rname}"))
+                        errors.append(
+                            detail(
+                                "invalidRequest",
+                                f"Required field {rname} is missing",
+                                target=f"/{spec.lines.name}/{index}/{rname}",
+                            )
+                        )
                     continue
-                line[rname] = _resolve_ref(state, company, rspec, value,
-                                           f"{spec.lines.name}.{index}.{rname}", errors)
+                line[rname] = _resolve_ref(
+                    state, company, rspec, value, f"{spec.lines.name}.{index}.{rname}", errors
+                )
         if spec.path == "general-ledger/journal-entry" and not errors:
             debit = sum(
-                (Decimal(str(line["txnAmount"])) for line in lines if line.get("txnType") == "debit"),
+                (
+                    Decimal(str(line["txnAmount"]))
+                    for line in lines
+                    if line.get("txnType") == "debit"
+                ),
                 Decimal(0),
             )
             credit = sum(
-                (Decimal(str(line["txnAmount"])) for line in lines if line.get("txnType") == "credit"),
+                (
+                    Decimal(str(line["txnAmount"]))
+                    for line in lines
+                    if line.get("txnType") == "credit"
+                ),
                 Decimal(0),
             )
             if debit != credit:
@@ -486,10 +555,14 @@ def _apply_rules(
                     target="/id",
                 )
             )
-    if spec.path == "general-ledger/journal-entry" and operation == "create":
-        if record.get("state") not in (None, "draft", "posted"):
-            errors.append(detail("invalidRequest", "state can only be draft on create",
-                                 target="/state"))
+    if (
+        spec.path == "general-ledger/journal-entry"
+        and operation == "create"
+        and record.get("state") not in (None, "draft", "posted")
+    ):
+        errors.append(
+            detail("invalidRequest", "state must be draft or posted on create", target="/state")
+        )
     if errors:
         raise operation_failed(operation, spec, errors)
 
@@ -516,14 +589,13 @@ def create(
             record["id"] += "X"
     if "status" in spec.fields and record.get("status") is None:
         record["status"] = "active"
-    if spec.path == "general-ledger/journal-entry" and not record.get("state"):
-        record["state"] = "posted"
-    elif spec.lines is not None and not record.get("state"):
+    if spec.lines is not None and not record.get("state"):
         record["state"] = "posted"
     _apply_rules(state, company, spec, record, "create", None)
     if spec.path == "company-config/entity" and not company["multiEntity"]:
-        raise operation_failed("create", spec, [
-            detail("BL01001973", f"{company['id']} is not a multi-entity company")])
+        raise operation_failed(
+            "create", spec, [detail("BL01001973", f"{company['id']} is not a multi-entity company")]
+        )
     record["key"] = key
     record["entity"] = entity_ref(company, entity)
     now = iso_now(state)
@@ -538,7 +610,9 @@ def create(
         coll["ids"][record["id"]] = key
     if spec.path == "company-config/entity":
         company["entities"][record["id"]] = {
-            "id": record["id"], "key": key, "name": record["name"],
+            "id": record["id"],
+            "key": key,
+            "name": record["name"],
             "private": bool(record.get("isPrivate")),
         }
     state.touch_records()
@@ -567,13 +641,20 @@ def update(
 ) -> dict[str, Any]:
     record = get_visible(state, company, spec, key, entity)
     cleaned = validate_body(spec, body)
-    if spec.id_is_key or (spec.unique_id and spec.path != "general-ledger/account"):
-        # ids are not updatable (except account numbers)
-        if "id" in cleaned and cleaned["id"] != record["id"]:
-            raise APIError(400, "invalidRequest", "Payload contains errors",
-                           error_id="REST-1064", message_id="IA.PAYLOAD_CONTAINS_ERRORS",
-                           details=[detail("invalidRequest", "id cannot be changed",
-                                           target="/id")])
+    # ids are not updatable (except account numbers)
+    if (
+        (spec.id_is_key or (spec.unique_id and spec.path != "general-ledger/account"))
+        and "id" in cleaned
+        and cleaned["id"] != record["id"]
+    ):
+        raise APIError(
+            400,
+            "invalidRequest",
+            "Payload contains errors",
+            error_id="REST-1064",
+            message_id="IA.PAYLOAD_CONTAINS_ERRORS",
+            details=[detail("invalidRequest", "id cannot be changed", target="/id")],
+        )
     updated = dict(record)
     lines = cleaned.pop(spec.lines.name, None) if spec.lines else None
     _merge(updated, cleaned)
@@ -587,8 +668,11 @@ def update(
         **record["audit"],
         "modifiedDateTime": when,
         "modifiedBy": user["key"],
-        "modifiedByUser": {"key": user["key"], "id": user["id"],
-                           "href": f"/objects/company-config/user/{user['key']}"},
+        "modifiedByUser": {
+            "key": user["key"],
+            "id": user["id"],
+            "href": f"/objects/company-config/user/{user['key']}",
+        },
     }
     coll = collection(state, company["id"], spec.path)
     if spec.unique_id and updated["id"] != record["id"]:
@@ -606,12 +690,21 @@ def delete(
     if spec.path == "accounts-payable/vendor":
         bills = collection(state, company["id"], "accounts-payable/bill")["rows"].values()
         if any(b["vendor"].get("key") == key for b in bills):
-            raise operation_failed("delete", spec, [
-                detail("BL01001973", f"Vendor {record['id']} has transactions and cannot be "
-                       "deleted; make it inactive instead")])
+            raise operation_failed(
+                "delete",
+                spec,
+                [
+                    detail(
+                        "BL01001973",
+                        f"Vendor {record['id']} has transactions and cannot be "
+                        "deleted; make it inactive instead",
+                    )
+                ],
+            )
     if spec.path == "company-config/entity":
-        raise operation_failed("delete", spec, [
-            detail("BL01001973", "Entities cannot be deleted in the emulator")])
+        raise operation_failed(
+            "delete", spec, [detail("BL01001973", "Entities cannot be deleted in the emulator")]
+        )
     coll = collection(state, company["id"], spec.path)
     del coll["rows"][key]
     if spec.unique_id:

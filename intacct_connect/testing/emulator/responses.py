@@ -19,12 +19,20 @@ def support_id() -> str:
 
 
 def request_id() -> str:
-    return f"{secrets.token_hex(4).upper()}:{secrets.token_hex(2).upper()}_{secrets.token_hex(4).upper()}"
+    a, b, c = (secrets.token_hex(n).upper() for n in (4, 2, 4))
+    return f"{a}:{b}_{c}"
 
 
-def json_response(
-    body: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads(raw: bytes | str) -> Any:
+    """Strict JSON: NaN and Infinity are refused, as JSON (RFC 8259) requires."""
+    return json.loads(raw, parse_constant=_reject_constant)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     text = json.dumps(body, separators=(",", ":"))
     response = Response(text, status=status, mimetype=JSON, headers=headers)
     return response
@@ -72,8 +80,13 @@ class APIError(Exception):
 
 
 def detail(
-    code: str, message: str, *, error_id: str | None = None, target: str | None = None,
-    message_id: str | None = None, placeholders: dict[str, Any] | None = None,
+    code: str,
+    message: str,
+    *,
+    error_id: str | None = None,
+    target: str | None = None,
+    message_id: str | None = None,
+    placeholders: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One entry of an error's ``details`` array."""
     item: dict[str, Any] = {"code": code, "message": message}

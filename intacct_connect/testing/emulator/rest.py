@@ -11,17 +11,19 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from werkzeug.wrappers import Request, Response
 
 from intacct_connect.testing.emulator import query, records
-from intacct_connect.testing.emulator.objects import SPECS, ObjectSpec
 from intacct_connect.testing.emulator.oauth import decode_access_token
+from intacct_connect.testing.emulator.objects import SPECS, ObjectSpec
 from intacct_connect.testing.emulator.responses import (
     APIError,
     detail,
     gateway_error,
     json_response,
+    loads,
     token_invalid_response,
 )
 
@@ -99,7 +101,7 @@ def authenticate(emu: Emulator, request: Request) -> Context | Response:
         if session is None or grant is None or grant["status"] != "active":
             return token_invalid_response()
         if session["expired"] or float(claims["exp"]) <= state.now():
-            if state.config["expired_token_error"] == "rest1206":
+            if state.config["expired_token_error"] == "rest1206":  # noqa: S105
                 return json_response(
                     {
                         "ia::error": {
@@ -134,8 +136,11 @@ def authenticate(emu: Emulator, request: Request) -> Context | Response:
             entity = requested or None
             if entity is not None and entity not in company["entities"]:
                 error = APIError(
-                    400, "invalidRequest", f"{entity} is not a valid entity for this company",
-                    error_id="REST-1071", placeholders={"ENTITY": entity},
+                    400,
+                    "invalidRequest",
+                    f"{entity} is not a valid entity for this company",
+                    error_id="REST-1071",
+                    placeholders={"ENTITY": entity},
                 )
                 return to_response(error_result(error, state.config["rest_error_shape"]))
         return Context(company=company, user=user, entity=entity, claims=claims, app=app)
@@ -145,23 +150,25 @@ def authenticate(emu: Emulator, request: Request) -> Context | Response:
 def parse_call(request: Request, subpath: str) -> Call | APIError | Response:
     raw = request.get_data(cache=True)
     body: Any = MISSING
-    if request.method in ("POST", "PATCH", "PUT"):
-        if raw.strip():
-            if request.mimetype != "application/json":
-                return gateway_error(
-                    415 if request.mimetype else 400,
-                    "GW-0014",
-                    f"Content-Type {request.mimetype or '(none)'} is not supported; send "
-                    "application/json.",
-                )
-            try:
-                body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                return APIError(
-                    400, "invalidRequest", "The request payload is not valid JSON",
-                    error_id="REST-1064", message_id="IA.PAYLOAD_CONTAINS_ERRORS",
-                    details=[detail("invalidRequest", "Malformed JSON payload")],
-                )
+    if request.method in ("POST", "PATCH", "PUT") and raw.strip():
+        if request.mimetype != "application/json":
+            return gateway_error(
+                415 if request.mimetype else 400,
+                "GW-0014",
+                f"Content-Type {request.mimetype or '(none)'} is not supported; send "
+                "application/json.",
+            )
+        try:
+            body = loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return APIError(
+                400,
+                "invalidRequest",
+                "The request payload is not valid JSON",
+                error_id="REST-1064",
+                message_id="IA.PAYLOAD_CONTAINS_ERRORS",
+                details=[detail("invalidRequest", "Malformed JSON payload")],
+            )
     headers = {k.lower(): v for k, v in request.headers.items()}
     return Call(
         method=request.method,
@@ -188,8 +195,10 @@ def execute(emu: Emulator, ctx: Context, call: Call) -> Result:
     shape = emu.state.config["rest_error_shape"]
     try:
         key = call.headers.get("idempotency-key")
-        if key is not None and call.method in ("POST", "PATCH") and not call.path.startswith(
-            ("/services/core/query", "/services/core/model")
+        if (
+            key is not None
+            and call.method in ("POST", "PATCH")
+            and not call.path.startswith(("/services/core/query", "/services/core/model"))
         ):
             return _idempotent(emu, ctx, call, key)
         return _route(emu, ctx, call)
@@ -214,21 +223,31 @@ def _idempotent(emu: Emulator, ctx: Context, call: Call, key: str) -> Result:
         if entry is not None:
             if entry["fingerprint"] != fingerprint:
                 raise APIError(
-                    409, "conflict",
+                    409,
+                    "conflict",
                     "The Idempotency-Key was already used with a different request",
-                    error_id="REST-1180", message_id="IA.IDEMPOTENCY_KEY_REUSED",
+                    error_id="REST-1180",
+                    message_id="IA.IDEMPOTENCY_KEY_REUSED",
                 )
             if entry["status"] is None:
-                raise APIError(409, "conflict",
-                               "A request with this Idempotency-Key is still being processed",
-                               error_id="REST-1181")
+                raise APIError(
+                    409,
+                    "conflict",
+                    "A request with this Idempotency-Key is still being processed",
+                    error_id="REST-1181",
+                )
             return Result(
                 entry["status"],
                 copy.deepcopy(entry["body"]),
                 {"Idempotency-Key": key, "x-ia-idempotency-cached-date": entry["date"]},
             )
-        cache[cache_key] = {"fingerprint": fingerprint, "status": None, "body": None,
-                            "createdAt": now, "date": ""}
+        cache[cache_key] = {
+            "fingerprint": fingerprint,
+            "status": None,
+            "body": None,
+            "createdAt": now,
+            "date": "",
+        }
     try:
         result = _route(emu, ctx, call)
     except APIError as err:
@@ -243,9 +262,7 @@ def _idempotent(emu: Emulator, ctx: Context, call: Call, key: str) -> Result:
             "status": result.status,
             "body": copy.deepcopy(result.body),
             "createdAt": state.now(),
-            "date": dt.datetime.fromtimestamp(state.now(), dt.UTC).strftime(
-                "%Y-%m-%dT%H:%M:%SZ"
-            ),
+            "date": dt.datetime.fromtimestamp(state.now(), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         state.dirty = True
     result.headers["Idempotency-Key"] = key
@@ -272,16 +289,26 @@ def _route(emu: Emulator, ctx: Context, call: Call) -> Result:
         if service == "session/id":
             _allow(call, ("GET",))
             remaining = int(float(ctx.claims["exp"]) - emu.state.now())
-            return Result(200, {"ia::result": {"sessionId": ctx.claims["sessionId"],
-                                               "expiresIn": max(remaining, 0)},
-                                "ia::meta": {"totalCount": 1}})
+            return Result(
+                200,
+                {
+                    "ia::result": {
+                        "sessionId": ctx.claims["sessionId"],
+                        "expiresIn": max(remaining, 0),
+                    },
+                    "ia::meta": {"totalCount": 1},
+                },
+            )
     raise _not_found(call.path)
 
 
 def _not_found(path: str) -> APIError:
     return APIError(
-        404, "notFound", f"Requested resource {path} was not found",
-        error_id="REST-1019", message_id="IA.REQUESTED_RESOURCE_NOT_FOUND",
+        404,
+        "notFound",
+        f"Requested resource {path} was not found",
+        error_id="REST-1019",
+        message_id="IA.REQUESTED_RESOURCE_NOT_FOUND",
         placeholders={"RESOURCE": path},
     )
 
@@ -289,9 +316,11 @@ def _not_found(path: str) -> APIError:
 def _allow(call: Call, methods: tuple[str, ...]) -> None:
     if call.method not in methods:
         raise APIError(
-            405, "methodNotAllowed",
+            405,
+            "methodNotAllowed",
             f"Method {call.method} is not supported for {call.path}",
-            error_id="REST-1020", message_id="IA.METHOD_NOT_ALLOWED",
+            error_id="REST-1020",
+            message_id="IA.METHOD_NOT_ALLOWED",
             placeholders={"METHOD": call.method},
             headers={"Allow": ", ".join(methods)},
         )
@@ -300,8 +329,11 @@ def _allow(call: Call, methods: tuple[str, ...]) -> None:
 def _require_body(call: Call) -> Any:
     if call.body is MISSING:
         raise APIError(
-            400, "invalidRequest", f"A {call.method} request requires a payload",
-            error_id="REST-1028", message_id="IA.REQUEST_REQUIRES_A_PAYLOAD",
+            400,
+            "invalidRequest",
+            f"A {call.method} request requires a payload",
+            error_id="REST-1028",
+            message_id="IA.REQUEST_REQUIRES_A_PAYLOAD",
             placeholders={"OPERATION": call.method},
         )
     return call.body
@@ -329,67 +361,130 @@ def _objects(emu: Emulator, ctx: Context, call: Call, parts: list[str]) -> Resul
             with state.lock:
                 rows = records.collection(state, company["id"], spec.path)["rows"]
                 private = records.private_entities(company)
-                visible = [r for r in rows.values()
-                           if records.visible(r, ctx.entity, private)]
+                visible = [r for r in rows.values() if records.visible(r, ctx.entity, private)]
             page = [_ref(spec, r) for r in visible[:100]]
-            return Result(200, {"ia::result": page,
-                                "ia::meta": {"totalCount": len(visible), "start": 1,
-                                             "pageSize": 100,
-                                             "next": 101 if len(visible) > 100 else None,
-                                             "previous": None}})
+            return Result(
+                200,
+                {
+                    "ia::result": page,
+                    "ia::meta": {
+                        "totalCount": len(visible),
+                        "start": 1,
+                        "pageSize": 100,
+                        "next": 101 if len(visible) > 100 else None,
+                        "previous": None,
+                    },
+                },
+            )
         body = _require_body(call)
         if call.method == "POST" and isinstance(body, dict):
             with state.lock:
-                record = records.create(state, company, spec, body, entity=ctx.entity,
-                                        user=ctx.user)
+                record = records.create(
+                    state, company, spec, body, entity=ctx.entity, user=ctx.user
+                )
                 state.count("transactions", company["id"])
             return Result(201, {"ia::result": _ref(spec, record), "ia::meta": _meta(1, 1, 0)})
         if not isinstance(body, list):
-            raise APIError(400, "invalidRequest",
-                           "The payload must be an object or an array of objects",
-                           error_id="REST-1064", message_id="IA.PAYLOAD_CONTAINS_ERRORS")
+            raise APIError(
+                400,
+                "invalidRequest",
+                "The payload must be an object or an array of objects",
+                error_id="REST-1064",
+                message_id="IA.PAYLOAD_CONTAINS_ERRORS",
+            )
         return _batch_write(emu, ctx, call, spec, body)
     keys = parts[2].split(",")
     _allow(call, ("GET", "PATCH", "DELETE"))
     if any(not k for k in keys) or len(keys) > MAX_BATCH:
         raise APIError(400, "invalidRequest", f"Give 1 to {MAX_BATCH} comma-separated keys")
     if call.method == "GET":
-        return _get(emu, ctx, spec, keys)
+        return _get(emu, ctx, spec, keys, call.args.get("fields"))
     if call.method == "DELETE":
         return _delete(emu, ctx, call, spec, keys)
     if len(keys) > 1:
-        raise APIError(400, "invalidRequest",
-                       "PATCH several records with an array body on the collection URL")
+        raise APIError(
+            400, "invalidRequest", "PATCH several records with an array body on the collection URL"
+        )
     body = _require_body(call)
     with state.lock:
-        record = records.update(state, company, spec, keys[0], body, entity=ctx.entity,
-                                user=ctx.user)
+        record = records.update(
+            state, company, spec, keys[0], body, entity=ctx.entity, user=ctx.user
+        )
         state.count("transactions", company["id"])
     return Result(200, {"ia::result": _ref(spec, record), "ia::meta": _meta(1, 1, 0)})
 
 
-def _get(emu: Emulator, ctx: Context, spec: ObjectSpec, keys: list[str]) -> Result:
+def _projection(spec: ObjectSpec, fields_param: str | None) -> list[list[str]] | None:
+    """``?fields=id,name,vendor.id`` of a GET: validated field paths, or None for all."""
+    if fields_param is None:
+        return None
+    names = [name.strip() for name in fields_param.split(",")]
+    if not all(names):
+        raise APIError(
+            400,
+            "invalidRequest",
+            "fields must be a comma-separated list of fields",
+            error_id="REST-1064",
+        )
+    allowed = set(spec.query_paths) | set(spec.groups) | set(spec.refs)
+    if spec.lines is not None:
+        allowed.add(spec.lines.name)
+    for name in names:
+        if name not in allowed:
+            raise query.invalid_field(name)
+    return [name.split(".") for name in names]
+
+
+def _project(record: dict[str, Any], paths: list[list[str]] | None) -> dict[str, Any]:
+    if paths is None:
+        return copy.deepcopy(record)
+    out: dict[str, Any] = {}
+    for parts in paths:
+        value: Any = record
+        for part in parts:
+            value = value.get(part) if isinstance(value, dict) else None
+        target = out
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
+def _get(
+    emu: Emulator, ctx: Context, spec: ObjectSpec, keys: list[str], fields: str | None = None
+) -> Result:
     state = emu.state
     shape = state.config["rest_error_shape"]
+    paths = _projection(spec, fields)
     with state.lock:
         if len(keys) == 1:
             record = records.get_visible(state, ctx.company, spec, keys[0], ctx.entity)
-            return Result(200, {"ia::result": copy.deepcopy(records.full_record(spec, record)),
-                                "ia::meta": _meta(1, 1, 0)})
+            return Result(
+                200,
+                {
+                    "ia::result": _project(records.full_record(spec, record), paths),
+                    "ia::meta": _meta(1, 1, 0),
+                },
+            )
         results: list[Any] = []
         errors = 0
         for key in keys:
             try:
                 record = records.get_visible(state, ctx.company, spec, key, ctx.entity)
-                results.append(copy.deepcopy(records.full_record(spec, record)))
+                results.append(_project(records.full_record(spec, record), paths))
             except APIError as err:
                 errors += 1
                 item = error_result(err, shape).body
-                results.append({"ia::error": item.get("ia::error") or item["ia::result"]
-                                ["ia::error"], "ia::status": err.status})
+                results.append(
+                    {
+                        "ia::error": item.get("ia::error") or item["ia::result"]["ia::error"],
+                        "ia::status": err.status,
+                    }
+                )
     status = 207 if errors else 200
-    return Result(status, {"ia::result": results,
-                           "ia::meta": _meta(len(keys), len(keys) - errors, errors)})
+    return Result(
+        status, {"ia::result": results, "ia::meta": _meta(len(keys), len(keys) - errors, errors)}
+    )
 
 
 def _item_error(err: APIError) -> dict[str, Any]:
@@ -404,8 +499,13 @@ UNPROCESSED = {
 
 def _snapshot(state: Any, company: dict[str, Any], spec: ObjectSpec) -> tuple[Any, ...]:
     coll = records.collection(state, company["id"], spec.path)
-    return (coll, dict(coll["rows"]), dict(coll["ids"]), coll["nextKey"],
-            copy.deepcopy(company["entities"]))
+    return (
+        coll,
+        dict(coll["rows"]),
+        dict(coll["ids"]),
+        coll["nextKey"],
+        copy.deepcopy(company["entities"]),
+    )
 
 
 def _restore(state: Any, company: dict[str, Any], saved: tuple[Any, ...]) -> None:
@@ -425,12 +525,15 @@ def _batch_write(
     emu: Emulator, ctx: Context, call: Call, spec: ObjectSpec, body: list[Any]
 ) -> Result:
     if not body:
-        raise APIError(400, "invalidRequest", "The payload array is empty",
-                       error_id="REST-1064")
+        raise APIError(400, "invalidRequest", "The payload array is empty", error_id="REST-1064")
     if len(body) > MAX_BATCH:
-        raise APIError(400, "invalidRequest",
-                       f"A batch request can hold at most {MAX_BATCH} records",
-                       error_id="REST-1064", placeholders={"MAX": MAX_BATCH})
+        raise APIError(
+            400,
+            "invalidRequest",
+            f"A batch request can hold at most {MAX_BATCH} records",
+            error_id="REST-1064",
+            placeholders={"MAX": MAX_BATCH},
+        )
     state = emu.state
     atomic = _atomic(call)
     results: list[Any] = []
@@ -444,16 +547,27 @@ def _batch_write(
                 continue
             try:
                 if call.method == "POST":
-                    record = records.create(state, ctx.company, spec, item, entity=ctx.entity,
-                                            user=ctx.user)
+                    record = records.create(
+                        state, ctx.company, spec, item, entity=ctx.entity, user=ctx.user
+                    )
                 else:
                     if not isinstance(item, dict) or not isinstance(item.get("key"), str):
-                        raise APIError(400, "invalidRequest",
-                                       "Each item of a batch PATCH needs its key",
-                                       error_id="REST-1064")
+                        raise APIError(
+                            400,
+                            "invalidRequest",
+                            "Each item of a batch PATCH needs its key",
+                            error_id="REST-1064",
+                        )
                     patch = {k: v for k, v in item.items() if k != "key"}
-                    record = records.update(state, ctx.company, spec, item["key"], patch,
-                                            entity=ctx.entity, user=ctx.user)
+                    record = records.update(
+                        state,
+                        ctx.company,
+                        spec,
+                        item["key"],
+                        patch,
+                        entity=ctx.entity,
+                        user=ctx.user,
+                    )
                 results.append({**_ref(spec, record), "ia::status": success_status})
             except APIError as err:
                 failure = failure or err
@@ -465,8 +579,11 @@ def _batch_write(
                 for r in results
             ]
         elif failure is None or not atomic:
-            state.count("transactions", ctx.company["id"],
-                        amount=sum(1 for r in results if "ia::error" not in r))
+            state.count(
+                "transactions",
+                ctx.company["id"],
+                amount=sum(1 for r in results if "ia::error" not in r),
+            )
     errors = sum(1 for r in results if "ia::error" in r)
     meta = _meta(len(body), len(body) - errors, errors)
     if atomic and failure is not None:
@@ -517,7 +634,8 @@ def _field_model(spec_field: Any) -> dict[str, Any]:
         "type": {"decimal": "string", "date": "string", "datetime": "string"}.get(kind, kind),
         "readOnly": spec_field.read_only,
         "writeOnly": False,
-        "required": spec_field.required,
+        # Sage: "The required field is always set to false" in models.
+        "required": False,
         "nullable": spec_field.nullable,
         "mutable": not spec_field.read_only,
     }
@@ -532,14 +650,32 @@ def _field_model(spec_field: Any) -> dict[str, Any]:
 
 def _ref_model(target: str, named: bool) -> dict[str, Any]:
     fields = {
-        "key": {"type": "string", "readOnly": False, "writeOnly": False, "required": False,
-                "nullable": True, "mutable": True},
-        "id": {"type": "string", "readOnly": False, "writeOnly": False, "required": False,
-               "nullable": True, "mutable": True},
+        "key": {
+            "type": "string",
+            "readOnly": False,
+            "writeOnly": False,
+            "required": False,
+            "nullable": True,
+            "mutable": True,
+        },
+        "id": {
+            "type": "string",
+            "readOnly": False,
+            "writeOnly": False,
+            "required": False,
+            "nullable": True,
+            "mutable": True,
+        },
     }
     if named:
-        fields["name"] = {"type": "string", "readOnly": True, "writeOnly": False,
-                          "required": False, "nullable": True, "mutable": False}
+        fields["name"] = {
+            "type": "string",
+            "readOnly": True,
+            "writeOnly": False,
+            "required": False,
+            "nullable": True,
+            "mutable": False,
+        }
     return {"apiObject": target, "fields": fields}
 
 
@@ -577,7 +713,7 @@ def object_model(spec: ObjectSpec) -> dict[str, Any]:
 def model(args: dict[str, str]) -> dict[str, Any]:
     name = args.get("name", "")
     if name.startswith("objects/"):
-        name = name[len("objects/"):]
+        name = name[len("objects/") :]
     if name:
         spec = SPECS.get(name)
         if spec is None:
@@ -597,10 +733,18 @@ def model(args: dict[str, str]) -> dict[str, Any]:
         ]
     if kind in ("", "service"):
         items += [
-            {"apiObject": f"services/core/{name}", "type": "service", "httpMethods": methods,
-             "href": f"/services/core/model?name=services/core/{name}&version=v1"}
-            for name, methods in (("query", "POST"), ("model", "GET"), ("composite", "POST"),
-                                  ("session/id", "GET"))
+            {
+                "apiObject": f"services/core/{name}",
+                "type": "service",
+                "httpMethods": methods,
+                "href": f"/services/core/model?name=services/core/{name}&version=v1",
+            }
+            for name, methods in (
+                ("query", "POST"),
+                ("model", "GET"),
+                ("composite", "POST"),
+                ("session/id", "GET"),
+            )
         ]
     return {"ia::result": items, "ia::meta": {"totalCount": len(items)}}
 
@@ -637,9 +781,13 @@ def _substitute(value: Any, results: dict[str, Any]) -> Any:
 def composite(emu: Emulator, ctx: Context, call: Call) -> Result:
     body = _require_body(call)
     if not isinstance(body, list) or not 2 <= len(body) <= 10:
-        raise APIError(400, "invalidRequest",
-                       "A composite request is an array of 2 to 10 sub-requests",
-                       error_id="REST-1064", message_id="IA.PAYLOAD_CONTAINS_ERRORS")
+        raise APIError(
+            400,
+            "invalidRequest",
+            "A composite request is an array of 2 to 10 sub-requests",
+            error_id="REST-1064",
+            message_id="IA.PAYLOAD_CONTAINS_ERRORS",
+        )
     for index, item in enumerate(body):
         problems = []
         if not isinstance(item, dict):
@@ -658,55 +806,75 @@ def composite(emu: Emulator, ctx: Context, call: Call) -> Result:
                 problems.append(f"unknown member(s) {', '.join(sorted(unknown))}")
         if problems:
             raise APIError(
-                400, "invalidRequest", "Payload contains errors", error_id="REST-1064",
+                400,
+                "invalidRequest",
+                "Payload contains errors",
+                error_id="REST-1064",
                 message_id="IA.PAYLOAD_CONTAINS_ERRORS",
-                details=[detail("invalidRequest", f"Sub-request {index}: {p}",
-                                target=f"/{index}") for p in problems],
+                details=[
+                    detail("invalidRequest", f"Sub-request {index}: {p}", target=f"/{index}")
+                    for p in problems
+                ],
             )
     results: dict[str, Any] = {}
     output: list[Any] = []
     failed = False
     for item in body:
         if failed:
-            output.append({"ia::error": {"code": "unprocessed",
-                                         "message": "Not executed: an earlier sub-request "
-                                         "failed"}, "ia::status": 422})
+            output.append(
+                {
+                    "ia::error": {
+                        "code": "unprocessed",
+                        "message": "Not executed: an earlier sub-request failed",
+                    },
+                    "ia::status": 422,
+                }
+            )
             continue
         try:
             path = _substitute(item["path"], results)
             sub_body = _substitute(item["body"], results) if "body" in item else MISSING
         except KeyError as err:
             failed = True
-            error = APIError(400, "invalidRequest",
-                             f"Cannot resolve the reference @{{{err.args[0]}}}",
-                             error_id="REST-1064")
+            error = APIError(
+                400,
+                "invalidRequest",
+                f"Cannot resolve the reference @{{{err.args[0]}}}",
+                error_id="REST-1064",
+            )
             output.append(_item_error(error))
             continue
         headers = {k.lower(): str(v) for k, v in (item.get("headers") or {}).items()}
         path_only, _, query_string = str(path).partition("?")
-        args = dict(p.split("=", 1) if "=" in p else (p, "")
-                    for p in query_string.split("&") if p)
+        args = dict(parse_qsl(query_string, keep_blank_values=True))
         sub_ctx = ctx
         if ENTITY_HEADER.lower() in headers:
             entity = headers[ENTITY_HEADER.lower()].strip() or None
             if entity is not None and entity not in ctx.company["entities"]:
                 failed = True
-                output.append(_item_error(APIError(
-                    400, "invalidRequest", f"{entity} is not a valid entity for this company")))
+                output.append(
+                    _item_error(
+                        APIError(
+                            400,
+                            "invalidRequest",
+                            f"{entity} is not a valid entity for this company",
+                        )
+                    )
+                )
                 continue
             sub_ctx = Context(ctx.company, ctx.user, entity, ctx.claims, ctx.app)
         raw = json.dumps(sub_body).encode() if sub_body is not MISSING else b""
         sub_call = Call(item["method"], path_only, args, sub_body, raw, headers)
         if path_only.startswith("/services/core/composite"):
-            result = error_result(APIError(400, "invalidRequest",
-                                           "Composite requests cannot be nested"), "top")
+            result = error_result(
+                APIError(400, "invalidRequest", "Composite requests cannot be nested"), "top"
+            )
         else:
             result = execute(emu, sub_ctx, sub_call)
         if result.status >= 400:
             failed = True
             error_body = result.body or {}
-            error = error_body.get("ia::error") or error_body.get("ia::result", {}).get(
-                "ia::error")
+            error = error_body.get("ia::error") or error_body.get("ia::result", {}).get("ia::error")
             entry: dict[str, Any] = {"ia::error": error, "ia::status": result.status}
             if isinstance(error_body.get("ia::result"), list):
                 entry["ia::result"] = error_body["ia::result"]
@@ -719,6 +887,7 @@ def composite(emu: Emulator, ctx: Context, call: Call) -> Result:
             if item.get("resultReference"):
                 results[item["resultReference"]] = result.body.get("ia::result")
     errors = sum(1 for r in output if "ia::error" in r)
-    return Result(207 if errors else 200, {"ia::result": output,
-                                           "ia::meta": _meta(len(body), len(body) - errors,
-                                                             errors)})
+    return Result(
+        207 if errors else 200,
+        {"ia::result": output, "ia::meta": _meta(len(body), len(body) - errors, errors)},
+    )

@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 DEMO_CLIENT_ID = "demo-client.app.sage.com"
-DEMO_CLIENT_SECRET = "demo-secret"
+DEMO_CLIENT_SECRET = "demo-secret"  # noqa: S105 - public demo credentials
 DEMO_SENDER_ID = "DEMO-SENDER"
 SANDBOX_CLIENT_ID = "demo-sandbox-client.app.sage.com"
-SANDBOX_CLIENT_SECRET = "demo-sandbox-secret"
+SANDBOX_CLIENT_SECRET = "demo-sandbox-secret"  # noqa: S105
 DEMO_REDIRECT_URIS = (
     "http://localhost:8000/intacct/callback/",
     "http://127.0.0.1:8000/intacct/callback/",

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urljoin
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 
 from intacct_connect.testing.emulator import seed
 from intacct_connect.testing.emulator.app import Emulator
@@ -37,8 +37,15 @@ class QuietRequestHandler(WSGIRequestHandler):
         path = getattr(self, "path", "").split("?", 1)[0]
         logger.debug("%s %s -> %s", getattr(self, "command", "-"), path, code)
 
-    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002
+    def log(self, type: str, message: str, *args: Any) -> None:
         logger.debug("emulator server %s: %s", type, message % args if args else message)
+
+
+class _ThreadedServer(ThreadedWSGIServer):
+    """werkzeug's threaded server with a deeper listen queue (concurrency floods)."""
+
+    request_queue_size = 1024
+    daemon_threads = True
 
 
 class EmulatorServer:
@@ -72,14 +79,12 @@ class EmulatorServer:
     def start(self) -> EmulatorServer:
         if self._server is not None:
             return self
-        self._server = make_server(
-            self.host,
-            self.requested_port,
-            self.emulator,
-            threaded=True,
-            request_handler=QuietRequestHandler,
-        )
-        self._server.daemon_threads = True  # type: ignore[attr-defined]
+        try:
+            self._server = _ThreadedServer(
+                self.host, self.requested_port, self.emulator, handler=QuietRequestHandler
+            )
+        except SystemExit as err:  # werkzeug exits when the port is taken
+            raise OSError(f"Cannot listen on {self.host}:{self.requested_port}") from err
         self._stopping.clear()
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -291,14 +296,12 @@ class EmulatorServer:
     def seed_company(self, company_id: str, **kwargs: Any) -> dict[str, Any]:
         return self.emulator.seed_company(company_id, **kwargs)
 
-    def seed_user(self, company_id: str, user_id: str, password: str, **kwargs: Any) -> dict[
-        str, Any
-    ]:
+    def seed_user(
+        self, company_id: str, user_id: str, password: str, **kwargs: Any
+    ) -> dict[str, Any]:
         return self.emulator.seed_user(company_id, user_id, password, **kwargs)
 
-    def seed_application(self, client_id: str, client_secret: str, **kwargs: Any) -> dict[
-        str, Any
-    ]:
+    def seed_application(self, client_id: str, client_secret: str, **kwargs: Any) -> dict[str, Any]:
         return self.emulator.seed_application(client_id, client_secret, **kwargs)
 
     def add_redirect_uri(self, uri: str, client_id: str = seed.DEMO_CLIENT_ID) -> None:
@@ -315,13 +318,13 @@ class EmulatorServer:
     ) -> None:
         self.emulator.authorize_client(company, user_id, client_id)
 
-    def records(self, company: str, object: str) -> list[dict[str, Any]]:  # noqa: A002
+    def records(self, company: str, object: str) -> list[dict[str, Any]]:
         return self.emulator.records(company, object)
 
-    def record_count(self, company: str, object: str) -> int:  # noqa: A002
+    def record_count(self, company: str, object: str) -> int:
         return self.emulator.record_count(company, object)
 
-    def generate_records(self, company: str, object: str, count: int) -> int:  # noqa: A002
+    def generate_records(self, company: str, object: str, count: int) -> int:
         return self.emulator.generate_records(company, object, count)
 
 

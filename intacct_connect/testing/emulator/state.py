@@ -128,8 +128,10 @@ class State:
                 raise ValueError(f"{name} must be a positive number")
         for name in ("concurrency_limit", "per_minute_limit"):
             value = options.get(name)
-            if name in options and value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 1
+            if (
+                name in options
+                and value is not None
+                and (not isinstance(value, int) or isinstance(value, bool) or value < 1)
             ):
                 raise ValueError(f"{name} must be a positive integer or None")
         with self.lock:

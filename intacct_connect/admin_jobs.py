@@ -1,0 +1,349 @@
+"""Admin screens for background jobs: schedules (run now / pause / resume), runs (per
+connection and per schedule), stored records and watermarks.
+
+Imported at the bottom of ``intacct_connect/admin.py``. Links to a connection's runs:
+``/admin/intacct_connect/jobrun/?connection__id__exact=<pk>`` (see :func:`runs_url`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from intacct_connect import jobs, scheduling
+from intacct_connect.models import (
+    JobRun,
+    JobRunStatus,
+    JobRunTrigger,
+    Schedule,
+    StoredRecord,
+    Watermark,
+)
+
+RUN_STATUS_COLOURS = {
+    JobRunStatus.QUEUED: ("#1f4f8a", "#dbe8f8"),
+    JobRunStatus.RUNNING: ("#1f4f8a", "#dbe8f8"),
+    JobRunStatus.SUCCEEDED: ("#1e7b34", "#d4f4dd"),
+    JobRunStatus.FAILED: ("#8a1c1c", "#f9d6d6"),
+    JobRunStatus.PARKED: ("#8a1c1c", "#f9d6d6"),
+    JobRunStatus.SKIPPED: ("#555", "#e5e5e5"),
+}
+
+
+def runs_url(*, connection_id: int | None = None, schedule_id: int | None = None) -> str:
+    """The job-run changelist filtered to one connection or one schedule."""
+    url = reverse("admin:intacct_connect_jobrun_changelist")
+    if connection_id is not None:
+        return f"{url}?connection__id__exact={connection_id}"
+    if schedule_id is not None:
+        return f"{url}?schedule__id__exact={schedule_id}"
+    return url
+
+
+def connection_runs_link(connection: Any) -> SafeString:
+    """A link to a connection's runs, for the connections admin (``readonly_fields``)."""
+    if connection is None or connection.pk is None:
+        return format_html("{}", "—")
+    count = JobRun.objects.filter(connection_id=connection.pk).count()
+    return format_html(
+        '<a href="{}">{}</a>',
+        runs_url(connection_id=connection.pk),
+        ngettext("%(n)d job run", "%(n)d job runs", count) % {"n": count},
+    )
+
+
+class ScheduleForm(forms.ModelForm):  # type: ignore[type-arg]
+    job = forms.ChoiceField(label=_("job"), choices=jobs.choices)
+    params = forms.JSONField(
+        label=_("parameters"),
+        required=False,
+        initial=dict,
+        help_text=_(
+            "A JSON object; see the job's documentation (query_to_storage: object, fields…)."
+        ),
+    )
+
+    class Meta:
+        model = Schedule
+        fields = (
+            "name",
+            "job",
+            "params",
+            "scope",
+            "connection",
+            "tenant_key",
+            "interval_seconds",
+            "crontab",
+            "enabled",
+            "next_run_at",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        probe = Schedule(
+            job=data.get("job", ""),
+            params=data.get("params") if data.get("params") is not None else {},
+            scope=data.get("scope", ""),
+            connection=data.get("connection"),
+            tenant_key=data.get("tenant_key") or "",
+            interval_seconds=data.get("interval_seconds"),
+            crontab=data.get("crontab") or "",
+        )
+        try:
+            scheduling.validate_schedule(probe)
+        except ValidationError as err:
+            raise ValidationError(err.message_dict) from None
+        data["params"] = probe.params
+        data["crontab"] = probe.crontab.strip()
+        return data
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = ScheduleForm
+    list_display = (
+        "name",
+        "job",
+        "scope",
+        "target",
+        "cadence",
+        "enabled",
+        "next_run_at",
+        "last_run_at",
+        "runs_link",
+    )
+    list_filter = ("enabled", "scope", "job")
+    search_fields = ("name", "job", "tenant_key", "connection__company_id")
+    list_select_related = ("connection",)
+    raw_id_fields = ("connection",)
+    readonly_fields = ("last_run_at", "runs_link", "created_at", "updated_at")
+    actions = ("run_now", "pause", "resume")
+    fieldsets = (
+        (None, {"fields": ("name", "job", "params")}),
+        (_("Which connections"), {"fields": ("scope", "connection", "tenant_key")}),
+        (
+            _("When"),
+            {
+                "fields": ("interval_seconds", "crontab", "enabled", "next_run_at", "last_run_at"),
+                "description": _(
+                    "An interval in seconds (60 or more) or a crontab evaluated in the site's "
+                    "time zone. Leave the next run empty to compute it."
+                ),
+            },
+        ),
+        (_("History"), {"fields": ("runs_link", "created_at", "updated_at")}),
+    )
+
+    @admin.display(description=_("runs for"))
+    def target(self, obj: Schedule) -> str:
+        if obj.scope == "connection":
+            return str(obj.connection) if obj.connection_id else "—"
+        if obj.scope == "tenant":
+            return f"tenant {obj.tenant_key}"
+        return str(_("every active connection"))
+
+    @admin.display(description=_("every"))
+    def cadence(self, obj: Schedule) -> str:
+        if obj.crontab:
+            return f"cron {obj.crontab}"
+        return f"{obj.interval_seconds} s"
+
+    @admin.display(description=_("runs"))
+    def runs_link(self, obj: Schedule) -> SafeString:
+        if obj.pk is None:
+            return format_html("{}", "—")
+        return format_html('<a href="{}">{}</a>', runs_url(schedule_id=obj.pk), _("View runs"))
+
+    def save_model(self, request: HttpRequest, obj: Schedule, form: Any, change: bool) -> None:
+        cadence_changed = any(f in form.changed_data for f in ("interval_seconds", "crontab"))
+        enabling = "enabled" in form.changed_data and obj.enabled
+        if (
+            obj.enabled
+            and "next_run_at" not in form.changed_data
+            and (obj.next_run_at is None or cadence_changed or enabling)
+        ):
+            obj.next_run_at = scheduling.first_run_time(obj, timezone.now())
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description=_("Run selected schedules now"))
+    def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        schedules = list(queryset.select_related("connection"))
+        queued = scheduling.run_schedules_now(schedules)
+        runs = ngettext("%(count)d run", "%(count)d runs", queued) % {"count": queued}
+        targets = ngettext("%(count)d schedule", "%(count)d schedules", len(schedules)) % {
+            "count": len(schedules)
+        }
+        self.message_user(
+            request,
+            _("Queued %(runs)s for %(schedules)s.") % {"runs": runs, "schedules": targets},
+            messages.SUCCESS if queued else messages.WARNING,
+        )
+
+    @admin.action(description=_("Pause selected schedules"))
+    def pause(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        count = scheduling.pause_schedules(queryset)
+        self.message_user(
+            request,
+            ngettext("Paused %(count)d schedule.", "Paused %(count)d schedules.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Resume selected schedules"))
+    def resume(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        count = scheduling.resume_schedules(queryset)
+        self.message_user(
+            request,
+            ngettext("Resumed %(count)d schedule.", "Resumed %(count)d schedules.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(JobRun)
+class JobRunAdmin(_ReadOnlyAdmin):
+    list_display = (
+        "pk",
+        "job",
+        "connection",
+        "schedule",
+        "status_badge",
+        "trigger",
+        "queued_at",
+        "started_at",
+        "duration",
+        "records_processed",
+        "attempt",
+        "delivery_count",
+        "error_code",
+    )
+    list_display_links = ("pk", "job")
+    list_filter = ("status", "trigger", "job")
+    search_fields = ("job", "error_code", "connection__company_id", "task_id")
+    list_select_related = ("connection", "schedule")
+    date_hierarchy = "queued_at"
+    list_per_page = 100
+    actions = ("run_again",)
+    fields = (
+        "job",
+        "connection",
+        "schedule",
+        "params",
+        "trigger",
+        "status_badge",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "duration",
+        "lease_until",
+        "records_processed",
+        "attempt",
+        "delivery_count",
+        "error_code",
+        "error_message",
+        "task_id",
+    )
+    readonly_fields = fields
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # runs per connection and per schedule, linked from those pages
+        if lookup in ("connection__id__exact", "schedule__id__exact"):
+            return True
+        return bool(super().lookup_allowed(lookup, value, request))
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj: JobRun) -> SafeString:
+        fg, bg = RUN_STATUS_COLOURS.get(JobRunStatus(obj.status), ("#333", "#eee"))
+        return format_html(
+            '<span style="color:{};background:{};padding:1px 6px;border-radius:8px">{}</span>',
+            fg,
+            bg,
+            obj.get_status_display(),
+        )
+
+    @admin.display(description=_("duration"))
+    def duration(self, obj: JobRun) -> str:
+        delta = obj.duration
+        return f"{delta.total_seconds():.1f} s" if delta is not None else "—"
+
+    @admin.action(description=_("Run selected jobs again"))
+    def run_again(self, request: HttpRequest, queryset: QuerySet[JobRun]) -> None:
+        queued = 0
+        failed: list[str] = []
+        for run in queryset.select_related("schedule"):
+            try:
+                scheduling.enqueue_run(
+                    run.job,
+                    run.connection_id,
+                    run.params,
+                    trigger=JobRunTrigger.MANUAL,
+                    schedule=run.schedule,
+                )
+            except (jobs.UnknownJob, ValidationError) as err:
+                failed.append(f"#{run.pk}: {err}")
+            else:
+                queued += 1
+        if queued:
+            self.message_user(
+                request,
+                ngettext("Queued %(count)d run.", "Queued %(count)d runs.", queued)
+                % {"count": queued},
+                messages.SUCCESS,
+            )
+        if failed:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d run could not be queued: %(errors)s",
+                    "%(count)d runs could not be queued: %(errors)s",
+                    len(failed),
+                )
+                % {"count": len(failed), "errors": "; ".join(failed)},
+                messages.ERROR,
+            )
+
+
+@admin.register(StoredRecord)
+class StoredRecordAdmin(_ReadOnlyAdmin):
+    list_display = ("object", "key", "connection", "updated_at", "run")
+    list_filter = ("object",)
+    search_fields = ("key", "object", "connection__company_id")
+    list_select_related = ("connection",)
+    raw_id_fields = ("connection", "run")
+    fields = ("connection", "object", "key", "data", "run", "updated_at")
+    readonly_fields = fields
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        if lookup == "connection__id__exact":
+            return True
+        return bool(super().lookup_allowed(lookup, value, request))
+
+
+@admin.register(Watermark)
+class WatermarkAdmin(_ReadOnlyAdmin):
+    list_display = ("name", "connection", "value", "updated_at")
+    search_fields = ("name", "connection__company_id")
+    list_select_related = ("connection",)
+    fields = ("connection", "name", "value", "updated_at")
+    readonly_fields = fields

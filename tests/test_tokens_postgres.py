@@ -1,0 +1,186 @@
+"""Single-flight refresh across threads and processes, on PostgreSQL row locks.
+
+The emulator runs with reuse detection on (its default): if two refresh requests carried
+the same refresh token, the second would revoke the whole grant. Every test checks that
+exactly one refresh request reached the emulator and that the grant is still active.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection as db_connection
+from django.db import transaction
+
+from intacct_connect import crypto, ratelimit, tokens
+from intacct_connect.client import IntacctClient
+from intacct_connect.models import Connection, ConnectionStatus, Token
+from intacct_connect.testing.emulator import EmulatorServer
+from tests.client_helpers import FAST_RETRIES, emulator, expire_locally, make_connection
+from tests.helpers import require_postgres
+
+__all__ = ["emulator"]
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only() -> None:
+    require_postgres()
+
+
+def _in_threads(count: int, work: Callable[[], Any]) -> list[Any]:
+    """Run ``work`` in ``count`` threads released together; returns results or errors."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(10)
+            results[index] = work()
+        except BaseException as err:
+            results[index] = err
+        finally:
+            ratelimit.close_private_connection()
+            db_connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def _assert_one_refresh(emulator: EmulatorServer, conn: Connection) -> Token:
+    assert emulator.token_requests("refresh_token") == 1
+    assert [g["status"] for g in emulator.grants("DEMO-CO")] == ["active"]
+    token = Token.objects.get(pk=conn.pk)
+    assert token.version == 2
+    conn.refresh_from_db()
+    assert conn.status == ConnectionStatus.ACTIVE
+    return token
+
+
+@pytest.mark.parametrize("threads", [2, 8])
+def test_threads_with_an_expired_token_refresh_once(emulator: EmulatorServer, threads: int) -> None:
+    conn = make_connection(emulator)
+    expire_locally(conn)
+    results = _in_threads(threads, lambda: tokens.get_access_token(conn.pk))
+    token = _assert_one_refresh(emulator, conn)
+    assert results == [token.access_token] * threads
+
+
+def test_threads_rejected_by_intacct_refresh_once(emulator: EmulatorServer) -> None:
+    """Intacct answers 401 GW-0040 to every thread at once: one refresh, every call replayed."""
+    conn = make_connection(emulator)
+    emulator.expire_tokens("DEMO-CO")
+    results = _in_threads(4, lambda: IntacctClient(conn.pk).get("accounts-payable/vendor", "1"))
+    _assert_one_refresh(emulator, conn)
+    assert [r["key"] for r in results] == ["1"] * 4
+
+
+def _spawn_workers(
+    emulator: EmulatorServer, conn: Connection, mode: str, count: int
+) -> list[dict[str, Any]]:
+    """Start ``count`` worker processes on the test database, release them together."""
+    name = db_connection.settings_dict["NAME"]
+    assert name.startswith("test_"), name  # never the development database
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{name}",
+        "INTACCT_TEST_SETTINGS": json.dumps({**emulator.connect_settings(), **FAST_RETRIES}),
+    }
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.token_worker", mode, str(conn.pk)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            line = worker.stdout.readline()
+            assert line.strip() == "ready", (line, worker.stderr.read() if worker.stderr else "")
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        outcomes = []
+        for worker in workers:
+            out, err = worker.communicate(timeout=60)
+            assert worker.returncode == 0, err
+            outcomes.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    return outcomes
+
+
+@pytest.mark.slow
+def test_processes_with_an_expired_token_refresh_once(emulator: EmulatorServer) -> None:
+    conn = make_connection(emulator)
+    expire_locally(conn)
+    outcomes = _spawn_workers(emulator, conn, "token", 2)
+    token = _assert_one_refresh(emulator, conn)
+    assert [o.get("error") for o in outcomes] == [None, None]
+    assert {o["fingerprint"] for o in outcomes} == {crypto.fingerprint(token.access_token)}
+    assert len({o["pid"] for o in outcomes}) == 2
+
+
+@pytest.mark.slow
+def test_processes_rejected_by_intacct_refresh_once(emulator: EmulatorServer) -> None:
+    conn = make_connection(emulator)
+    emulator.expire_tokens("DEMO-CO")
+    outcomes = _spawn_workers(emulator, conn, "client", 3)
+    token = _assert_one_refresh(emulator, conn)
+    assert [o.get("error") for o in outcomes] == [None] * 3
+    assert [o["key"] for o in outcomes] == ["1"] * 3
+    assert {o["fingerprint"] for o in outcomes} == {crypto.fingerprint(token.access_token)}
+
+
+def test_background_refresh_skips_a_connection_being_refreshed(emulator: EmulatorServer) -> None:
+    """wait=False returns None at once while another worker holds the row lock."""
+    conn = make_connection(emulator)
+    locked = threading.Event()
+    release = threading.Event()
+
+    def hold_lock() -> None:
+        try:
+            with transaction.atomic():
+                Connection.objects.select_for_update().get(pk=conn.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            db_connection.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        assert tokens.refresh_connection(conn.pk, force=True, wait=False) is None
+    finally:
+        release.set()
+        holder.join(10)
+    assert emulator.token_requests() == 0
+    refreshed = tokens.refresh_connection(conn.pk, force=True, wait=False)
+    assert refreshed is not None
+    assert refreshed.version == 2
