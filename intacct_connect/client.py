@@ -397,8 +397,6 @@ class IntacctClient:
     # --- the choke point -----------------------------------------------------------
 
     def _url(self, path: str) -> str:
-        if not path.startswith("/"):
-            path = "/" + path
         return f"{app_settings.API_BASE_URL}{path}"
 
     def _headers(
@@ -445,9 +443,13 @@ class IntacctClient:
             raise ValueError("an Idempotency-Key must be 1 to 256 characters long")
         if retryable is None:
             retryable = method == "GET" or idempotency_key is not None
-        call = _Call(method=method, path=path.split("?", 1)[0][:500])
+        if not path.startswith("/"):
+            path = "/" + path
+        call = _Call(method=method, path=path.split("?", 1)[0][:500])  # logged: no query
         try:
-            return self._send(call, json, params, headers or {}, idempotency_key, retryable)
+            return self._send(
+                call, self._url(path), json, params, headers or {}, idempotency_key, retryable
+            )
         except IntacctConnectError as err:
             if not call.error_code:
                 call.error_code = (err.error_id or err.code or type(err).__name__)[:100]
@@ -458,13 +460,13 @@ class IntacctClient:
     def _send(
         self,
         call: _Call,
+        url: str,
         json: Any,
         params: Mapping[str, Any] | None,
         extra_headers: Mapping[str, str],
         idempotency_key: str | None,
         retryable: bool,
     ) -> ApiResponse:
-        url = self._url(call.path)
         max_retries = max(0, int(app_settings.MAX_RETRIES))
         token = self._current_token()
         replayed = False
@@ -518,6 +520,7 @@ class IntacctClient:
                         connection_id=self.connection.pk,
                     )
                 call.request_id = _request_id(response, {})
+                call.error_code = ""  # an earlier attempt may have failed
                 return ApiResponse(
                     status_code=status,
                     data=body,

@@ -146,10 +146,13 @@ def _skip_locked(qs: QuerySet[M]) -> QuerySet[M]:
 
 
 def _locked(qs: QuerySet[M]) -> QuerySet[M]:
-    """Blocking ``SELECT … FOR UPDATE`` where supported."""
-    if connection.features.has_select_for_update:
-        return qs.select_for_update()
-    return qs
+    """Blocking ``SELECT … FOR UPDATE`` (of the model's own rows) where supported."""
+    features = connection.features
+    if not features.has_select_for_update:
+        return qs
+    if features.has_select_for_update_of:
+        return qs.select_for_update(of=("self",))
+    return qs.select_for_update()  # pragma: no cover
 
 
 def _jitter(seed: int, spread: int) -> int:

@@ -27,6 +27,7 @@ development and tests.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from dataclasses import dataclass, field
@@ -151,20 +152,26 @@ def _aware(value: datetime | str) -> datetime:
     return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
 
 
+@functools.cache
+def _current_token_sql(vendor: str) -> str:
+    quote = connection.ops.quote_name
+    token_pk = quote(str(Token._meta.pk.column))
+    conn_pk = quote(str(Connection._meta.pk.column))
+    return (
+        f"SELECT t.{quote('access_token')}, t.{quote('expires_at')}, t.{quote('version')}, "  # noqa: S608
+        f"c.{quote('status')} FROM {quote(Token._meta.db_table)} t "
+        f"INNER JOIN {quote(Connection._meta.db_table)} c ON c.{conn_pk} = t.{token_pk} "
+        f"WHERE t.{token_pk} = %s"
+    )
+
+
 def current_token(conn: Connection | int) -> AccessToken:
     """Like :func:`get_token`, for the API client's hot path: the fast path is one small
     SQL statement (token columns joined with the connection's status), without building
     model instances. Refreshes through :func:`refresh_connection` when needed."""
     connection_id = _connection_id(conn)
-    token_table = connection.ops.quote_name(Token._meta.db_table)
-    conn_table = connection.ops.quote_name(Connection._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT t.access_token, t.expires_at, t.version, c.status "  # noqa: S608
-            f"FROM {token_table} t INNER JOIN {conn_table} c ON c.id = t.connection_id "
-            "WHERE t.connection_id = %s",
-            [connection_id],
-        )
+        cursor.execute(_current_token_sql(connection.vendor), [connection_id])
         row = cursor.fetchone()
     if row is None or row[3] != ConnectionStatus.ACTIVE:
         return AccessToken.of(get_token(connection_id))  # raises NeedsReauthorization

@@ -424,7 +424,8 @@ def test_server_errors_followed_by_success(emulator: EmulatorServer) -> None:
     rows = list(IntacctClient(conn).query(VENDOR, ["key"], page_size=250))
     assert len(rows) == 250
     assert emulator.api_calls("DEMO-CO") == 4
-    assert ApiCallLog.objects.get().retries == 3
+    call = ApiCallLog.objects.get()
+    assert (call.status, call.retries, call.error_code) == (200, 3, "")
 
 
 def test_persistent_server_errors_raise_after_max_retries(
@@ -470,15 +471,19 @@ def test_post_whose_answer_is_lost_is_retried_with_the_same_key(
     emulator: EmulatorServer, settings: Any
 ) -> None:
     """The first POST is processed after the client gave up waiting (its answer is lost);
-    the retry carries the same Idempotency-Key, so exactly one record exists."""
+    the retry carries the same Idempotency-Key, so exactly one record exists. Customers
+    are auto-numbered (no unique ID to reject a duplicate): only the key prevents one."""
+    customer = "accounts-receivable/customer"
     point_at_emulator(settings, emulator, HTTP_TIMEOUT=(2.0, 0.3))
     emulator.set_fault("slow", company="DEMO-CO", count=1, seconds=0.8)
     conn = make_connection(emulator)
-    ref = IntacctClient(conn).create(VENDOR, _new_vendor(name="Exactly Once"))
+    before = emulator.record_count("DEMO-CO", customer)
+    ref = IntacctClient(conn).create(customer, {"name": "Exactly Once Ltd"})
     time.sleep(1.0)  # let the slow first request finish at the emulator
-    records = _vendors(emulator, "Exactly Once")
+    records = [r for r in emulator.records("DEMO-CO", customer) if r["name"] == "Exactly Once Ltd"]
     assert len(records) == 1
     assert records[0]["key"] == ref["key"]
+    assert emulator.record_count("DEMO-CO", customer) == before + 1
     assert emulator.api_calls("DEMO-CO") == 2
     assert ApiCallLog.objects.get().retries == 1
 
@@ -660,3 +665,13 @@ def test_client_errors_are_one_tree() -> None:
     )
     assert isinstance(bare, AuthenticationError)
     assert bare.error_id == "REST-2102"
+
+
+def test_request_escape_hatch_keeps_the_query_string_out_of_the_log(
+    emulator: EmulatorServer,
+) -> None:
+    client = IntacctClient(make_connection(emulator))
+    response = client.request("GET", "services/core/model?name=accounts-payable/vendor")
+    assert response.status_code == 200
+    assert "fields" in response.result
+    assert ApiCallLog.objects.get().path == "/services/core/model"

@@ -157,6 +157,20 @@ def test_processes_rejected_by_intacct_refresh_once(emulator: EmulatorServer) ->
     assert {o["fingerprint"] for o in outcomes} == {crypto.fingerprint(token.access_token)}
 
 
+@pytest.mark.slow
+def test_processes_share_the_company_concurrency_cap(emulator: EmulatorServer) -> None:
+    """Three processes call one slow company: the cap (2) holds across processes, so
+    Intacct's own limit of 2 concurrent requests is never hit."""
+    emulator.configure(concurrency_limit=2)
+    emulator.set_fault("slow", company="DEMO-CO", seconds=0.1)
+    conn = make_connection(emulator)
+    outcomes = _spawn_workers(emulator, conn, "calls", 3)
+    assert [o.get("error") for o in outcomes] == [None] * 3
+    assert [o["keys"] for o in outcomes] == [["1"] * 4] * 3
+    assert emulator.max_concurrency("DEMO-CO") == 2
+    assert emulator.counters()["throttled"].get("DEMO-CO", 0) == 0
+
+
 def test_background_refresh_skips_a_connection_being_refreshed(emulator: EmulatorServer) -> None:
     """wait=False returns None at once while another worker holds the row lock."""
     conn = make_connection(emulator)

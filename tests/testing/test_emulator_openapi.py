@@ -313,3 +313,25 @@ def test_strict_validation_catches_invented_fields() -> None:
         check(vendor_schema, {"contacts": {"default": {"emailAddress": "a@b.c"}}})
     with pytest.raises(AssertionError):
         check(vendor_schema, {"status": "enabled"})
+
+
+@pytest.mark.parametrize("example", ["Update a single value", "Update multiple values"])
+def test_sages_vendor_update_examples_are_accepted(
+    intacct_emulator: EmulatorServer, admin_token: str, example: str
+) -> None:
+    endpoint = VENDOR_EXAMPLES["endpoints"]["PATCH /objects/accounts-payable/vendor/{key}"]
+    body = endpoint["requestExamples"][example]["value"]
+    response = api(
+        intacct_emulator, "PATCH", "/objects/accounts-payable/vendor/4", admin_token, json=body
+    )
+    assert response.status_code == 200, response.text
+    check(validator(COMMON, "object-reference", strict=True), response.json()["ia::result"])
+    record = api(intacct_emulator, "GET", "/objects/accounts-payable/vendor/4", admin_token).json()[
+        "ia::result"
+    ]
+    check(validator(VENDOR_DOC, "objects.accounts-payable.vendor", strict=True), record)
+    for name, value in body.items():
+        if isinstance(value, dict):
+            assert {k: record[name][k] for k in value} == value
+        else:
+            assert record[name] == value

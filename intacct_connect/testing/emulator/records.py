@@ -589,6 +589,8 @@ def create(
             record["id"] += "X"
     if "status" in spec.fields and record.get("status") is None:
         record["status"] = "active"
+    if spec.path == "accounts-payable/vendor":
+        record["state"] = "a"
     if spec.lines is not None and not record.get("state"):
         record["state"] = "posted"
     _apply_rules(state, company, spec, record, "create", None)

@@ -1,0 +1,416 @@
+"""Benchmark of the background half: dispatching, and end-to-end proactive refresh.
+
+Run from the repository root (PostgreSQL and Redis running)::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \\
+        .venv/bin/python bench/bench_dispatch.py [--rows 10000] [--refreshes 400] [--workers 4]
+
+It creates a scratch database ``intacct_bench_dispatch`` next to the one ``DATABASE_URL``
+names (dropped and recreated on every run), migrates it, and prints:
+
+1. **dispatch**: claiming ``--rows`` due refreshes, then ``--rows`` due schedules (one run
+   each), in batches of ``DISPATCH_BATCH_SIZE`` (500) with ``SKIP LOCKED``; SQL queries per
+   batch (``CaptureQueriesContext``; target: the same for every batch) and total time,
+   messages published to Redis included;
+2. **refresh throughput**: ``--refreshes`` due connections refreshed end to end by a real
+   ``celery worker -P prefork -c <workers>`` (dispatcher task → one refresh task per
+   connection → single-flight refresh → emulator token endpoint → encrypted write), against
+   a bare loop of the same token POSTs (``requests``, ``<workers>`` processes) to the same
+   emulator; ratio of the two rates (target >= 0.8).
+
+The emulator runs in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH_DB = "intacct_bench_dispatch"
+QUEUES = "intacct.refresh,intacct.jobs"
+
+
+def db_url(name: str) -> str:
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+
+
+def broker_url() -> str:
+    parts = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    return urlunsplit((parts.scheme, parts.netloc, "/13", "", ""))
+
+
+def recreate_database() -> None:
+    import psycopg
+
+    with psycopg.connect(db_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+
+
+def start_emulator() -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "intacct_connect.testing.emulator", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if "API base URL" not in line:
+        process.kill()
+        raise SystemExit(f"The emulator did not start: {line!r}")
+    return process, line.rsplit(" ", 1)[1].strip()
+
+
+def setup_django(base_url: str) -> None:
+    os.environ["DATABASE_URL"] = db_url(BENCH_DB)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.worker_settings"
+    os.environ["INTACCT_WORKER_BROKER_URL"] = broker_url()
+    os.environ["INTACCT_WORKER_API_BASE_URL"] = base_url
+    import django
+
+    django.setup()
+    import logging
+
+    logging.disable(logging.WARNING)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def control(base_url: str, method: str, name: str, **body: Any) -> Any:
+    import requests
+
+    root = base_url.split("/ia/api/v1")[0]
+    response = requests.request(method, f"{root}/__emulator__/{name}", json=body, timeout=300)
+    response.raise_for_status()
+    return response.json()
+
+
+# --- 1. dispatch ------------------------------------------------------------------------
+
+
+def bulk_connections(n: int, *, due: bool) -> list[int]:
+    from django.utils import timezone
+
+    from intacct_connect.models import Connection, Token
+
+    now = timezone.now()
+    start = Connection.objects.count()
+    conns = Connection.objects.bulk_create(
+        [
+            Connection(
+                tenant_key=f"tenant-{(start + i) % 100}",
+                company_id=f"CO-{start + i}",
+                intacct_user_id="admin",
+                next_refresh_at=now - timedelta(seconds=1) if due else None,
+            )
+            for i in range(n)
+        ],
+        batch_size=2000,
+    )
+    Token.objects.bulk_create(
+        [
+            Token(
+                connection=c,
+                access_token=f"bench-access-{c.pk}",
+                refresh_token=f"bench-refresh-{c.pk}",
+                expires_at=now + timedelta(minutes=5),
+                last_refreshed_at=now,
+            )
+            for c in conns
+        ],
+        batch_size=2000,
+    )
+    return [c.pk for c in conns]
+
+
+def measure_batches(claim: Any) -> tuple[list[int], list[float], int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    queries: list[int] = []
+    times: list[float] = []
+    total = 0
+    while True:
+        with CaptureQueriesContext(connection) as ctx:
+            started = time.perf_counter()
+            claimed = claim()
+            elapsed = time.perf_counter() - started
+        if not claimed:
+            break
+        total += len(claimed)
+        queries.append(len(ctx.captured_queries))
+        times.append(elapsed)
+    return queries, times, total
+
+
+def bench_dispatch(rows: int) -> list[tuple[str, str]]:
+    from django.utils import timezone
+
+    from intacct_connect import jobs, scheduling
+    from intacct_connect.models import Connection, JobRun, Schedule
+    from tests.celery_app import app
+
+    app.conf.task_always_eager = False
+    with app.connection_for_write() as broker:
+        for queue in QUEUES.split(","):
+            broker.SimpleQueue(queue).clear()
+    ids = bulk_connections(rows, due=True)
+    started = time.perf_counter()
+    q_refresh, t_refresh, n_refresh = measure_batches(scheduling.claim_due_refreshes)
+    total_refresh = time.perf_counter() - started
+    assert n_refresh == rows, (n_refresh, rows)
+
+    jobs.register("bench_noop")(lambda client, ctx: 0)
+    now = timezone.now()
+    Schedule.objects.bulk_create(
+        [
+            Schedule(
+                name=f"s{pk}",
+                job="bench_noop",
+                connection_id=pk,
+                interval_seconds=900,
+                next_run_at=now - timedelta(seconds=1),
+            )
+            for pk in ids
+        ],
+        batch_size=2000,
+    )
+    started = time.perf_counter()
+    q_sched, t_sched, n_runs = measure_batches(scheduling.claim_due_schedules)
+    total_sched = time.perf_counter() - started
+    assert n_runs == rows == JobRun.objects.filter(status="queued").count()
+    with app.connection_for_write() as broker:
+        published = sum(broker.SimpleQueue(q).qsize() for q in QUEUES.split(","))
+        for queue in QUEUES.split(","):
+            broker.SimpleQueue(queue).clear()
+    JobRun.objects.all().delete()
+    Schedule.objects.all().delete()
+    Connection.objects.all().delete()
+    return [
+        (
+            f"dispatch {rows:,} due refreshes",
+            f"{len(q_refresh)} batches, queries/batch {min(q_refresh)}..{max(q_refresh)}, "
+            f"{statistics.median(t_refresh) * 1000:.0f} ms/batch, total {total_refresh:.2f} s",
+        ),
+        (
+            f"dispatch {rows:,} due job runs",
+            f"{len(q_sched)} batches, queries/batch {min(q_sched)}..{max(q_sched)}, "
+            f"{statistics.median(t_sched) * 1000:.0f} ms/batch, total {total_sched:.2f} s",
+        ),
+        ("messages published to Redis", f"{published:,} (expected {2 * rows:,})"),
+    ]
+
+
+# --- 2. refresh throughput ----------------------------------------------------------------
+
+
+_session: Any = None
+
+
+def _init_bare(token_url: str) -> None:
+    import requests
+
+    global _session
+    _session = requests.Session()
+    _session.token_url = token_url  # type: ignore[attr-defined]
+
+
+def _bare_refresh(refresh_token: str) -> int:
+    from intacct_connect.testing.emulator import seed
+
+    response = _session.post(
+        _session.token_url,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": seed.DEMO_CLIENT_ID,
+            "client_secret": seed.DEMO_CLIENT_SECRET,
+        },
+        timeout=(3.05, 30),
+    )
+    return response.status_code
+
+
+def _noop(_: int) -> int:
+    return 0
+
+
+def bare_rate(base_url: str, refresh_tokens: list[str], workers: int) -> float:
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers, initializer=_init_bare, initargs=(f"{base_url}/oauth2/token",)) as pool:
+        pool.map(_noop, range(workers * 4))  # processes up
+        started = time.perf_counter()
+        statuses = pool.map(_bare_refresh, refresh_tokens, chunksize=4)
+        elapsed = time.perf_counter() - started
+    bad = [s for s in statuses if s != 200]
+    assert not bad, f"{len(bad)} bare token requests failed: {bad[:5]}"
+    return len(refresh_tokens) / elapsed
+
+
+def issued_connections(base_url: str, n: int, prefix: str = "bench") -> list[int]:
+    from django.utils import timezone
+
+    from intacct_connect.models import Connection, Token
+
+    now = timezone.now()
+    ids = []
+    for i in range(n):
+        issued = control(base_url, "POST", "tokens", company_id="DEMO-CO", user_id="admin")
+        conn = Connection.objects.create(
+            tenant_key=f"{prefix}-{i}", company_id="DEMO-CO", intacct_user_id=f"{prefix}-{i}"
+        )
+        Token.objects.create(
+            connection=conn,
+            access_token=issued["access_token"],
+            refresh_token=issued["refresh_token"],
+            expires_at=now + timedelta(seconds=issued["expires_in"]),
+            last_refreshed_at=now,
+        )
+        ids.append(conn.pk)
+    return ids
+
+
+def start_worker(base_url: str, workers: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
+        "DATABASE_URL": db_url(BENCH_DB),
+        "INTACCT_WORKER_BROKER_URL": broker_url(),
+        "INTACCT_WORKER_API_BASE_URL": base_url,
+        "PYTHONPATH": str(ROOT),
+    }
+    log = open(ROOT / ".bench_worker.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
+            "-P", "prefork", "-c", str(workers), "-Q", QUEUES, "--loglevel", "WARNING",
+            "-n", f"bench-{os.getpid()}@%h",
+            "--without-heartbeat", "--without-mingle", "--without-gossip",
+        ],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    from tests.celery_app import app
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # ready when a ping is answered
+        replies = app.control.ping(timeout=0.5)
+        if replies:
+            break
+    else:
+        proc.kill()
+        raise SystemExit("the worker did not start; see .bench_worker.log")
+    return proc
+
+
+def refresh_round(ids: list[int]) -> float:
+    """Make ``ids`` due, send the dispatcher task, wait until all are refreshed once."""
+    from django.db.models import F
+    from django.utils import timezone
+
+    from intacct_connect.models import Connection, Token
+    from tests.celery_app import app
+
+    target = dict(Token.objects.filter(pk__in=ids).values_list("pk", "version"))
+    started = time.perf_counter()
+    Connection.objects.filter(pk__in=ids).update(next_refresh_at=timezone.now())
+    app.send_task("intacct_connect.dispatch_due_refreshes", queue="intacct.refresh")
+    while True:
+        pending = Token.objects.filter(pk__in=ids, version__lte=F("refresh_count")).count()
+        done = sum(
+            1
+            for pk, version in Token.objects.filter(pk__in=ids).values_list("pk", "version")
+            if version > target[pk]
+        )
+        if done == len(ids):
+            break
+        if time.perf_counter() - started > 600:
+            raise SystemExit(f"refreshes did not finish in 10 minutes ({pending} pending)")
+        time.sleep(0.02)
+    return time.perf_counter() - started
+
+
+def celery_rate(base_url: str, n: int, workers: int) -> tuple[float, int]:
+    warm = issued_connections(base_url, workers * 10, prefix="warm")
+    ids = issued_connections(base_url, n)
+    proc = start_worker(base_url, workers)
+    try:
+        refresh_round(warm)  # every pool process has imported, connected and refreshed
+        before = control(base_url, "GET", "counters")["token_requests"].get("refresh_token", 0)
+        elapsed = refresh_round(ids)
+        after = control(base_url, "GET", "counters")["token_requests"].get("refresh_token", 0)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    return n / elapsed, after - before
+
+
+def bench_refresh(base_url: str, n: int, workers: int) -> list[tuple[str, str]]:
+    control(base_url, "POST", "config", supersede_grants=False)
+    tokens = [
+        control(base_url, "POST", "tokens", company_id="DEMO-CO", user_id="admin")[
+            "refresh_token"
+        ]
+        for _ in range(n)
+    ]
+    bare = bare_rate(base_url, tokens, workers)
+    from tests.celery_app import app
+
+    app.conf.task_always_eager = False
+    rate, calls = celery_rate(base_url, n, workers)
+    return [
+        (f"bare token POSTs, {workers} processes", f"{bare:.0f} refreshes/s ({n} requests)"),
+        (
+            f"celery refresh, {workers} worker processes",
+            f"{rate:.0f} refreshes/s ({n} connections, {calls} token requests)",
+        ),
+        ("ratio (target >= 0.8)", f"{rate / bare:.2f}"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--refreshes", type=int, default=400)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--skip-dispatch", action="store_true")
+    parser.add_argument("--skip-refresh", action="store_true")
+    args = parser.parse_args()
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        raise SystemExit("Set DATABASE_URL to a PostgreSQL server (the bench uses SKIP LOCKED).")
+    recreate_database()
+    emulator, base_url = start_emulator()
+    rows: list[tuple[str, str]] = []
+    try:
+        setup_django(base_url)
+        if not args.skip_dispatch:
+            rows += bench_dispatch(args.rows)
+        if not args.skip_refresh:
+            rows += bench_refresh(base_url, args.refreshes, args.workers)
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
+    width = max(len(name) for name, _ in rows)
+    print(f"{'measure'.ljust(width)}  result")
+    print(f"{'-' * width}  {'-' * 60}")
+    for name, value in rows:
+        print(f"{name.ljust(width)}  {value}")
+
+
+if __name__ == "__main__":
+    main()

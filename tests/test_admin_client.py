@@ -1,0 +1,68 @@
+"""Admin pieces of the API client (intacct_connect.admin_client)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import AbstractBaseUser
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from intacct_connect import admin_client
+from intacct_connect.client import IntacctClient
+from intacct_connect.exceptions import NotFoundError
+from intacct_connect.models import ApiCallLog, Connection, Token
+from intacct_connect.testing.emulator import EmulatorServer
+from tests.client_helpers import emulator, make_connection
+
+__all__ = ["emulator"]
+
+pytestmark = pytest.mark.django_db
+
+
+def _calls(emulator: EmulatorServer) -> Connection:
+    conn = make_connection(emulator)
+    client = IntacctClient(conn)
+    client.get("accounts-payable/vendor", "1")
+    with pytest.raises(NotFoundError):
+        client.get("accounts-payable/vendor", "999999")
+    ApiCallLog.objects.create(
+        connection=conn,
+        method="GET",
+        path="/objects/old",
+        status=200,
+        created_at=timezone.now() - timedelta(days=3),
+    )
+    return conn
+
+
+def test_usage_summary_counts_calls_and_errors(emulator: EmulatorServer) -> None:
+    conn = _calls(emulator)
+    html = admin_client.api_usage_html(conn)
+    assert "2 calls (1 errors) in 24 h" in html
+    assert "3 calls (1 errors) in 30 days" in html
+    assert f"?connection__id__exact={conn.pk}" in html
+    assert admin_client.api_usage_html(Connection()) == "—"
+
+
+def test_call_log_admin_is_read_only_and_shows_no_secret(
+    emulator: EmulatorServer, admin_user: AbstractBaseUser
+) -> None:
+    conn = _calls(emulator)
+    secret = Token.objects.get(pk=conn.pk).access_token
+    browser = Client()
+    browser.force_login(admin_user)
+    changelist = reverse("admin:intacct_connect_apicalllog_changelist")
+    page = browser.get(changelist, {"connection__id__exact": conn.pk})
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "/objects/accounts-payable/vendor/999999" in text
+    assert secret not in text
+    assert browser.get(reverse("admin:intacct_connect_apicalllog_add")).status_code == 403
+    call = ApiCallLog.objects.filter(connection=conn).first()
+    assert call is not None
+    detail = browser.get(reverse("admin:intacct_connect_apicalllog_change", args=[call.pk]))
+    assert detail.status_code == 200
+    assert secret not in detail.content.decode()
