@@ -51,8 +51,8 @@ def _wrapper() -> Any:
         private = connections.create_connection(DEFAULT_DB_ALIAS)
         _local.conn = private
         _local.pid = os.getpid()
-    else:
-        private.close_if_unusable_or_obsolete()
+    elif private.connection is not None and private.errors_occurred and not private.is_usable():
+        private.close()  # reconnects on next use; CONN_MAX_AGE does not apply here
     return private
 
 

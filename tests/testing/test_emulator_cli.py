@@ -1,4 +1,5 @@
-"""``python -m intacct_connect.testing.emulator`` as a real subprocess."""
+"""``python -m intacct_connect.testing.emulator`` as a real subprocess (marked slow:
+subprocesses)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+pytestmark = pytest.mark.slow
 
 
 class Running:

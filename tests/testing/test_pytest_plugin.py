@@ -40,6 +40,7 @@ def test_two_sees_fresh_state(intacct_emulator):
 """
 
 
+@pytest.mark.slow
 def test_fixture_in_a_site_test_suite(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_site=SITE_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider")
@@ -49,6 +50,7 @@ def test_fixture_in_a_site_test_suite(pytester: pytest.Pytester) -> None:
     assert urls[0] == urls[1]
 
 
+@pytest.mark.slow
 def test_plugin_import_is_lazy() -> None:
     code = (
         "import sys\n"

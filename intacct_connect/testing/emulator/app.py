@@ -10,6 +10,7 @@ counted (:meth:`Emulator.unexpected_errors`).
 
 from __future__ import annotations
 
+import copy
 import html
 import logging
 import random
@@ -436,8 +437,6 @@ class Emulator:
         with self.state.lock:
             self._company(company)
             rows = records.collection(self.state, company, spec.path)["rows"]
-            import copy
-
             return [copy.deepcopy(records.full_record(spec, r)) for r in rows.values()]
 
     def record_count(self, company: str, object: str) -> int:
