@@ -21,7 +21,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from intacct_connect import flows
+from intacct_connect import admin_client, flows
 from intacct_connect.exceptions import IntacctConnectError
 from intacct_connect.models import (
     Connection,
@@ -170,6 +170,7 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "refresh_failures",
         "health",
         "health_checked_at",
+        "api_usage",
         "created_at",
         "updated_at",
     )
@@ -202,6 +203,7 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     "last_error_at",
                     "health",
                     "health_checked_at",
+                    "api_usage",
                     "created_at",
                     "updated_at",
                 )
@@ -209,6 +211,7 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ),
     )
     inlines = (TokenInline, ConnectionEventInline)
+    api_usage = admin_client.api_usage_field
     actions = (
         "refresh_tokens_now",
         "test_connection",

@@ -115,7 +115,9 @@ DEFAULTS: dict[str, Setting] = {
         "Seconds before expiry at which an access token counts as expired and is refreshed.",
     ),
     "MAX_RETRIES": Setting(
-        3, (int,), "Retries of an idempotent API call on 429, 502, 503, 504 or a connection error."
+        3,
+        (int,),
+        "Retries of an idempotent API call on 429, 500, 502, 503, 504 or a connection error.",
     ),
     "RETRY_BACKOFF": Setting(0.5, (int, float), "Base of the exponential backoff, in seconds."),
     "RETRY_BACKOFF_MAX": Setting(30.0, (int, float), "Longest single backoff sleep, in seconds."),

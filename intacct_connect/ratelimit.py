@@ -15,8 +15,9 @@ and Celery workers, using the database the site already has:
 
 On PostgreSQL the slot statements run on a private autocommit connection per thread, so a
 claim is visible to other workers at once and never joins (or is held until the end of)
-the caller's transaction. On SQLite they run on the default connection (single-process
-development). ``COMPANY_CONCURRENCY = 0`` disables the cap.
+the caller's transaction; that connection sets ``synchronous_commit = off`` (a claim or
+release lost in a crash is harmless: the TTL reclaims the slot). On SQLite they run on
+the default connection (single-process development). ``COMPANY_CONCURRENCY = 0`` disables the cap.
 """
 
 from __future__ import annotations
@@ -51,8 +52,18 @@ def _wrapper() -> Any:
         private = connections.create_connection(DEFAULT_DB_ALIAS)
         _local.conn = private
         _local.pid = os.getpid()
-    elif private.connection is not None and private.errors_occurred and not private.is_usable():
-        private.close()  # reconnects on next use; CONN_MAX_AGE does not apply here
+    if private.connection is None:
+        # A lost claim or release after a crash is harmless (the TTL reclaims slots), so
+        # slot statements need not wait for the WAL flush.
+        with private.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+    elif private.connection is not None and private.errors_occurred:
+        # After a database error, keep the connection only if it still works (it then
+        # reconnects on next use). CONN_MAX_AGE does not apply to this connection.
+        if private.is_usable():
+            private.errors_occurred = False
+        else:
+            private.close()
     return private
 
 

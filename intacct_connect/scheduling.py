@@ -353,18 +353,21 @@ def refresh_one(connection_id: int, seen_version: int | None = None) -> RefreshO
     ``seen_version`` is the token version the dispatcher saw: when another worker has
     refreshed since, its token is kept and Intacct is not called."""
     now = timezone.now()
-    status = Connection.objects.filter(pk=connection_id).values_list("status", flat=True).first()
-    if status is None:
-        return RefreshOutcome("missing", connection_id)
-    if status != ConnectionStatus.ACTIVE:
-        return RefreshOutcome("skipped", connection_id, status)
     try:
         token = tokens.refresh_connection(
             connection_id, force=True, wait=False, seen_version=seen_version
         )
-    except (InvalidGrant, NeedsReauthorization) as err:
-        # tokens.py marked the connection needs_reauth (or it already was): not dispatched again.
+    except InvalidGrant as err:
+        # tokens.py marked the connection needs_reauth: it is not dispatched again.
         return RefreshOutcome("needs_reauth", connection_id, err.code or "invalid_grant")
+    except NeedsReauthorization:
+        # Not active (or gone): nothing to refresh. Only this rare path reads the status.
+        status = (
+            Connection.objects.filter(pk=connection_id).values_list("status", flat=True).first()
+        )
+        if status is None:
+            return RefreshOutcome("missing", connection_id)
+        return RefreshOutcome("skipped", connection_id, status)
     except IntacctConfigurationError:
         # invalid_client: this site's credentials. No connection changes status.
         _back_off_refresh(connection_id, count_failure=True, now=now)

@@ -3,15 +3,22 @@ plugin shipped in ``intacct_connect.testing``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from intacct_connect.conf import app_settings
 
 
 @pytest.fixture(autouse=True)
-def _fresh_app_settings() -> None:
-    """Each test starts with settings re-read from django.conf.settings."""
+def _fresh_app_settings() -> Iterator[None]:
+    """Each test starts with settings re-read from django.conf.settings, and leaves no
+    private database connection (the concurrency cap's) open for teardown to trip on."""
     app_settings.reload()
+    yield
+    from intacct_connect import ratelimit
+
+    ratelimit.close_private_connection()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -66,3 +66,17 @@ def test_call_log_admin_is_read_only_and_shows_no_secret(
     detail = browser.get(reverse("admin:intacct_connect_apicalllog_change", args=[call.pk]))
     assert detail.status_code == 200
     assert secret not in detail.content.decode()
+
+
+def test_connection_change_page_shows_api_usage(
+    emulator: EmulatorServer, admin_user: AbstractBaseUser
+) -> None:
+    conn = _calls(emulator)
+    browser = Client()
+    browser.force_login(admin_user)
+    page = browser.get(reverse("admin:intacct_connect_connection_change", args=[conn.pk]))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "API usage" in text
+    assert "2 calls (1 errors) in 24 h" in text
+    assert Token.objects.get(pk=conn.pk).access_token not in text

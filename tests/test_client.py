@@ -488,6 +488,26 @@ def test_post_whose_answer_is_lost_is_retried_with_the_same_key(
     assert ApiCallLog.objects.get().retries == 1
 
 
+def test_post_on_a_dropped_connection_is_retried_with_the_same_key(
+    emulator: EmulatorServer,
+) -> None:
+    """The emulator closes the socket without answering: the POST is sent again with the
+    same Idempotency-Key (the emulator echoes it) and creates one record."""
+    emulator.set_fault("drop", company="DEMO-CO", count=1)
+    client = IntacctClient(make_connection(emulator))
+    response = client.request(
+        "POST",
+        "/objects/accounts-receivable/customer",
+        {"name": "Dropped Once"},
+        idempotency_key="dropped-once-1",
+    )
+    assert response.status_code == 201
+    assert response.headers["Idempotency-Key"] == "dropped-once-1"
+    names = [r["name"] for r in emulator.records("DEMO-CO", "accounts-receivable/customer")]
+    assert names.count("Dropped Once") == 1
+    assert ApiCallLog.objects.get().retries == 1
+
+
 def test_transport_errors_never_leak_the_token(
     emulator: EmulatorServer, settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -20,7 +20,7 @@ import pytest
 from django.db import connection as db_connection
 from django.db import transaction
 
-from intacct_connect import crypto, ratelimit, tokens
+from intacct_connect import crypto, oauth, ratelimit, tokens
 from intacct_connect.client import IntacctClient
 from intacct_connect.models import Connection, ConnectionStatus, Token
 from intacct_connect.testing.emulator import EmulatorServer
@@ -198,3 +198,54 @@ def test_background_refresh_skips_a_connection_being_refreshed(emulator: Emulato
     refreshed = tokens.refresh_connection(conn.pk, force=True, wait=False)
     assert refreshed is not None
     assert refreshed.version == 2
+
+
+def test_loser_rule_with_a_real_race(emulator: EmulatorServer) -> None:
+    """Another actor rotates the token (without the row lock) right after our locked
+    re-read: our request with the old refresh token gets invalid_grant, the re-read in a
+    new transaction shows the rotation, and the connection stays active."""
+    emulator.configure(refresh_mode="rotate")  # reuse detection would revoke the grant
+    conn = make_connection(emulator)
+    expire_locally(conn)
+    token_table = Token._meta.db_table
+    armed = [True]
+
+    def other_actor() -> None:
+        try:
+            stored = Token.objects.get(pk=conn.pk)
+            issued = oauth.refresh(str(stored.refresh_token))
+            stored.access_token = issued.access_token
+            stored.refresh_token = issued.refresh_token or stored.refresh_token
+            stored.expires_at = issued.expires_at
+            stored.version += 1
+            stored.save()
+        finally:
+            db_connection.close()
+
+    def rotate_after_reread(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        result = execute(sql, params, many, context)
+        reread = (
+            armed[0]
+            and sql.lstrip().upper().startswith("SELECT")
+            and token_table in sql
+            and "FOR NO KEY UPDATE" not in sql
+            and db_connection.in_atomic_block
+        )
+        if reread:
+            armed[0] = False
+            racer = threading.Thread(target=other_actor)
+            racer.start()
+            racer.join(30)
+        return result
+
+    with db_connection.execute_wrapper(rotate_after_reread):
+        token = tokens.refresh_connection(conn.pk)
+    assert not armed[0]  # the race was injected
+    assert token is not None
+    assert token.version == 2
+    assert emulator.token_requests("refresh_token") == 2  # the winner's and the loser's
+    conn.refresh_from_db()
+    assert conn.status == ConnectionStatus.ACTIVE
+    assert not conn.events.filter(kind="needs_reauth").exists()
+    # The winner's token is the one in use.
+    assert tokens.get_access_token(conn.pk) == token.access_token

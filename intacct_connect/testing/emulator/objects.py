@@ -64,6 +64,7 @@ class RefSpec:
     target: str  # application/object of the referenced record
     named: bool = False  # the reference carries a read-only ``name``
     required: bool = False
+    require_id: bool = False  # create needs ``<ref>.id`` (Sage's RequiredProperties), not a key
 
 
 @dataclass
@@ -72,6 +73,7 @@ class LineSpec:
     object: str  # the owned object's path, e.g. "accounts-payable/bill-line"
     fields: dict[str, FieldSpec]
     refs: dict[str, RefSpec]
+    min_lines: int = 1
 
 
 @dataclass
@@ -87,9 +89,10 @@ class ObjectSpec:
     generate: Callable[[random.Random, int, dict[str, Any]], dict[str, Any]] | None = None
     seed_count: int = 0
     http_methods: str = "OPTIONS,GET,POST,PATCH,DELETE"
+    has_entity: bool = True  # records carry the read-only ``entity`` reference (entity-ref)
 
     def __post_init__(self) -> None:
-        self.fields = {**self.fields, **AUDIT_FIELDS, **ENTITY_FIELDS}
+        self.fields = {**self.fields, **AUDIT_FIELDS, **(ENTITY_FIELDS if self.has_entity else {})}
         groups: set[str] = set()
         for name in self.fields:
             parts = name.split(".")
@@ -388,7 +391,7 @@ def gen_journal_entry(rng: random.Random, n: int, ctx: dict[str, Any]) -> dict[s
     amount = money(rng, 10, 20000)
     debit, credit = rng.choice((("6100", "1000"), ("1100", "4000"), ("6000", "2100")))
     return {
-        "journal": ref("general-ledger/journal", "1", "GJ"),
+        "glJournal": ref("general-ledger/journal", "1", "GJ", "General Journal"),
         "postingDate": day(rng, BASE_DAY, 600),
         "description": f"Journal entry {n}",
         "referenceNumber": f"JE-{n:05d}",
@@ -398,13 +401,13 @@ def gen_journal_entry(rng: random.Random, n: int, ctx: dict[str, Any]) -> dict[s
                 "glAccount": _account_ref(ctx, debit),
                 "txnAmount": amount,
                 "txnType": "debit",
-                "memo": "Debit",
+                "description": "Debit",
             },
             {
                 "glAccount": _account_ref(ctx, credit),
                 "txnAmount": amount,
                 "txnType": "credit",
-                "memo": "Credit",
+                "description": "Credit",
             },
         ],
     }
@@ -415,7 +418,6 @@ LINE_COMMON = {
     "id": f(ro=True),
     "lineNumber": f("integer", ro=True),
     "txnAmount": f("decimal", required=True),
-    "memo": f(),
 }
 CONTACT_FIELDS = {
     "contacts.default.companyName": f(),
@@ -433,7 +435,42 @@ CONTACT_FIELDS = {
     "contacts.default.mailingAddress.postCode": f(),
     "contacts.default.mailingAddress.country": f(),
 }
-TXN_STATES = ("draft", "submitted", "posted", "partiallyPaid", "paid", "reversed")
+# ``state`` enums as Sage documents them (objects.accounts-payable.bill,
+# objects.accounts-receivable.invoice, objects.general-ledger.journal-entry).
+BILL_STATES = (
+    "reversed",
+    "reversal",
+    "analyzing",
+    "partiallyApproved",
+    "submitted",
+    "declined",
+    "noValue",
+    "posted",
+    "paid",
+    "partiallyPaid",
+    "selected",
+    "draft",
+)
+INVOICE_STATES = (
+    "reversed",
+    "reversal",
+    "draft",
+    "noValue",
+    "posted",
+    "paid",
+    "partiallyPaid",
+    "selected",
+)
+JOURNAL_ENTRY_STATES = (
+    "draft",
+    "submitted",
+    "partiallyApproved",
+    "approved",
+    "posted",
+    "declined",
+    "reversalPending",
+    "reversed",
+)
 
 SPECS: dict[str, ObjectSpec] = {}
 
@@ -453,12 +490,15 @@ register(
             "name": f(required=True),
             "federalId": f(required=True),
             "status": f(enum=ACTIVE_INACTIVE),
+            "taxId": f(),
             "operatingCountry": f(),
-            "currency": f(),
-            "startOpenDate": f("date"),
-            "isPrivate": f("boolean"),
+            "startDate": f("date"),
+            "endDate": f("date"),
+            "openBooksStartDate": f("date"),
         },
+        refs={"baseCurrency": RefSpec("company-config/txn-currency")},
         http_methods="OPTIONS,GET,POST,PATCH,DELETE",
+        has_entity=False,
     )
 )
 register(
@@ -581,7 +621,8 @@ register(
 BILL_LINE = LineSpec(
     "lines",
     "accounts-payable/bill-line",
-    fields=dict(LINE_COMMON),
+    # Sage types a bill line's lineNumber as a string (objects.accounts-payable.bill-line).
+    fields={**LINE_COMMON, "lineNumber": f(ro=True), "memo": f()},
     refs={"glAccount": RefSpec("general-ledger/account", named=True, required=True)},
 )
 register(
@@ -597,13 +638,17 @@ register(
             "createdDate": f("date", required=True),
             "postingDate": f("date"),
             "dueDate": f("date", required=True),
-            "state": f(enum=TXN_STATES),
+            "state": f(enum=BILL_STATES),
             "totalTxnAmount": f("decimal", ro=True),
             "totalTxnAmountDue": f("decimal", ro=True),
             "currency.baseCurrency": f(),
-            "currency.txnCurrency": f(),
+            "currency.txnCurrency": f(required=True),
         },
-        refs={"vendor": RefSpec("accounts-payable/vendor", named=True, required=True)},
+        refs={
+            "vendor": RefSpec(
+                "accounts-payable/vendor", named=True, required=True, require_id=True
+            )
+        },
         lines=BILL_LINE,
         id_is_key=True,
         unique_id=False,
@@ -614,8 +659,12 @@ register(
 INVOICE_LINE = LineSpec(
     "lines",
     "accounts-receivable/invoice-line",
-    fields=dict(LINE_COMMON),
-    refs={"glAccount": RefSpec("general-ledger/account", named=True, required=True)},
+    fields={**LINE_COMMON, "memo": f()},
+    refs={
+        "glAccount": RefSpec(
+            "general-ledger/account", named=True, required=True, require_id=True
+        )
+    },
 )
 register(
     ObjectSpec(
@@ -629,13 +678,17 @@ register(
             "description": f(),
             "invoiceDate": f("date", required=True),
             "dueDate": f("date", required=True),
-            "state": f(enum=TXN_STATES),
+            "state": f(enum=INVOICE_STATES),
             "totalTxnAmount": f("decimal", ro=True),
             "totalTxnAmountDue": f("decimal", ro=True),
             "currency.baseCurrency": f(),
             "currency.txnCurrency": f(),
         },
-        refs={"customer": RefSpec("accounts-receivable/customer", named=True, required=True)},
+        refs={
+            "customer": RefSpec(
+                "accounts-receivable/customer", named=True, required=True, require_id=True
+            )
+        },
         lines=INVOICE_LINE,
         id_is_key=True,
         unique_id=False,
@@ -646,8 +699,13 @@ register(
 JE_LINE = LineSpec(
     "lines",
     "general-ledger/journal-entry-line",
-    fields={**LINE_COMMON, "txnType": f(enum=("debit", "credit"), required=True)},
+    fields={
+        **LINE_COMMON,
+        "txnType": f(enum=("debit", "credit"), required=True),
+        "description": f(),
+    },
     refs={"glAccount": RefSpec("general-ledger/account", named=True, required=True)},
+    min_lines=2,  # Sage: "At least two line items are required per journal entry"
 )
 register(
     ObjectSpec(
@@ -657,13 +715,11 @@ register(
             "key": f(ro=True),
             "id": f(ro=True),
             "postingDate": f("date", required=True),
-            "description": f(),
+            "description": f(required=True),
             "referenceNumber": f(),
-            "state": f(enum=("draft", "submitted", "posted", "reversed")),
-            "totalDebit": f("decimal", ro=True),
-            "totalCredit": f("decimal", ro=True),
+            "state": f(enum=JOURNAL_ENTRY_STATES),
         },
-        refs={"journal": RefSpec("general-ledger/journal", required=True)},
+        refs={"glJournal": RefSpec("general-ledger/journal", named=True, required=True)},
         lines=JE_LINE,
         id_is_key=True,
         unique_id=False,

@@ -99,16 +99,20 @@ def _seed_collection(state: State, company_id: str, path: str, coll: dict[str, A
         return
     if path == "company-config/entity":
         for entity_id, entity in company["entities"].items():
+            # Field names from objects.company-config.entity; an entity has no ``entity``
+            # reference of its own (whether it is private is emulator state, not a field).
             record = {
                 "key": entity["key"],
                 "id": entity_id,
                 "name": entity["name"],
                 "federalId": f"{10 + int(entity['key'])}-0000000",
                 "status": "active",
-                "operatingCountry": "United States",
-                "currency": "USD",
-                "isPrivate": bool(entity.get("private")),
-                "entity": NULL_ENTITY,
+                "operatingCountry": "unitedStates",
+                "baseCurrency": {
+                    "key": "1",
+                    "id": "USD",
+                    "href": "/objects/company-config/txn-currency/1",
+                },
                 "audit": audit(SEED_DATETIME, "1", "admin"),
             }
             coll["rows"][entity["key"]] = record
@@ -156,10 +160,11 @@ def insert_generated(
             record["id"] = key
         elif record["id"] in ids:
             record["id"] = f"{record['id']}-{key}"
-        if entities and (transactional or next_key % 5 == 0):
-            record["entity"] = entity_refs[entities[next_key % len(entities)]]
-        else:
-            record["entity"] = NULL_ENTITY
+        if spec.has_entity:
+            if entities and (transactional or next_key % 5 == 0):
+                record["entity"] = entity_refs[entities[next_key % len(entities)]]
+            else:
+                record["entity"] = NULL_ENTITY
         record["audit"] = shared_audit
         if spec.lines is not None:
             _finish_lines(spec, record)
@@ -172,26 +177,18 @@ def insert_generated(
 
 
 def _finish_lines(spec: ObjectSpec, record: dict[str, Any]) -> None:
-    """Number the lines and compute the header totals."""
+    """Number the lines and compute the header totals (bills and invoices; Sage documents no
+    totals on a journal entry)."""
     if spec.lines is None:
         return
+    string_numbers = spec.lines.fields["lineNumber"].type == "string"
     total = Decimal(0)
-    debit = Decimal(0)
-    credit = Decimal(0)
     for index, line in enumerate(record.get("lines") or []):
-        line["lineNumber"] = index + 1
+        line["lineNumber"] = str(index + 1) if string_numbers else index + 1
         line["key"] = f"{record['key']}-{index + 1}"
         line["id"] = line["key"]
-        amount = Decimal(str(line.get("txnAmount") or "0"))
-        total += amount
-        if line.get("txnType") == "credit":
-            credit += amount
-        else:
-            debit += amount
-    if spec.path == "general-ledger/journal-entry":
-        record["totalDebit"] = f"{debit:.2f}"
-        record["totalCredit"] = f"{credit:.2f}"
-    else:
+        total += Decimal(str(line.get("txnAmount") or "0"))
+    if "totalTxnAmount" in spec.fields:
         record["totalTxnAmount"] = f"{total:.2f}"
         due = Decimal(0) if record.get("state") == "paid" else total
         record["totalTxnAmountDue"] = f"{due:.2f}"
@@ -206,7 +203,7 @@ def visible(
 ) -> bool:
     """Top level sees shared records and every non-private entity's records; an entity
     sees shared (top-level) records and its own."""
-    owner = record["entity"]["id"]
+    owner = (record.get("entity") or NULL_ENTITY)["id"]
     if owner is None:
         return True
     if entity is None:
@@ -447,6 +444,38 @@ def _resolve_ref(
     return result
 
 
+def missing(path: str, *, field: str | None = None) -> dict[str, Any]:
+    """A required-field detail; ``path`` is dotted (``lines.0.glAccount.id``)."""
+    name = field or path
+    return detail(
+        "invalidRequest",
+        f"Required field {name} is missing",
+        target="/" + path.replace(".", "/"),
+        message_id="IA.REQUIRED_FIELD_MISSING",
+        placeholders={"FIELD": name},
+    )
+
+
+def _dotted(record: dict[str, Any], path: str) -> Any:
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _ref_given(value: Any, ref_spec: RefSpec) -> bool:
+    """Whether a reference names its target the way create requires: Sage's RequiredProperties
+    ask for ``id`` on some references (bill ``vendor.id``, invoice ``customer.id``, invoice
+    line ``glAccount.id``); elsewhere ``key`` or ``id`` will do."""
+    if not isinstance(value, dict):
+        return False
+    if ref_spec.require_id:
+        return bool(value.get("id"))
+    return bool(value.get("key") or value.get("id"))
+
+
 def _apply_rules(
     state: State,
     company: dict[str, Any],
@@ -457,62 +486,37 @@ def _apply_rules(
 ) -> None:
     errors: list[dict[str, Any]] = []
     for name, field_spec in spec.fields.items():
-        if field_spec.required and "." not in name and record.get(name) in (None, ""):
-            errors.append(
-                detail(
-                    "invalidRequest",
-                    f"Required field {name} is missing",
-                    target=f"/{name}",
-                    message_id="IA.REQUIRED_FIELD_MISSING",
-                    placeholders={"FIELD": name},
-                )
-            )
+        if field_spec.required and _dotted(record, name) in (None, ""):
+            errors.append(missing(name))
     for name, ref_spec in spec.refs.items():
         value = record.get(name)
-        if value is None or not (value.get("key") or value.get("id")):
+        if not _ref_given(value, ref_spec):
             if ref_spec.required:
-                errors.append(
-                    detail(
-                        "invalidRequest",
-                        f"Required field {name} is missing",
-                        target=f"/{name}",
-                        message_id="IA.REQUIRED_FIELD_MISSING",
-                        placeholders={"FIELD": name},
-                    )
-                )
+                errors.append(missing(f"{name}.id" if ref_spec.require_id else name))
             continue
         record[name] = _resolve_ref(state, company, ref_spec, value, name, errors)
     if spec.lines is not None:
         lines = record.get(spec.lines.name) or []
-        if not lines:
+        if len(lines) < spec.lines.min_lines:
+            wanted = {1: "one line is", 2: "two lines are"}[spec.lines.min_lines]
             errors.append(
                 detail(
                     "invalidRequest",
-                    f"At least one line is required in {spec.lines.name}",
+                    f"At least {wanted} required in {spec.lines.name}",
                     target=f"/{spec.lines.name}",
                 )
             )
         for index, line in enumerate(lines):
+            prefix = f"{spec.lines.name}.{index}."
             for fname, fspec in spec.lines.fields.items():
                 if fspec.required and line.get(fname) in (None, ""):
-                    errors.append(
-                        detail(
-                            "invalidRequest",
-                            f"Required field {fname} is missing",
-                            target=f"/{spec.lines.name}/{index}/{fname}",
-                        )
-                    )
+                    errors.append(missing(prefix + fname, field=fname))
             for rname, rspec in spec.lines.refs.items():
                 value = line.get(rname)
-                if not value or not (value.get("key") or value.get("id")):
+                if not _ref_given(value, rspec):
                     if rspec.required:
-                        errors.append(
-                            detail(
-                                "invalidRequest",
-                                f"Required field {rname} is missing",
-                                target=f"/{spec.lines.name}/{index}/{rname}",
-                            )
-                        )
+                        sub = f"{rname}.id" if rspec.require_id else rname
+                        errors.append(missing(prefix + sub, field=sub))
                     continue
                 line[rname] = _resolve_ref(
                     state, company, rspec, value, f"{spec.lines.name}.{index}.{rname}", errors
@@ -592,14 +596,17 @@ def create(
     if spec.path == "accounts-payable/vendor":
         record["state"] = "a"
     if spec.lines is not None and not record.get("state"):
-        record["state"] = "posted"
+        # Sage's documented defaults: a bill starts as a draft, invoices and journal entries
+        # post.
+        record["state"] = "draft" if spec.path == "accounts-payable/bill" else "posted"
     _apply_rules(state, company, spec, record, "create", None)
     if spec.path == "company-config/entity" and not company["multiEntity"]:
         raise operation_failed(
             "create", spec, [detail("BL01001973", f"{company['id']} is not a multi-entity company")]
         )
     record["key"] = key
-    record["entity"] = entity_ref(company, entity)
+    if spec.has_entity:
+        record["entity"] = entity_ref(company, entity)
     now = iso_now(state)
     record["audit"] = audit(now, user["key"], user["id"])
     if spec.path in ("accounts-payable/vendor", "accounts-receivable/customer"):
@@ -615,7 +622,7 @@ def create(
             "id": record["id"],
             "key": key,
             "name": record["name"],
-            "private": bool(record.get("isPrivate")),
+            "private": False,
         }
     state.touch_records()
     return record

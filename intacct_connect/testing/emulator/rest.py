@@ -689,7 +689,8 @@ def object_model(spec: ObjectSpec) -> dict[str, Any]:
         elif head != "entity":
             groups.setdefault(head, {"fields": {}})["fields"][rest] = _field_model(spec_field)
     refs = {name: _ref_model(ref.target, ref.named) for name, ref in spec.refs.items()}
-    refs["entity"] = _ref_model("company-config/entity", True)
+    if spec.has_entity:
+        refs["entity"] = _ref_model("company-config/entity", True)
     lists: Any = []
     if spec.lines is not None:
         lines = spec.lines
