@@ -457,3 +457,6 @@ class ConnectionEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+from intacct_connect import admin_jobs  # noqa: E402,F401

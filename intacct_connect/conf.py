@@ -134,6 +134,19 @@ DEFAULTS: dict[str, Setting] = {
         (int,),
         "Seconds after which a concurrency slot held by a crashed process is reclaimed.",
     ),
+    "CONCURRENCY_BACKEND": Setting(
+        "database",
+        (str,),
+        "Where the per-company concurrency slots live: 'database' (rows of the site's "
+        "database) or 'cache' (keys of the Django cache CONCURRENCY_CACHE, which must be "
+        "shared by every process, e.g. Redis or Memcached).",
+    ),
+    "CONCURRENCY_CACHE": Setting(
+        "default",
+        (str,),
+        "Alias in CACHES of the cache holding the concurrency slots when "
+        "CONCURRENCY_BACKEND is 'cache'.",
+    ),
     "API_CALL_LOG_RETENTION_DAYS": Setting(
         30, (int,), "Days API call log rows are kept before the pruning task deletes them."
     ),

@@ -568,11 +568,16 @@ def _busy_runs(
 ) -> set[tuple[str, int]]:
     """(job, connection) pairs with a live queued/running run; stale ones are failed."""
     ids = set(conn_ids)
-    rows = list(
-        JobRun.objects.filter(job__in=set(job_names), status__in=ACTIVE_RUN_STATUSES)
-        .filter(connection_id__in=ids)
-        .values_list("pk", "job", "connection_id", "status", "queued_at", "lease_until")
-    )
+    qs = JobRun.objects.filter(job__in=set(job_names), status__in=ACTIVE_RUN_STATUSES)
+    if len(ids) <= 10_000:  # keep the IN list far below PostgreSQL's 65,535 parameters
+        qs = qs.filter(connection_id__in=ids)
+    rows = [
+        row
+        for row in qs.values_list(
+            "pk", "job", "connection_id", "status", "queued_at", "lease_until"
+        )
+        if row[2] in ids
+    ]
     busy: set[tuple[str, int]] = set()
     lost: list[int] = []
     expired: list[int] = []

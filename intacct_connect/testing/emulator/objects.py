@@ -645,9 +645,7 @@ register(
             "currency.txnCurrency": f(required=True),
         },
         refs={
-            "vendor": RefSpec(
-                "accounts-payable/vendor", named=True, required=True, require_id=True
-            )
+            "vendor": RefSpec("accounts-payable/vendor", named=True, required=True, require_id=True)
         },
         lines=BILL_LINE,
         id_is_key=True,
@@ -661,9 +659,7 @@ INVOICE_LINE = LineSpec(
     "accounts-receivable/invoice-line",
     fields={**LINE_COMMON, "memo": f()},
     refs={
-        "glAccount": RefSpec(
-            "general-ledger/account", named=True, required=True, require_id=True
-        )
+        "glAccount": RefSpec("general-ledger/account", named=True, required=True, require_id=True)
     },
 )
 register(

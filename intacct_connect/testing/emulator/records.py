@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from intacct_connect.testing.emulator.objects import (
     SEED_ORDER,
@@ -465,7 +465,7 @@ def _dotted(record: dict[str, Any], path: str) -> Any:
     return value
 
 
-def _ref_given(value: Any, ref_spec: RefSpec) -> bool:
+def _ref_given(value: Any, ref_spec: RefSpec) -> TypeGuard[dict[str, Any]]:
     """Whether a reference names its target the way create requires: Sage's RequiredProperties
     ask for ``id`` on some references (bill ``vendor.id``, invoice ``customer.id``, invoice
     line ``glAccount.id``); elsewhere ``key`` or ``id`` will do."""
