@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / ".demo"
+DEMO = Path(os.environ.get("DEMO_DIR", ROOT / ".demo")).resolve()
 PY = sys.executable
 EMULATOR_PORT = int(os.environ.get("INTACCT_EMULATOR_PORT", "8765"))
 SITE = os.environ.get("DEMO_SITE_ADDRESS", "127.0.0.1:8000")
@@ -56,9 +56,10 @@ def main() -> int:
         str(EMULATOR_PORT),
         "--state",
         str(DEMO / "emulator.json"),
-        # Short-lived access tokens, so proactive refreshes are visible within minutes.
+        # 20-minute access tokens: with the 15-minute refresh window (and up to 5 minutes
+        # of jitter) proactive refreshes show up in the admin within minutes.
         "--access-token-ttl",
-        "900",
+        "1200",
     )
     wait_for(f"http://127.0.0.1:{EMULATOR_PORT}/.well-known/openid-configuration", "emulator")
     start("site", PY, "manage.py", "runserver", SITE, "--noreload")

@@ -18,10 +18,11 @@ from intacct_connect.celery import beat_schedule as intacct_beat_schedule
 from intacct_connect.celery import task_routes as intacct_task_routes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DEMO_DIR = BASE_DIR / ".demo"
-
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env")  # optional: a missing file is fine
+
+# Where the demo keeps its SQLite database, broker queue and emulator state.
+DEMO_DIR = Path(env.str("DEMO_DIR", default=str(BASE_DIR / ".demo")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 # The fallback secret is for the local demo only; `check --deploy` rejects it.
@@ -81,8 +82,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / ".demo" / "static")
-LOGIN_URL = "admin:login"
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=DEMO_DIR / "static")
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "intacct_connect:connections"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- Security (production values whenever DEBUG is off) --------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if not DEBUG else None
@@ -95,7 +98,7 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SESSION_COOKIE_SAMESITE = "Lax"  # 'Strict' would break the return from Intacct
 
 # --- Sage Intacct ---------------------------------------------------------------------
-EMULATOR_BASE_URL = "http://127.0.0.1:8765/ia/api/v1"
+EMULATOR_BASE_URL = f"http://127.0.0.1:{env.int('INTACCT_EMULATOR_PORT', default=8765)}/ia/api/v1"
 INTACCT_API_BASE_URL = env.str("INTACCT_API_BASE_URL", default=EMULATOR_BASE_URL).rstrip("/")
 # Demo-only key, used only while DEBUG is on and INTACCT_TOKEN_KEYS is unset.
 DEMO_TOKEN_KEY = "ZGVtby1vbmx5LWtleS1uZXZlci11c2UtaW4tcHJvZCE="  # noqa: S105 (demo only)
@@ -144,6 +147,10 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = True
+# Workers keep database connections between tasks (see example_project/celery.py).
+CELERY_DB_REUSE_MAX = 1000
+DATABASES["default"].setdefault("CONN_MAX_AGE", 600)
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 # Two dispatchers every minute (schedules are database rows, not beat entries) + daily prune.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {**intacct_beat_schedule}
 # Refreshes (short) never wait behind job runs (long): two queues.

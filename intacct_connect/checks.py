@@ -19,7 +19,9 @@ intacct_connect.E010        an Intacct URL setting is not an absolute http(s) UR
 intacct_connect.E011        CLIENT_SCOPE is not 'production' or 'non-production'
 intacct_connect.E012        the same key appears twice in TOKEN_KEYS
 intacct_connect.E013        ADAPTER cannot be imported
+intacct_connect.E014        CONCURRENCY_BACKEND unknown, or CONCURRENCY_CACHE not in CACHES
 intacct_connect.W001        SQLite used with a real (non-eager) Celery broker
+intacct_connect.W002        CONCURRENCY_BACKEND = 'cache' on a cache not shared by processes
 ==========================  ==============================================================
 """
 
@@ -81,6 +83,7 @@ def check_settings(
     messages.extend(_check_redirect_uri())
     messages.extend(_check_urls())
     messages.extend(_check_session_cookie())
+    messages.extend(_check_concurrency_backend())
     return messages
 
 
@@ -187,6 +190,67 @@ def _check_session_cookie() -> Iterable[CheckMessage]:
             hint="Use SESSION_COOKIE_SAMESITE = 'Lax' (Django's default).",
             id="intacct_connect.E009",
         )
+
+
+#: Cache backends whose ``add`` cannot cap requests across processes, and why.
+UNSHARED_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache": (
+        "is local to each process: every web and Celery process would get its own slots"
+    ),
+    "django.core.cache.backends.dummy.DummyCache": (
+        "stores nothing: every claim succeeds and the cap is not enforced at all"
+    ),
+    "django.core.cache.backends.filebased.FileBasedCache": (
+        "does not add keys atomically: concurrent processes can claim the same slot"
+    ),
+    "django.core.cache.backends.db.DatabaseCache": (
+        "does not add keys atomically once a key has expired: concurrent processes can "
+        "claim the same slot (use CONCURRENCY_BACKEND = 'database' instead)"
+    ),
+}
+
+
+def _check_concurrency_backend() -> Iterable[CheckMessage]:
+    backend = app_settings.CONCURRENCY_BACKEND
+    if backend not in ("database", "cache"):
+        yield Error(
+            f"{_name('CONCURRENCY_BACKEND')} is {backend!r}.",
+            hint="Use 'database' (slots in the site's database, the default) or 'cache' "
+            "(slots in the Django cache named by CONCURRENCY_CACHE).",
+            id="intacct_connect.E014",
+        )
+        return
+    if backend != "cache":
+        return
+    alias = app_settings.CONCURRENCY_CACHE
+    caches_setting = getattr(settings, "CACHES", {})
+    if alias not in caches_setting:
+        yield Error(
+            f"{_name('CONCURRENCY_CACHE')} is {alias!r}, which is not a key of CACHES.",
+            hint="Name a cache shared by every process (Redis or Memcached), or use "
+            "CONCURRENCY_BACKEND = 'database'.",
+            id="intacct_connect.E014",
+        )
+        return
+    yield from unshared_cache_messages(alias, str(caches_setting[alias].get("BACKEND", "")))
+
+
+def unshared_cache_messages(alias: str, backend: str) -> list[CheckMessage]:
+    reason = UNSHARED_CACHES.get(backend)
+    if reason is None:
+        return []
+    return [
+        Warning(
+            f"{_name('CONCURRENCY_BACKEND')} is 'cache' but the cache {alias!r} "
+            f"({backend.rsplit('.', 1)[-1]}) {reason}, so the per-company concurrency cap "
+            "does not hold across the site's processes.",
+            hint="Point CONCURRENCY_CACHE at a cache shared by every process "
+            "(django.core.cache.backends.redis.RedisCache, or Memcached), or use "
+            "CONCURRENCY_BACKEND = 'database'. A single-process site may silence this "
+            "warning.",
+            id="intacct_connect.W002",
+        )
+    ]
 
 
 @register(Tags.compatibility)

@@ -163,6 +163,9 @@ class _Call:
     error_code: str = ""
     request_id: str = ""
     started: float = field(default_factory=time.monotonic)
+    #: The concurrency slot held by the current attempt (released by ``_release_slot`` or,
+    #: for the last attempt, together with the call-log write).
+    lease: ratelimit.Lease | None = None
 
 
 # --- sessions ------------------------------------------------------------------------
@@ -455,7 +458,7 @@ class IntacctClient:
                 call.error_code = (err.error_id or err.code or type(err).__name__)[:100]
             raise
         finally:
-            self._log(call)
+            self._finish(call)
 
     def _send(
         self,
@@ -473,21 +476,23 @@ class IntacctClient:
         attempt = 0
         while True:
             headers = self._headers(token, idempotency_key, extra_headers)
+            if app_settings.COMPANY_CONCURRENCY > 0:
+                call.lease = ratelimit.acquire(self.connection.company_id)
             try:
-                with ratelimit.company_slot(self.connection.company_id):
-                    response = self.session.request(
-                        call.method,
-                        url,
-                        json=json,
-                        params=params,
-                        headers=headers,
-                        timeout=app_settings.HTTP_TIMEOUT,
-                        allow_redirects=False,
-                    )
+                response = self.session.request(
+                    call.method,
+                    url,
+                    json=json,
+                    params=params,
+                    headers=headers,
+                    timeout=app_settings.HTTP_TIMEOUT,
+                    allow_redirects=False,
+                )
             except requests.RequestException as err:
                 sent = not isinstance(err, requests.ConnectTimeout) and not _never_sent(err)
                 can_retry = retryable or not sent
                 if can_retry and attempt < max_retries:
+                    self._release_slot(call)
                     delay = self._backoff(attempt, None)
                     logger.info(
                         "%s %s: %s; retry %s in %.2f s",
@@ -508,6 +513,8 @@ class IntacctClient:
                     connection_id=self.connection.pk,
                 ) from err
 
+            if call.lease is not None and not _release_with_log():
+                self._release_slot(call)  # else released by the call-log write (_finish)
             call.status = response.status_code
             body = _parse_json(response)
             status = response.status_code
@@ -540,6 +547,7 @@ class IntacctClient:
                     call.path,
                     call.error_code or status,
                 )
+                self._release_slot(call)
                 token = self._refresh_after_rejection(token)
                 continue
             if status in RETRY_STATUSES and (retryable or status == 429):
@@ -558,6 +566,7 @@ class IntacctClient:
                     )
                     attempt += 1
                     call.retries = attempt
+                    self._release_slot(call)
                     time.sleep(delay)
                     continue
             raise error_for(
@@ -569,24 +578,63 @@ class IntacctClient:
                 connection_id=self.connection.pk,
             )
 
-    def _log(self, call: _Call) -> None:
+    def _release_slot(self, call: _Call) -> None:
+        """Give back the slot of the current attempt; a failure is logged, never raised
+        (the slot is then reclaimed after ``CONCURRENCY_SLOT_TTL``)."""
+        lease, call.lease = call.lease, None
+        if lease is None:
+            return
+        try:
+            ratelimit.release(self.connection.company_id, lease.slot, lease.holder)
+        except Exception:  # never hide the call's own outcome
+            logger.exception(
+                "Could not release concurrency slot %s of company %s",
+                lease.slot,
+                self.connection.company_id,
+            )
+
+    def _finish(self, call: _Call) -> None:
+        """Release the slot still held (if any) and write the call's one log row: in one
+        round trip with the database backend when the connection is in autocommit mode
+        (see :func:`intacct_connect.ratelimit.release`), else one after the other."""
+        params = [
+            self.connection.pk,
+            call.method,
+            call.path,
+            call.status,
+            call.error_code,
+            int((time.monotonic() - call.started) * 1000),
+            call.retries,
+            call.request_id,
+            db_connection.ops.adapt_datetimefield_value(timezone.now()),
+        ]
+        lease = call.lease
+        if lease is not None:
+            also = (_log_sql(ApiCallLog._meta.db_table, db_connection.vendor, False), params)
+            try:
+                done = ratelimit.release(
+                    self.connection.company_id, lease.slot, lease.holder, also=also
+                )
+            except Exception:  # release alone, then the log alone
+                logger.warning(
+                    "Could not release slot %s of company %s with the call log; retrying apart",
+                    lease.slot,
+                    self.connection.company_id,
+                    exc_info=True,
+                )
+                done = False
+            else:
+                call.lease = None
+            if done:
+                return
+            self._release_slot(call)
+        self._log(params)
+
+    def _log(self, params: builtins.list[Any]) -> None:
         """One INSERT per call (plain SQL: this runs on every call, see bench/README.md)."""
         try:
             with db_connection.cursor() as cursor:
-                cursor.execute(
-                    _log_statement(),
-                    [
-                        self.connection.pk,
-                        call.method,
-                        call.path,
-                        call.status,
-                        call.error_code,
-                        int((time.monotonic() - call.started) * 1000),
-                        call.retries,
-                        call.request_id,
-                        db_connection.ops.adapt_datetimefield_value(timezone.now()),
-                    ],
-                )
+                cursor.execute(_log_statement(), params)
         except DatabaseError:
             logger.exception(
                 "Could not write the API call log of connection %s", self.connection.pk
@@ -863,6 +911,18 @@ def _log_sql(table: str, vendor: str, asynchronous: bool) -> str:
             f"INSERT INTO {quote(table)} ({columns}) SELECT {marks} FROM s"
         )
     return f"INSERT INTO {quote(table)} ({columns}) VALUES ({marks})"  # noqa: S608
+
+
+def _release_with_log() -> bool:
+    """Whether the last attempt's slot is released by the call-log statement (database
+    backend on PostgreSQL, default connection in autocommit mode: one round trip for
+    both, see :func:`intacct_connect.ratelimit.release`)."""
+    return (
+        app_settings.CONCURRENCY_BACKEND == "database"
+        and db_connection.vendor == "postgresql"
+        and db_connection.autocommit
+        and not db_connection.in_atomic_block
+    )
 
 
 def _log_statement() -> str:

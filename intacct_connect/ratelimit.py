@@ -3,43 +3,92 @@
 Intacct enforces a per-company concurrency limit (a third request beyond the limit waits,
 then fails with ``GW-0010``). :func:`company_slot` keeps the site's own requests to one
 company at ``COMPANY_CONCURRENCY`` (default 2) at any moment, whatever the number of web
-and Celery workers, using the database the site already has:
+and Celery workers. A company has ``COMPANY_CONCURRENCY`` numbered slots; a request holds
+one while it is in flight. ``CONCURRENCY_BACKEND`` chooses where the slots live:
 
-* each company has ``COMPANY_CONCURRENCY`` rows in :class:`ConcurrencySlot`;
+``"database"`` (default): rows of :class:`ConcurrencySlot` in the site's database.
+
 * a slot is claimed with one short conditional ``UPDATE … WHERE held_until IS NULL OR
   held_until < now``, which is atomic on PostgreSQL and SQLite alike, and released by an
   ``UPDATE … WHERE holder = <our id>``;
-* a holder that crashed keeps its slot for at most ``CONCURRENCY_SLOT_TTL`` seconds;
-* a caller that finds every slot busy polls with jittered sleeps, and raises
-  :class:`~intacct_connect.exceptions.RateLimited` after ``CONCURRENCY_SLOT_TTL`` seconds.
+* on PostgreSQL the slot statements run on a private autocommit connection per thread, so
+  a claim is visible to other workers at once and never joins (or is held until the end
+  of) the caller's transaction; that connection sets ``synchronous_commit = off`` (a claim
+  or release lost in a crash is harmless: the TTL reclaims the slot). On SQLite they run
+  on the default connection (single-process development);
+* on PostgreSQL, :func:`release` can run one more statement (the API client's call-log
+  ``INSERT``) in the same round trip as the release.
 
-On PostgreSQL the slot statements run on a private autocommit connection per thread, so a
-claim is visible to other workers at once and never joins (or is held until the end of)
-the caller's transaction; that connection sets ``synchronous_commit = off`` (a claim or
-release lost in a crash is harmless: the TTL reclaims the slot). On SQLite they run on
-the default connection (single-process development). ``COMPANY_CONCURRENCY = 0`` disables the cap.
+``"cache"``: keys of the Django cache ``CONCURRENCY_CACHE`` (default ``"default"``).
+
+* slot ``n`` of a company is the key ``intacct_connect:slot:<company>:<n>``, claimed with
+  the atomic ``cache.add(key, holder, timeout=CONCURRENCY_SLOT_TTL)`` and released by
+  deleting it if it still holds our holder id;
+* on Django's Redis backend (``django.core.cache.backends.redis.RedisCache``) a claim is
+  one round trip whatever the number of busy slots (a Lua script ``SET NX PX`` over the
+  slots) and the release is an atomic compare-and-delete (another Lua script); other
+  backends use ``cache.add`` per slot and ``get`` then ``delete`` (a release can then
+  free a slot that expired and was re-claimed a moment before: only a holder that
+  overran ``CONCURRENCY_SLOT_TTL`` can hit that window);
+* the cache must be shared by every process (Redis, Memcached): a process-local cache
+  (``LocMemCache``) caps each process separately, and system check
+  ``intacct_connect.W002`` says so. It must also not evict the keys early (Redis:
+  ``maxmemory-policy noeviction``, or enough memory).
+
+With either backend a holder that crashed keeps its slot for at most
+``CONCURRENCY_SLOT_TTL`` seconds, and a caller that finds every slot busy polls with
+jittered sleeps and raises :class:`~intacct_connect.exceptions.RateLimited` after
+``CONCURRENCY_SLOT_TTL`` seconds. ``COMPANY_CONCURRENCY = 0`` disables the cap.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import quote
 
+from django.core.cache import InvalidCacheBackendError, caches
+from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.redis import RedisCache
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 from django.utils import timezone
 
 from intacct_connect.conf import app_settings
-from intacct_connect.exceptions import RateLimited
+from intacct_connect.exceptions import IntacctConfigurationError, RateLimited
 from intacct_connect.models import ConcurrencySlot
 
+BACKENDS = ("database", "cache")
+KEY_PREFIX = "intacct_connect:slot"
+
 _local = threading.local()
+
+
+class Lease(NamedTuple):
+    """A claimed slot: its number and the random id of this holder."""
+
+    slot: int
+    holder: str
+
+
+def backend_name() -> str:
+    """The configured ``CONCURRENCY_BACKEND`` (validated)."""
+    name = str(app_settings.CONCURRENCY_BACKEND)
+    if name not in BACKENDS:
+        raise IntacctConfigurationError(
+            f"INTACCT_CONNECT['CONCURRENCY_BACKEND'] is {name!r}; use 'database' or 'cache'"
+        )
+    return name
+
+
+# --- database backend ------------------------------------------------------------------
 
 
 def _wrapper() -> Any:
@@ -79,7 +128,7 @@ def _table() -> str:
     return ConcurrencySlot._meta.db_table
 
 
-def _execute(db: Any, sql: str, params: list[Any], *, attempts: int = 1) -> int:
+def _execute(db: Any, sql: str, params: Sequence[Any], *, attempts: int = 1) -> int:
     """Run one statement; SQLite's "database is locked" is retried ``attempts`` times."""
     for attempt in range(attempts):
         try:
@@ -107,9 +156,7 @@ def _ensure_slots(db: Any, company_id: str, limit: int) -> None:
     )
 
 
-def try_acquire(company_id: str, limit: int | None = None) -> tuple[int, str] | None:
-    """Claim a free slot of the company now: ``(slot, holder id)``, or None if all are busy."""
-    limit = app_settings.COMPANY_CONCURRENCY if limit is None else limit
+def _db_try_acquire(company_id: str, limit: int) -> Lease | None:
     db = _wrapper()
     table = db.ops.quote_name(_table())
     holder = uuid.uuid4().hex
@@ -128,7 +175,7 @@ def try_acquire(company_id: str, limit: int | None = None) -> tuple[int, str] | 
         for ensured in (False, True):
             for slot in order:
                 if _execute(db, sql, [holder, until, company_id, slot, now_db]) == 1:
-                    return slot, holder
+                    return Lease(slot, holder)
             if ensured:
                 break
             # All busy, or the rows do not exist yet: create missing rows, try once more.
@@ -139,20 +186,177 @@ def try_acquire(company_id: str, limit: int | None = None) -> tuple[int, str] | 
     return None
 
 
-def release(company_id: str, slot: int, holder: str) -> None:
-    """Give a slot back (no-op if it was reclaimed after its TTL)."""
-    db = _wrapper()
+def _release_sql(db: Any) -> str:
     table = db.ops.quote_name(_table())
-    _execute(
-        db,
+    return (
         f"UPDATE {table} SET holder = '', held_until = NULL "  # noqa: S608
-        "WHERE company_id = %s AND slot = %s AND holder = %s",
-        [company_id, slot, holder],
-        attempts=50,
+        "WHERE company_id = %s AND slot = %s AND holder = %s"
     )
 
 
-def acquire(company_id: str, *, timeout: float | None = None) -> tuple[int, str]:
+def _db_release(
+    company_id: str, slot: int, holder: str, also: tuple[str, Sequence[Any]] | None
+) -> bool:
+    db = _wrapper()
+    params = [company_id, slot, holder]
+    default = connections[DEFAULT_DB_ALIAS]
+    if (
+        also is not None
+        and db.vendor == "postgresql"
+        and default.autocommit
+        and not default.in_atomic_block
+    ):
+        # One round trip: a data-modifying CTE releases the slot, then the statement runs.
+        # The caller's connection is in autocommit mode, so running its statement on the
+        # private connection changes neither what it sees nor when it commits.
+        sql, extra = also
+        _execute(db, f"WITH released AS ({_release_sql(db)}) {sql}", [*params, *extra])
+        return True
+    _execute(db, _release_sql(db), params, attempts=50)
+    return False
+
+
+def _db_busy(company_id: str) -> int:
+    return ConcurrencySlot.objects.filter(
+        company_id=company_id, held_until__gt=timezone.now()
+    ).count()
+
+
+# --- cache backend ---------------------------------------------------------------------
+
+# KEYS: the company's slot keys; ARGV: holder, TTL in ms, first slot to try (0-based).
+_CLAIM_LUA = """
+local n = #KEYS
+local first = tonumber(ARGV[3])
+for i = 0, n - 1 do
+  local slot = (first + i) % n
+  if redis.call('SET', KEYS[slot + 1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return slot
+  end
+end
+return -1
+"""
+# KEYS: one slot key; ARGV: holder. Deletes the key only if it is still ours.
+_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+_scripts: dict[str, Any] = {}
+
+
+def _cache() -> BaseCache:
+    alias = str(app_settings.CONCURRENCY_CACHE)
+    try:
+        return caches[alias]
+    except InvalidCacheBackendError as err:
+        raise IntacctConfigurationError(
+            f"INTACCT_CONNECT['CONCURRENCY_CACHE'] is {alias!r}, which is not in CACHES"
+        ) from err
+
+
+def _company_key(company_id: str) -> str:
+    """The company part of a slot key: safe for every cache backend (memcached included)."""
+    safe = quote(company_id, safe="")
+    if len(safe) > 100:
+        safe = hashlib.sha256(company_id.encode()).hexdigest()
+    return safe
+
+
+def slot_key(company_id: str, slot: int) -> str:
+    """The cache key (before the cache's own prefix and version) of one slot."""
+    return f"{KEY_PREFIX}:{_company_key(company_id)}:{slot}"
+
+
+def _redis(cache: BaseCache) -> Any:
+    """The redis-py client of Django's Redis backend, or None for any other backend."""
+    if isinstance(cache, RedisCache):
+        return cache._cache.get_client(None, write=True)
+    return None
+
+
+def _script(client: Any, source: str) -> Any:
+    script = _scripts.get(source)
+    if script is None:
+        script = client.register_script(source)
+        _scripts[source] = script
+    return script
+
+
+def _cache_try_acquire(company_id: str, limit: int) -> Lease | None:
+    cache = _cache()
+    # Digits: Django's Redis serializer stores an int as is, so ``cache.get`` reads back
+    # what the Lua script wrote.
+    holder = str(uuid.uuid4().int)
+    ttl = int(app_settings.CONCURRENCY_SLOT_TTL)
+    first = random.randrange(limit)  # noqa: S311 - spread claims over the slots
+    client = _redis(cache)
+    if client is not None:
+        keys = [cache.make_key(slot_key(company_id, slot)) for slot in range(limit)]
+        slot = int(_script(client, _CLAIM_LUA)(keys, [holder, ttl * 1000, first], client=client))
+        return Lease(slot, holder) if slot >= 0 else None
+    for i in range(limit):
+        slot = (first + i) % limit
+        if cache.add(slot_key(company_id, slot), holder, timeout=ttl):
+            return Lease(slot, holder)
+    return None
+
+
+def _cache_release(company_id: str, slot: int, holder: str) -> None:
+    cache = _cache()
+    key = slot_key(company_id, slot)
+    client = _redis(cache)
+    if client is not None:
+        _script(client, _RELEASE_LUA)([cache.make_key(key)], [holder], client=client)
+    elif cache.get(key) == holder:
+        cache.delete(key)
+
+
+def _cache_busy(company_id: str) -> int:
+    cache = _cache()
+    keys = [slot_key(company_id, slot) for slot in range(app_settings.COMPANY_CONCURRENCY)]
+    client = _redis(cache)
+    if client is not None:
+        return int(client.exists(*[cache.make_key(k) for k in keys])) if keys else 0
+    return len(cache.get_many(keys))
+
+
+# --- the API ---------------------------------------------------------------------------
+
+
+def try_acquire(company_id: str, limit: int | None = None) -> Lease | None:
+    """Claim a free slot of the company now: a :class:`Lease` ``(slot, holder id)``, or
+    None if all are busy."""
+    limit = app_settings.COMPANY_CONCURRENCY if limit is None else limit
+    if backend_name() == "cache":
+        return _cache_try_acquire(company_id, limit)
+    return _db_try_acquire(company_id, limit)
+
+
+def release(
+    company_id: str,
+    slot: int,
+    holder: str,
+    *,
+    also: tuple[str, Sequence[Any]] | None = None,
+) -> bool:
+    """Give a slot back (no-op if it was reclaimed after its TTL).
+
+    ``also`` is an optional ``(sql, params)`` statement for the default database (a plain
+    ``INSERT … VALUES``) that the database backend runs in the same round trip as the
+    release on PostgreSQL when the default connection is in autocommit mode (one
+    statement with a data-modifying CTE, on the private connection). Returns True if it
+    ran; when it returns False the caller must run the statement itself. (On SQLite,
+    which has no round trips, one transaction for both measured no faster.)
+    """
+    if backend_name() == "cache":
+        _cache_release(company_id, slot, holder)
+        return False
+    return _db_release(company_id, slot, holder, also)
+
+
+def acquire(company_id: str, *, timeout: float | None = None) -> Lease:
     """Claim a slot, waiting up to ``timeout`` seconds (default ``CONCURRENCY_SLOT_TTL``)."""
     limit = app_settings.COMPANY_CONCURRENCY
     timeout = float(app_settings.CONCURRENCY_SLOT_TTL) if timeout is None else timeout
@@ -190,6 +394,6 @@ def company_slot(company_id: str, *, timeout: float | None = None) -> Iterator[i
 
 def busy_slots(company_id: str) -> int:
     """How many of the company's slots are held right now (for admin screens and tests)."""
-    return ConcurrencySlot.objects.filter(
-        company_id=company_id, held_until__gt=timezone.now()
-    ).count()
+    if backend_name() == "cache":
+        return _cache_busy(company_id)
+    return _db_busy(company_id)

@@ -10,8 +10,11 @@ is started as ``celery -A tests.celery_app worker`` with
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
+from django.db import close_old_connections
 
 from intacct_connect.celery import recommended_settings, task_routes
 
@@ -28,3 +31,12 @@ if os.environ.get("INTACCT_WORKER_TEST_JOBS"):
     app.conf.imports = ["tests.worker_jobs"]
 app.autodiscover_tasks(["intacct_connect"])
 app.set_default()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(task: Any = None, **kwargs: Any) -> None:
+    """With CELERY_DB_REUSE_MAX set (worker_settings), Django's rules decide when a worker
+    closes its database connection (as in example_project/celery.py)."""
+    if task is not None and not getattr(task.request, "is_eager", False):
+        close_old_connections()

@@ -12,6 +12,7 @@ from intacct_connect.checks import (
     check_settings,
     check_sqlite_with_real_broker,
     sqlite_broker_messages,
+    unshared_cache_messages,
 )
 from intacct_connect.crypto import generate_key
 
@@ -64,6 +65,12 @@ def test_valid_configuration_passes():
         ({"STATE_TTL": "ten"}, "intacct_connect.E001", "STATE_TTL"),
         ({"BOGUS": 1}, "intacct_connect.E001", "BOGUS"),
         ({"ADAPTER": "no.such.Adapter"}, "intacct_connect.E013", "ADAPTER"),
+        ({"CONCURRENCY_BACKEND": "redis"}, "intacct_connect.E014", "CONCURRENCY_BACKEND"),
+        (
+            {"CONCURRENCY_BACKEND": "cache", "CONCURRENCY_CACHE": "nowhere"},
+            "intacct_connect.E014",
+            "CONCURRENCY_CACHE",
+        ),
     ],
 )
 def test_each_problem_has_a_stable_id_naming_the_setting(overrides, expected, names):
@@ -142,3 +149,42 @@ def test_manage_py_check_fails_with_the_setting_named():
 
 def test_test_settings_pass_all_checks():
     call_command("check", fail_level="WARNING")
+
+
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+REDIS = {
+    "slots": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://h"}
+}
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "django.core.cache.backends.locmem.LocMemCache",
+        "django.core.cache.backends.dummy.DummyCache",
+        "django.core.cache.backends.filebased.FileBasedCache",
+        "django.core.cache.backends.db.DatabaseCache",
+    ],
+)
+def test_cache_backend_on_a_cache_not_shared_by_processes_warns(backend):
+    found = unshared_cache_messages("default", backend)
+    assert [m.id for m in found] == ["intacct_connect.W002"]
+    assert isinstance(found[0], Warning)
+    assert "CONCURRENCY_BACKEND" in found[0].msg
+    assert backend.rsplit(".", 1)[-1] in found[0].msg
+
+
+def test_registered_check_warns_about_a_process_local_concurrency_cache(settings):
+    settings.CACHES = LOCMEM
+    assert ids(CONCURRENCY_BACKEND="cache") == ["intacct_connect.W002"]
+    # The database backend (the default) does not use the cache at all.
+    assert ids() == []
+    assert ids(CONCURRENCY_BACKEND="database") == []
+
+
+def test_shared_concurrency_cache_passes(settings):
+    settings.CACHES = {**LOCMEM, **REDIS}
+    assert ids(CONCURRENCY_BACKEND="cache", CONCURRENCY_CACHE="slots") == []
+    assert (
+        unshared_cache_messages("x", "django.core.cache.backends.memcached.PyMemcacheCache") == []
+    )

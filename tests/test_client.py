@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import threading
 import time
 import tracemalloc
@@ -37,6 +38,7 @@ from intacct_connect.exceptions import (
 )
 from intacct_connect.models import (
     ApiCallLog,
+    ConcurrencySlot,
     ConnectionEvent,
     ConnectionStatus,
     EventKind,
@@ -530,14 +532,38 @@ def test_transport_errors_never_leak_the_token(
 # --- concurrency cap -------------------------------------------------------------------
 
 
+def _use_cache_slots(settings: Any, kind: str) -> None:
+    """CONCURRENCY_BACKEND = 'cache' on a LocMemCache or on the real Redis at REDIS_URL."""
+    if kind == "redis":
+        config: dict[str, Any] = {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+    else:
+        config = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "c"}
+    settings.CACHES = {**settings.CACHES, "intacct_slots": config}
+    settings.INTACCT_CONNECT = {
+        **settings.INTACCT_CONNECT,
+        "CONCURRENCY_BACKEND": "cache",
+        "CONCURRENCY_CACHE": "intacct_slots",
+    }
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrency_cap_keeps_intacct_below_its_limit(emulator: EmulatorServer) -> None:
-    """Six threads call one company slowly; Intacct's own limit (2) is never hit.
+@pytest.mark.parametrize("backend", ["database", pytest.param("redis", marks=pytest.mark.redis)])
+def test_concurrency_cap_keeps_intacct_below_its_limit(
+    emulator: EmulatorServer, settings: Any, backend: str
+) -> None:
+    """Six threads call one company slowly; Intacct's own limit (2) is never hit, with
+    the slots in the database and in Redis.
 
     PostgreSQL only: SQLite's in-memory test database fails concurrent writers from
     threads at once ("database table is locked") instead of waiting."""
     require_postgres()
+    if backend == "redis":
+        _use_cache_slots(settings, "redis")
     emulator.configure(concurrency_limit=2)
     emulator.set_fault("slow", company="DEMO-CO", seconds=0.1)
     conn = make_connection(emulator)
@@ -563,6 +589,72 @@ def test_concurrency_cap_keeps_intacct_below_its_limit(emulator: EmulatorServer)
     assert emulator.max_concurrency("DEMO-CO") == 2
     assert emulator.counters()["throttled"].get("DEMO-CO", 0) == 0
     assert ApiCallLog.objects.filter(status=200).count() == 18
+    assert ratelimit.busy_slots("DEMO-CO") == 0
+    assert ConcurrencySlot.objects.filter(holder__gt="").count() == 0
+    ratelimit.close_private_connection()
+
+
+def test_cache_backend_holds_the_slot_in_the_cache(emulator: EmulatorServer, settings: Any) -> None:
+    """With the slots in the cache the client waits for a free one, gives up with
+    RateLimited (the call is logged), and never touches the slot table."""
+    _use_cache_slots(settings, "locmem")
+    settings.INTACCT_CONNECT = {
+        **settings.INTACCT_CONNECT,
+        "COMPANY_CONCURRENCY": 1,
+        "CONCURRENCY_SLOT_TTL": 1,
+    }
+    conn = make_connection(emulator)
+    client = IntacctClient(conn)
+    assert client.get(VENDOR, "1")["key"] == "1"
+    assert ratelimit.busy_slots("DEMO-CO") == 0
+    held = ratelimit.try_acquire("DEMO-CO")  # another worker holds the only slot
+    assert held is not None
+    with pytest.raises(RateLimited, match="concurrency slots"):
+        client.get(VENDOR, "1")
+    assert emulator.api_calls("DEMO-CO") == 1  # the second call never left
+    ratelimit.release("DEMO-CO", *held)
+    assert client.get(VENDOR, "1")["key"] == "1"
+    assert [(c.status, c.error_code) for c in ApiCallLog.objects.order_by("pk")] == [
+        (200, ""),
+        (None, "RateLimited"),
+        (200, ""),
+    ]
+    assert not ConcurrencySlot.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_release_and_call_log_in_one_round_trip(emulator: EmulatorServer, settings: Any) -> None:
+    """PostgreSQL, autocommit: the last attempt's slot is released by the statement that
+    writes the call log; a call whose log write fails still gives its slot back."""
+    require_postgres()
+    conn = make_connection(emulator)
+    client = IntacctClient(conn)
+    statements: list[str] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    client.get(VENDOR, "1")  # token cached, private slot connection open
+    private = ratelimit._wrapper()
+    with db_connection.execute_wrapper(record), private.execute_wrapper(record):
+        client.get(VENDOR, "2")
+    assert len(statements) == 2  # the claim, then release + call log
+    assert statements[1].startswith("WITH released AS (UPDATE")
+    assert "INSERT INTO" in statements[1]
+    log = ApiCallLog.objects.order_by("pk").last()
+    assert log is not None
+    assert (log.path, log.status) == (f"/objects/{VENDOR}/2", 200)
+    assert ratelimit.busy_slots("DEMO-CO") == 0
+    # The connection disappears while its client is in use: the log row cannot be written
+    # (foreign key), the answer still reaches the caller and the slot is released.
+    from intacct_connect.models import Connection
+
+    Connection.objects.filter(pk=conn.pk).delete()
+    assert client.get(VENDOR, "1")["key"] == "1"
+    assert ratelimit.busy_slots("DEMO-CO") == 0
+    assert not ApiCallLog.objects.exists()
     ratelimit.close_private_connection()
 
 
@@ -607,8 +699,8 @@ def test_usage_counters_and_pruning(emulator: EmulatorServer) -> None:
 def test_db_queries_per_call_with_a_fresh_token(
     emulator: EmulatorServer, django_assert_num_queries: Callable[..., Any], settings: Any
 ) -> None:
-    """One token read and one call-log write per call (concurrency cap disabled); the slot
-    adds one claim and one release."""
+    """One token read and one call-log write per call (concurrency cap disabled, or slots
+    in the cache); slots in the database add one claim and one release."""
     conn = make_connection(emulator)
     point_at_emulator(settings, emulator, COMPANY_CONCURRENCY=0)
     with django_assert_num_queries(2):
@@ -616,6 +708,17 @@ def test_db_queries_per_call_with_a_fresh_token(
     client = IntacctClient(conn)
     client.get(VENDOR, "1")
     with django_assert_num_queries(1):  # the token stays cached on the client
+        client.get(VENDOR, "2")
+    point_at_emulator(settings, emulator)  # cap on, slots in the database
+    client.get(VENDOR, "1")  # the company's slot rows exist from now on
+    with django_assert_num_queries(4):
+        IntacctClient(conn).get(VENDOR, "1")
+    with django_assert_num_queries(3):
+        client.get(VENDOR, "2")
+    _use_cache_slots(settings, "locmem")  # cap on, slots in the cache
+    with django_assert_num_queries(2):
+        IntacctClient(conn).get(VENDOR, "1")
+    with django_assert_num_queries(1):
         client.get(VENDOR, "2")
 
 

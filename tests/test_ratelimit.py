@@ -2,25 +2,46 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
+import time_machine
+from django.conf import settings as django_settings
+from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.redis import RedisCache
 from django.db import connection as db_connection
 from django.test import override_settings
 from django.utils import timezone
 
 from intacct_connect import ratelimit
 from intacct_connect.conf import app_settings
-from intacct_connect.exceptions import RateLimited
+from intacct_connect.exceptions import IntacctConfigurationError, RateLimited
 from intacct_connect.models import ConcurrencySlot
+from intacct_connect.testing.emulator import EmulatorServer
 from tests.settings import INTACCT_CONNECT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _settings(**overrides: object) -> override_settings:
     return override_settings(INTACCT_CONNECT={**INTACCT_CONNECT, **overrides})
+
+
+def _settings_merge(**overrides: object) -> override_settings:
+    """Like _settings, on top of the current INTACCT_CONNECT (keeps a fixture's backend)."""
+    return override_settings(INTACCT_CONNECT={**django_settings.INTACCT_CONNECT, **overrides})
 
 
 def _slot_sql(sql: str, params: list[object]) -> None:
@@ -165,3 +186,279 @@ def test_threads_never_exceed_the_cap() -> None:
     assert not errors
     assert highest == limit
     assert ratelimit.busy_slots("ACME") == 0
+
+
+# --- the cache backend -----------------------------------------------------------------
+
+SLOTS_CACHE = "intacct_slots"
+
+
+def _cache_config(kind: str) -> dict[str, object]:
+    if kind == "redis":
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",  # isolated from other runs
+        }
+    return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": kind}
+
+
+@pytest.fixture(params=["locmem", pytest.param("redis", marks=pytest.mark.redis)])
+def cache_slots(request: pytest.FixtureRequest, settings: Any) -> Iterator[BaseCache]:
+    """CONCURRENCY_BACKEND = 'cache' on a LocMemCache, then on a real Redis."""
+    config = _cache_config(request.param)
+    settings.CACHES = {**settings.CACHES, SLOTS_CACHE: config}
+    settings.INTACCT_CONNECT = {
+        **settings.INTACCT_CONNECT,
+        "CONCURRENCY_BACKEND": "cache",
+        "CONCURRENCY_CACHE": SLOTS_CACHE,
+    }
+    cache = caches[SLOTS_CACHE]
+    yield cache
+    cache.clear()
+
+
+def _held(cache: BaseCache, company: str, slot: int) -> object:
+    return cache.get(ratelimit.slot_key(company, slot))
+
+
+@pytest.mark.django_db
+def test_cache_claims_at_most_the_configured_number_of_slots(cache_slots: BaseCache) -> None:
+    first = ratelimit.try_acquire("ACME")
+    second = ratelimit.try_acquire("ACME")
+    assert first is not None
+    assert second is not None
+    assert {first.slot, second.slot} == {0, 1}
+    assert ratelimit.try_acquire("ACME") is None
+    assert ratelimit.busy_slots("ACME") == 2
+    assert str(_held(cache_slots, "ACME", first.slot)) == first.holder
+    assert ratelimit.try_acquire("OTHER CO/1") is not None  # any company id makes a safe key
+    ratelimit.release("ACME", *first)
+    assert ratelimit.busy_slots("ACME") == 1
+    again = ratelimit.try_acquire("ACME")
+    assert again is not None
+    assert again.slot == first.slot
+    assert not ConcurrencySlot.objects.exists()  # the database is not used
+
+
+@pytest.mark.django_db
+def test_cache_release_by_a_stale_holder_does_not_free_a_reclaimed_slot(
+    cache_slots: BaseCache,
+) -> None:
+    with _settings_merge(COMPANY_CONCURRENCY=1):
+        slot, holder = ratelimit.acquire("ACME")
+        cache_slots.delete(ratelimit.slot_key("ACME", slot))  # its TTL ran out
+        new_slot, new_holder = ratelimit.acquire("ACME", timeout=0)
+        ratelimit.release("ACME", slot, holder)  # late release of the crashed holder
+        assert ratelimit.busy_slots("ACME") == 1
+        assert str(_held(cache_slots, "ACME", new_slot)) == new_holder
+
+
+@pytest.mark.django_db
+def test_cache_slots_of_crashed_holders_expire_after_the_ttl(cache_slots: BaseCache) -> None:
+    with _settings_merge(COMPANY_CONCURRENCY=1, CONCURRENCY_SLOT_TTL=1):
+        crashed = ratelimit.try_acquire("ACME")  # never released
+        assert crashed is not None
+        assert ratelimit.try_acquire("ACME") is None
+        if isinstance(cache_slots, RedisCache):
+            time.sleep(1.05)  # real expiry on the server
+        else:
+            with time_machine.travel(timezone.now() + timedelta(seconds=1.5), tick=False):
+                assert ratelimit.try_acquire("ACME") is not None
+            return
+        assert ratelimit.try_acquire("ACME") is not None
+
+
+@pytest.mark.django_db
+def test_cache_waiting_for_a_busy_company_times_out(cache_slots: BaseCache) -> None:
+    with _settings_merge(COMPANY_CONCURRENCY=1):
+        ratelimit.acquire("ACME")
+        started = time.monotonic()
+        with pytest.raises(RateLimited, match="concurrency slots of Intacct company ACME"):
+            ratelimit.acquire("ACME", timeout=0.3)
+        assert 0.25 < time.monotonic() - started < 2
+
+
+@pytest.mark.django_db
+def test_cache_company_slot_releases_on_error(cache_slots: BaseCache) -> None:
+    seen: list[int] = []
+
+    def fail_inside_slot() -> None:
+        with ratelimit.company_slot("ACME"):
+            seen.append(ratelimit.busy_slots("ACME"))
+            raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        fail_inside_slot()
+    assert seen == [1]
+    assert ratelimit.busy_slots("ACME") == 0
+
+
+@pytest.mark.django_db
+def test_unknown_backend_or_cache_is_a_configuration_error(settings: Any) -> None:
+    with (
+        _settings_merge(CONCURRENCY_BACKEND="redis"),
+        pytest.raises(IntacctConfigurationError, match="CONCURRENCY_BACKEND"),
+    ):
+        ratelimit.try_acquire("ACME")
+    with (
+        _settings_merge(CONCURRENCY_BACKEND="cache", CONCURRENCY_CACHE="nowhere"),
+        pytest.raises(IntacctConfigurationError, match="CONCURRENCY_CACHE"),
+    ):
+        ratelimit.try_acquire("ACME")
+
+
+@pytest.mark.django_db
+def test_cache_threads_through_the_emulator_stay_under_the_cap(
+    cache_slots: BaseCache, intacct_emulator: EmulatorServer
+) -> None:
+    """Six threads call one slow company, each request inside a cache slot: the emulator
+    (Intacct's limit 2) sees at most 2 requests at once and throttles none."""
+    intacct_emulator.configure(concurrency_limit=2)
+    intacct_emulator.set_fault("slow", company="DEMO-CO", seconds=0.05)
+    token = intacct_emulator.issue_tokens("DEMO-CO", "admin", None)["access_token"]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    def worker() -> None:
+        session = requests.Session()
+        try:
+            barrier.wait(10)
+            for _ in range(3):
+                with ratelimit.company_slot("DEMO-CO", timeout=30):
+                    response = session.get(
+                        f"{intacct_emulator.base_url}/objects/accounts-payable/vendor/1",
+                        headers={"Authorization": f"Bearer {token}"},
+                        timeout=10,
+                    )
+                    response.raise_for_status()
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+        finally:
+            session.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert intacct_emulator.max_concurrency("DEMO-CO") == 2
+    assert intacct_emulator.counters()["throttled"].get("DEMO-CO", 0) == 0
+    assert ratelimit.busy_slots("DEMO-CO") == 0
+
+
+def test_cache_threads_never_exceed_the_cap(cache_slots: BaseCache) -> None:
+    """Eight threads hammer one company through the cache: never more than the cap."""
+    limit = app_settings.COMPANY_CONCURRENCY
+    inside = 0
+    highest = 0
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        nonlocal inside, highest
+        try:
+            for _ in range(5):
+                with ratelimit.company_slot("ACME", timeout=30):
+                    with lock:
+                        inside += 1
+                        highest = max(highest, inside)
+                    time.sleep(0.01)
+                    with lock:
+                        inside -= 1
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert highest == limit
+    assert ratelimit.busy_slots("ACME") == 0
+
+
+# A worker process: Django set up on its own, slots in the shared Redis, requests to the
+# emulator. It prints "ready", waits for "go" on stdin, then makes its calls.
+_PROCESS_WORKER = """
+import json, os, sys
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+import django
+from django.conf import settings
+import requests
+django.setup()
+config = json.loads(os.environ["INTACCT_SLOT_TEST"])
+settings.CACHES = {**settings.CACHES, "intacct_slots": config["cache"]}
+settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, **config["connect"]}
+from intacct_connect import ratelimit
+from intacct_connect.conf import app_settings
+app_settings.reload()
+session = requests.Session()
+print("ready", flush=True)
+sys.stdin.readline()
+for _ in range(config["calls"]):
+    with ratelimit.company_slot("DEMO-CO", timeout=30):
+        session.get(config["url"], headers={"Authorization": "Bearer " + config["token"]},
+                    timeout=10).raise_for_status()
+print("done", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_cache_cap_holds_across_processes_on_redis(
+    intacct_emulator: EmulatorServer, settings: Any
+) -> None:
+    """Four processes (each with two threads' worth of calls) share one Redis: the emulator
+    never sees more than COMPANY_CONCURRENCY concurrent requests of the company."""
+    intacct_emulator.configure(concurrency_limit=2)
+    intacct_emulator.set_fault("slow", company="DEMO-CO", seconds=0.05)
+    token = intacct_emulator.issue_tokens("DEMO-CO", "admin", None)["access_token"]
+    cache = _cache_config("redis")
+    settings.CACHES = {**settings.CACHES, SLOTS_CACHE: cache}
+    connect = {"CONCURRENCY_BACKEND": "cache", "CONCURRENCY_CACHE": SLOTS_CACHE}
+    settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, **connect}
+    config = {
+        "cache": cache,
+        "connect": connect,
+        "calls": 5,
+        "token": token,
+        "url": f"{intacct_emulator.base_url}/objects/accounts-payable/vendor/1",
+    }
+    env = {**os.environ, "INTACCT_SLOT_TEST": json.dumps(config)}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _PROCESS_WORKER],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            line = worker.stdout.readline()
+            assert line.strip() == "ready", (line, worker.stderr.read() if worker.stderr else "")
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        for worker in workers:
+            out, err = worker.communicate(timeout=60)
+            assert worker.returncode == 0, err
+            assert out.strip() == "done", (out, err)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    assert intacct_emulator.max_concurrency("DEMO-CO") == 2
+    assert intacct_emulator.counters()["throttled"].get("DEMO-CO", 0) == 0
+    assert ratelimit.busy_slots("DEMO-CO") == 0
+    caches[SLOTS_CACHE].clear()

@@ -128,6 +128,9 @@ def test_example_project_worker_settings_match(monkeypatch: pytest.MonkeyPatch):
         "queue": "intacct.refresh"
     }
     assert conf["CELERY_TASK_ROUTES"]["intacct_connect.run_job"] == {"queue": "intacct.jobs"}
+    # workers keep database connections between tasks (Django's rules, not Celery's)
+    assert conf["CELERY_DB_REUSE_MAX"] >= 100
+    assert conf["DATABASES"]["default"]["CONN_MAX_AGE"] > 0
     for key, value in intacct_celery.recommended_settings.items():
         if key != "broker_transport_options":
             assert conf[f"CELERY_{key.upper()}"] == value, key

@@ -11,10 +11,12 @@ import os
 from tests.settings import *  # noqa: F403
 from tests.settings import INTACCT_CONNECT
 
-# Workers keep their database connections between tasks (Celery's Django fixup closes
-# them after every task when CONN_MAX_AGE is 0); docs/tasks.rst recommends the same.
+# Workers keep their database connections between tasks: Celery's Django fixup closes them
+# around every task unless CELERY_DB_REUSE_MAX is set; tests/celery_app.py then applies
+# Django's rules (CONN_MAX_AGE, health checks). docs/tasks.rst recommends the same.
 DATABASES["default"]["CONN_MAX_AGE"] = 600  # noqa: F405
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # noqa: F405
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_URL = os.environ.get("INTACCT_WORKER_BROKER_URL", "redis://127.0.0.1:6379/15")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7200}

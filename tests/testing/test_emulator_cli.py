@@ -144,3 +144,27 @@ def test_cli_port_in_use(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
     finally:
         server.stop()
+
+
+def test_cli_options_configure_token_lifetime_and_refresh_mode() -> None:
+    server = Running("--access-token-ttl", "900", "--refresh-mode", "rotate")
+    try:
+        tokens = requests.post(
+            f"{server.root_url}/__emulator__/tokens",
+            json={"company_id": "DEMO-CO", "user_id": "admin"},
+            timeout=5,
+        ).json()
+        assert tokens["expires_in"] == 900
+    finally:
+        code, _out, err = server.stop()
+    assert code == 0
+    assert "Traceback" not in err
+    bad = subprocess.run(
+        [sys.executable, "-m", "intacct_connect.testing.emulator", "--access-token-ttl", "-5"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert bad.returncode == 1
+    assert "access_token_ttl must be a positive number" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -1,4 +1,5 @@
-"""``python -m intacct_connect.testing.emulator --port 8765 [--host 127.0.0.1] [--state FILE]``
+"""``python -m intacct_connect.testing.emulator --port 8765 [--host 127.0.0.1] [--state FILE]
+[--access-token-ttl SECONDS] [--refresh-mode none|rotate|reuse_detection]``
 
 Runs the emulator until Ctrl-C or SIGTERM, then saves the state file (if any) and exits 0.
 """
@@ -30,7 +31,28 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="keep the state in this JSON file (loaded at start, saved atomically)",
     )
+    parser.add_argument(
+        "--access-token-ttl",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="lifetime of issued access tokens (default 21600, Intacct's documented 6 hours)",
+    )
+    parser.add_argument(
+        "--refresh-mode",
+        choices=("none", "rotate", "reuse_detection"),
+        default=None,
+        help="refresh-token behaviour (default reuse_detection, the strictest)",
+    )
     args = parser.parse_args(argv)
+    options = {
+        name: value
+        for name, value in (
+            ("access_token_ttl", args.access_token_ttl),
+            ("refresh_mode", args.refresh_mode),
+        )
+        if value is not None
+    }
 
     from intacct_connect.testing.emulator.server import EmulatorServer
 
@@ -38,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         server = EmulatorServer(args.host, args.port, state_path=args.state)
         server.start()
     except (OSError, ValueError) as err:
+        sys.stderr.write(f"Could not start the emulator: {err}\n")
+        return 1
+    try:
+        if options:
+            server.configure(**options)
+    except ValueError as err:
+        server.stop()
         sys.stderr.write(f"Could not start the emulator: {err}\n")
         return 1
     stop = threading.Event()
