@@ -3,6 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python bench/bench_client.py [--calls 2000] [--records 100000] [--rounds 3]
+        [--postgres postgres://postgres@127.0.0.1:5432/bench_client] [--redis redis://127.0.0.1:6379/0]
 
 It starts the emulator in its own process (``python -m intacct_connect.testing.emulator``,
 so the server's CPU time does not compete with the client for this process's GIL), sets
@@ -11,18 +12,27 @@ single-server site would use; set ``DATABASE_URL`` to use another database) and 
 
 1. per-call overhead: ``IntacctClient.get`` of one vendor vs a bare
    ``OAuth2Session.get`` (+ ``.json()``) of the same URL with the same token, alternated
-   call by call; median latency of each and their ratio (target <= 1.05);
+   call by call; median latency of each and their ratio (target <= 1.05), for every
+   configuration in one table: database (the temporary SQLite, and the PostgreSQL
+   database given with ``--postgres``, each measured in its own child process with its own
+   emulator), concurrency slots (cap off, ``database``, ``cache`` on a LocMemCache,
+   ``cache`` on the Redis given with ``--redis`` or ``REDIS_URL``), and a new client per
+   call or one reused client; with the database statements each call ran (default
+   connection plus the rate limiter's private connection) and the cache round trips;
 2. a query over ``--records`` records: ``IntacctClient.query`` vs a bare paging loop
    (``OAuth2Session.post`` following ``ia::meta.next``), alternated by round; median time
    ratio (target <= 1.10); tracemalloc peak of the client for 10 % and 100 % of the records
    (target: flat);
-3. database queries per API call with a fresh token.
+3. database statements of a paginated query, per slot configuration.
+
+``--postgres`` must name a scratch database (tables are created in it, rows added).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import statistics
 import subprocess
@@ -30,6 +40,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,7 +67,7 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
     return process, line.rsplit(" ", 1)[1].strip()
 
 
-def setup_django(tmp: str) -> None:
+def setup_django(tmp: str, redis_url: str = "") -> None:
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     import django
@@ -68,6 +79,17 @@ def setup_django(tmp: str) -> None:
         database.setdefault("OPTIONS", {})["init_command"] = (
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
         )
+    caches_setting: dict[str, Any] = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "bench_locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    if redis_url:
+        caches_setting["bench_redis"] = {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": f"bench-{uuid.uuid4().hex}",
+        }
+    settings.CACHES = caches_setting  # before the first cache access
     settings.LOGGING_CONFIG = None
     import logging
 
@@ -75,6 +97,29 @@ def setup_django(tmp: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+
+
+#: (label, INTACCT_CONNECT overrides) of each concurrency-slot configuration.
+SLOT_CONFIGS: list[tuple[str, dict[str, Any]]] = [
+    ("cap off", {"COMPANY_CONCURRENCY": 0}),
+    ("database (default)", {"COMPANY_CONCURRENCY": 2, "CONCURRENCY_BACKEND": "database"}),
+    (
+        "cache: LocMemCache",
+        {
+            "COMPANY_CONCURRENCY": 2,
+            "CONCURRENCY_BACKEND": "cache",
+            "CONCURRENCY_CACHE": "bench_locmem",
+        },
+    ),
+    (
+        "cache: Redis",
+        {
+            "COMPANY_CONCURRENCY": 2,
+            "CONCURRENCY_BACKEND": "cache",
+            "CONCURRENCY_CACHE": "bench_redis",
+        },
+    ),
+]
 
 
 def control(session: Any, base_url: str, method: str, name: str, **body: Any) -> Any:
@@ -130,38 +175,59 @@ def timed(function: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def per_call(conn: Any, bare: Any, base_url: str, calls: int) -> list[tuple[str, float, float]]:
+def per_call(
+    conn: Any, bare: Any, base_url: str, calls: int, configs: list[tuple[str, dict[str, Any]]]
+) -> list[tuple[str, str, float, float, int, int]]:
+    """Every (slot configuration, client variant) measured round-robin: call ``i`` of
+    every variant runs before call ``i + 1`` of any, each as an alternated pair with the
+    bare GET, so a change in the machine's load hits every row alike.
+
+    Returns (slots, variant, ours, bare, DB statements per call, cache round trips)."""
     from intacct_connect.client import IntacctClient
     from intacct_connect.conf import app_settings
 
     url = f"{base_url}/objects/{VENDOR}/1"
     timeout = app_settings.HTTP_TIMEOUT
-    reused = IntacctClient(conn)
 
     def bare_get() -> None:
         bare.get(url, timeout=timeout).json()
 
-    variants: dict[str, Callable[[], Any]] = {
-        "IntacctClient(conn).get (new client per call)": lambda: IntacctClient(conn).get(
-            VENDOR, "1"
-        ),
-        "client.get (one client, token cached)": lambda: reused.get(VENDOR, "1"),
-    }
-    rows = []
-    for label, function in variants.items():
-        for _ in range(200):  # warm up both paths
-            function()
-            bare_get()
-        ours: list[float] = []
-        theirs: list[float] = []
-        for i in range(calls):
+    def new_client() -> None:
+        IntacctClient(conn).get(VENDOR, "1")
+
+    variants: list[tuple[str, dict[str, Any], str, Callable[[], Any]]] = []
+    for label, overrides in configs:
+        reused = IntacctClient(conn)
+        variants.append((label, overrides, "new client per call", new_client))
+        variants.append(
+            (label, overrides, "one reused client", lambda c=reused: c.get(VENDOR, "1"))
+        )
+    ours: list[list[float]] = [[] for _ in variants]
+    theirs: list[list[float]] = [[] for _ in variants]
+    for i in range(-200, calls):  # 200 warm-up rounds
+        for index, (_label, overrides, _variant, function) in enumerate(variants):
+            configure(base_url, **overrides)
             if i % 2:
-                ours.append(timed(function))
-                theirs.append(timed(bare_get))
+                mine, bares = timed(function), timed(bare_get)
             else:
-                theirs.append(timed(bare_get))
-                ours.append(timed(function))
-        rows.append((label, statistics.median(ours), statistics.median(theirs)))
+                bares, mine = timed(bare_get), timed(function)
+            if i >= 0:
+                ours[index].append(mine)
+                theirs[index].append(bares)
+    rows = []
+    for index, (label, overrides, variant, function) in enumerate(variants):
+        configure(base_url, **overrides)
+        statements, cache_ops = count_statements(function)
+        rows.append(
+            (
+                label,
+                variant,
+                statistics.median(ours[index]),
+                statistics.median(theirs[index]),
+                statements,
+                cache_ops,
+            )
+        )
     return rows
 
 
@@ -198,13 +264,133 @@ def peak(function: Callable[[], Any]) -> int:
         tracemalloc.stop()
 
 
-def count_queries(function: Callable[[], Any]) -> int:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
+def count_statements(function: Callable[[], Any]) -> tuple[int, int]:
+    """Database statements (default connection + the rate limiter's private connection)
+    and cache round trips (Redis commands, or cache.add/get/delete calls) of one call."""
+    from contextlib import ExitStack
 
-    with CaptureQueriesContext(connection) as captured:
-        function()
-    return len(captured.captured_queries)
+    from django.core.cache import caches
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    from intacct_connect import ratelimit
+
+    statements = 0
+    cache_ops = 0
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        nonlocal statements
+        statements += 1
+        return execute(sql, params, many, context)
+
+    function()  # open the connections, create the slot rows
+    default = connections[DEFAULT_DB_ALIAS]
+    private = ratelimit._wrapper()
+    with ExitStack() as stack:
+        stack.enter_context(default.execute_wrapper(record))
+        if private is not default:
+            stack.enter_context(private.execute_wrapper(record))
+        originals: list[tuple[Any, str, Any]] = []
+        for alias in ("bench_locmem", "bench_redis"):
+            try:
+                cache = caches[alias]
+            except Exception:
+                continue
+            targets: list[tuple[Any, str]] = [(cache, n) for n in ("add", "get", "delete")]
+            if alias == "bench_redis":
+                import redis
+
+                targets = [(redis.Redis, "execute_command")]  # one round trip per command
+            for owner, name in targets:
+                original = getattr(owner, name)
+
+                def counting(*a: Any, _original: Any = original, **k: Any) -> Any:
+                    nonlocal cache_ops
+                    cache_ops += 1
+                    return _original(*a, **k)
+
+                originals.append((owner, name, original))
+                setattr(owner, name, counting)
+        try:
+            function()
+        finally:
+            for owner, name, original in originals:
+                setattr(owner, name, original)
+    return statements, cache_ops
+
+
+def child_per_call(args: argparse.Namespace) -> int:
+    """One database: every slot configuration, printed as JSON lines for the parent."""
+    from requests_oauthlib import OAuth2Session
+
+    emulator, base_url = start_emulator()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            setup_django(tmp, args.redis)
+            import requests
+            from django.db import connection
+
+            configure(base_url)
+            conn, token = make_connection(requests.Session(), base_url)
+            bare = OAuth2Session(
+                "demo-client.app.sage.com", token={"access_token": token, "token_type": "Bearer"}
+            )
+            configs = [
+                (label, overrides)
+                for label, overrides in SLOT_CONFIGS
+                if args.redis or "bench_redis" not in overrides.values()
+            ]
+            for label, variant, ours, theirs, statements, cache_ops in per_call(
+                conn, bare, base_url, args.calls, configs
+            ):
+                row = {
+                    "database": connection.vendor,
+                    "slots": label,
+                    "client": variant,
+                    "ours": ours,
+                    "bare": theirs,
+                    "statements": statements,
+                    "cache_ops": cache_ops,
+                }
+                print(json.dumps(row), flush=True)
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
+    return 0
+
+
+def per_call_table(args: argparse.Namespace) -> None:
+    databases = [("sqlite", "")]
+    if args.postgres:
+        databases.append(("postgresql", args.postgres))
+    rows: list[dict[str, Any]] = []
+    for _name, url in databases:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "DATABASE_URL": url or f"sqlite:///{tmp}/bench.sqlite3"}
+            command = [sys.executable, __file__, "--child", "--calls", str(args.calls)]
+            if args.redis:
+                command += ["--redis", args.redis]
+            out = subprocess.run(
+                command, cwd=ROOT, env=env, capture_output=True, text=True, check=True
+            ).stdout
+            rows += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    print(
+        f"1. Per-call overhead: GET one vendor, {args.calls:,} alternated pairs per row, "
+        "rows measured round-robin, medians"
+    )
+    header = (
+        f"{'database':10} {'concurrency slots':20} {'client':20} "
+        f"{'ours ms':>8} {'bare ms':>8} {'ratio':>6} {'SQL':>4} {'cache':>5}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        ratio = row["ours"] / row["bare"]
+        print(
+            f"{row['database']:10} {row['slots']:20} {row['client']:20} "
+            f"{row['ours'] * 1000:8.3f} {row['bare'] * 1000:8.3f} {ratio:6.3f} "
+            f"{row['statements']:4d} {row['cache_ops']:5d}" + ("  <= 1.05" if ratio <= 1.05 else "")
+        )
+    print("   SQL: database statements per call; cache: cache round trips per call")
 
 
 def main() -> int:
@@ -212,14 +398,33 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=2000, help="calls per variant")
     parser.add_argument("--records", type=int, default=100_000, help="records to query")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the query benchmark")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("BENCH_POSTGRES_URL", ""),
+        help="also measure per-call overhead on this (scratch) PostgreSQL database",
+    )
+    parser.add_argument(
+        "--redis",
+        default=os.environ.get("REDIS_URL", ""),
+        help="Redis URL for the 'cache: Redis' slot configuration",
+    )
+    parser.add_argument("--per-call-only", action="store_true", help="skip parts 2 and 3")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"  # the bare baseline on http://127.0.0.1
+    if args.child:
+        return child_per_call(args)
+    print(f"Python {sys.version.split()[0]}; emulator in its own process")
+    print()
+    per_call_table(args)
+    if args.per_call_only:
+        return 0
     from requests_oauthlib import OAuth2Session
 
     emulator, base_url = start_emulator()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            setup_django(tmp)
+            setup_django(tmp, args.redis)
             import requests
             from django.db import connection
 
@@ -231,20 +436,8 @@ def main() -> int:
             )
             from intacct_connect.client import IntacctClient
 
-            print(
-                f"Emulator {base_url}; database {connection.vendor}; "
-                f"Python {sys.version.split()[0]}"
-            )
             print()
-            print("1. Per-call overhead: GET one vendor, alternated call by call")
-            print(f"{'variant':52} {'ours ms':>8} {'bare ms':>8} {'ratio':>6}")
-            for cap in (2, 0):
-                configure(base_url, COMPANY_CONCURRENCY=cap)
-                for label, ours, theirs in per_call(conn, bare, base_url, args.calls):
-                    name = f"{label}, cap {cap or 'off'}"
-                    print(f"{name:52} {ours * 1000:8.3f} {theirs * 1000:8.3f} {ours / theirs:6.3f}")
-            configure(base_url)
-
+            print(f"Parts 2 and 3: database {connection.vendor}, emulator {base_url}")
             print()
             total = control(
                 admin,
@@ -301,23 +494,21 @@ def main() -> int:
             )
 
             print()
-            print("3. Database queries per API call (fresh token)")
-            client = IntacctClient(conn)
-            client.get(VENDOR, "1")
-            for cap in (2, 0):
-                configure(base_url, COMPANY_CONCURRENCY=cap)
-                new = count_queries(lambda: IntacctClient(conn).get(VENDOR, "1"))
-                same = count_queries(lambda: client.get(VENDOR, "1"))
-                pages = count_queries(
+            print("3. Database statements of a paginated query (fresh token)")
+            n_pages = -(-total // 4000)
+            for label, overrides in SLOT_CONFIGS:
+                if "bench_redis" in overrides.values() and not args.redis:
+                    continue
+                configure(base_url, **overrides)
+                pages, cache_ops = count_statements(
                     lambda: sum(
                         1 for _ in IntacctClient(conn).query(VENDOR, ["key"], page_size=4000)
                     )
                 )
-                n_pages = -(-total // 4000)
                 print(
-                    f"   cap {cap or 'off'}: new client {new}, reused client {same}, "
-                    f"query of {n_pages} pages {pages} "
-                    f"({(pages - 1) / n_pages:.0f} per page + 1 token read)"
+                    f"   {label}: query of {n_pages} pages: {pages} statements "
+                    f"({(pages - 1) / n_pages:g} per page + 1 token read), "
+                    f"{cache_ops} cache round trips"
                 )
     finally:
         emulator.terminate()

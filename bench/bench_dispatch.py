@@ -30,6 +30,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 BENCH_DB = "intacct_bench_dispatch"
+WORKER_LOG = Path(tempfile.gettempdir()) / "intacct_bench_worker.log"
 QUEUES = "intacct.refresh,intacct.jobs"
 
 
@@ -296,7 +298,7 @@ def start_worker(base_url: str, workers: int) -> subprocess.Popen[bytes]:
         "INTACCT_WORKER_API_BASE_URL": base_url,
         "PYTHONPATH": str(ROOT),
     }
-    log = open(ROOT / ".bench_worker.log", "wb")  # noqa: SIM115
+    log = open(WORKER_LOG, "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
@@ -316,7 +318,7 @@ def start_worker(base_url: str, workers: int) -> subprocess.Popen[bytes]:
             break
     else:
         proc.kill()
-        raise SystemExit("the worker did not start; see .bench_worker.log")
+        raise SystemExit(f"the worker did not start; see {WORKER_LOG}")
     return proc
 
 

@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -171,6 +172,7 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "health",
         "health_checked_at",
         "api_usage",
+        "job_runs",
         "created_at",
         "updated_at",
     )
@@ -204,6 +206,7 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     "health",
                     "health_checked_at",
                     "api_usage",
+                    "job_runs",
                     "created_at",
                     "updated_at",
                 )
@@ -212,6 +215,13 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     )
     inlines = (TokenInline, ConnectionEventInline)
     api_usage = admin_client.api_usage_field
+
+    @admin.display(description=_("job runs"))
+    def job_runs(self, obj: Connection) -> SafeString:
+        from intacct_connect.admin_jobs import connection_runs_link
+
+        return connection_runs_link(obj)
+
     actions = (
         "refresh_tokens_now",
         "test_connection",

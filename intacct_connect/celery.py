@@ -31,7 +31,7 @@ REFRESH_QUEUE = "intacct.refresh"
 #: Long tasks: job runs (API calls, storage) and housekeeping.
 JOBS_QUEUE = "intacct.jobs"
 
-#: Two static beat entries (plus a daily prune); per-tenant schedules are rows in the
+#: Two static beat entries (plus two daily prunes); per-tenant schedules are rows in the
 #: database, claimed by the dispatcher (never one beat entry per tenant).
 beat_schedule: dict[str, dict[str, Any]] = {
     "intacct-dispatch-due-refreshes": {
@@ -49,6 +49,11 @@ beat_schedule: dict[str, dict[str, Any]] = {
         "schedule": 86400.0,
         "options": {"expires": 3600},
     },
+    "intacct-prune-job-runs": {
+        "task": "intacct_connect.prune_job_runs",
+        "schedule": 86400.0,
+        "options": {"expires": 3600},
+    },
 }
 
 #: Refreshes never wait behind long job runs.
@@ -58,6 +63,7 @@ task_routes: dict[str, dict[str, str]] = {
     "intacct_connect.dispatch_due_schedules": {"queue": REFRESH_QUEUE},
     "intacct_connect.run_job": {"queue": JOBS_QUEUE},
     "intacct_connect.prune_api_call_log": {"queue": JOBS_QUEUE},
+    "intacct_connect.prune_job_runs": {"queue": JOBS_QUEUE},
 }
 
 #: Worker and broker settings the tasks' reliability relies on (``CELERY_``-prefixed in

@@ -20,8 +20,10 @@ Every HTTP exchange goes through :meth:`IntacctClient._request`, which
 * takes the access token from :func:`intacct_connect.tokens.get_token` (cached on the
   client while it stays fresh) and, on 401 / ``GW-0040`` / ``REST-1206`` / ``REST-2102``,
   refreshes it once through the single-flight path and replays the request once;
-* holds one of the company's concurrency slots (:mod:`intacct_connect.ratelimit`) while
-  the request is in flight;
+* holds one of the company's concurrency slots (:mod:`intacct_connect.ratelimit`, in the
+  database or in the cache) while the request is in flight (with the database backend on
+  PostgreSQL, the last attempt's slot is released by the call-log statement: one round
+  trip for both);
 * retries GETs, queries and writes carrying an ``Idempotency-Key`` on 429, 500, 502-504
   and connection errors, with exponential backoff and full jitter, honouring
   ``Retry-After`` (and Intacct's ``X-IA-*-Retry-After`` headers) up to ``RETRY_AFTER_MAX``;
@@ -456,6 +458,10 @@ class IntacctClient:
         except IntacctConnectError as err:
             if not call.error_code:
                 call.error_code = (err.error_id or err.code or type(err).__name__)[:100]
+            raise
+        except Exception as err:  # e.g. the slot cache is down: still logged, then raised
+            if not call.error_code:
+                call.error_code = type(err).__name__[:100]
             raise
         finally:
             self._finish(call)

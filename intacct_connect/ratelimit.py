@@ -49,6 +49,7 @@ import random
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -244,6 +245,7 @@ end
 return 0
 """
 _scripts: dict[str, Any] = {}
+_clients: weakref.WeakKeyDictionary[BaseCache, Any] = weakref.WeakKeyDictionary()
 
 
 def _cache() -> BaseCache:
@@ -270,10 +272,16 @@ def slot_key(company_id: str, slot: int) -> str:
 
 
 def _redis(cache: BaseCache) -> Any:
-    """The redis-py client of Django's Redis backend, or None for any other backend."""
-    if isinstance(cache, RedisCache):
-        return cache._cache.get_client(None, write=True)
-    return None
+    """The redis-py client (primary server) of Django's Redis backend, or None for any
+    other backend. Kept per cache object: building a client costs as much as a round trip,
+    and ``caches[alias]`` is already one object per thread."""
+    if not isinstance(cache, RedisCache):
+        return None
+    client = _clients.get(cache)
+    if client is None:
+        client = cache._cache.get_client(None, write=True)
+        _clients[cache] = client
+    return client
 
 
 def _script(client: Any, source: str) -> Any:

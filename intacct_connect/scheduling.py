@@ -106,6 +106,8 @@ QUEUED_RUN_STALE_SECONDS = 3600
 MIN_INTERVAL_SECONDS = 60
 #: TaskDelivery rows older than this are pruned.
 DELIVERY_RECORD_TTL = timedelta(days=2)
+#: Finished job runs older than this many days are deleted by ``prune_job_runs``.
+JOB_RUN_RETENTION_DAYS = 30
 
 #: Errors worth retrying a run for (with backoff). Never: needs-reauth, invalid_grant,
 #: invalid_client, configuration errors, validation errors, JobError.
@@ -511,13 +513,18 @@ def pause_schedules(schedules: QuerySet[Schedule]) -> int:
 def resume_schedules(schedules: QuerySet[Schedule]) -> int:
     now = timezone.now()
     with transaction.atomic():
-        paused = list(_locked(schedules.filter(enabled=False)))
-        for schedule in paused:
+        resumed = []
+        for schedule in _locked(schedules.filter(enabled=False)):
+            try:
+                schedule.next_run_at = first_run_time(schedule, now)
+            except ValidationError as err:  # saved without validation: stays paused
+                logger.error("Schedule %s not resumed: %s", schedule.pk, "; ".join(err.messages))
+                continue
             schedule.enabled = True
-            schedule.next_run_at = first_run_time(schedule, now)
             schedule.updated_at = now
-        Schedule.objects.bulk_update(paused, ["enabled", "next_run_at", "updated_at"])
-    return len(paused)
+            resumed.append(schedule)
+        Schedule.objects.bulk_update(resumed, ["enabled", "next_run_at", "updated_at"])
+    return len(resumed)
 
 
 def _targets(schedules: Sequence[Schedule]) -> dict[int, list[Connection]]:
@@ -663,11 +670,24 @@ def _claim_schedule_batch(now: datetime, limit: int) -> tuple[int, list[JobRun]]
         )
         if not schedules:
             return 0, []
+        runnable = []
         for s in schedules:
-            s.next_run_at = next_run_time(s, now)
             s.last_run_at = now
-        Schedule.objects.bulk_update(schedules, ["next_run_at", "last_run_at"])
-        return len(schedules), _fan_out(schedules, now, JobRunTrigger.SCHEDULE)
+            try:
+                s.next_run_at = next_run_time(s, now)
+            except ValidationError as err:
+                _pause_broken(s, err)
+            else:
+                runnable.append(s)
+        Schedule.objects.bulk_update(schedules, ["next_run_at", "last_run_at", "enabled"])
+        return len(schedules), _fan_out(runnable, now, JobRunTrigger.SCHEDULE)
+
+
+def _pause_broken(schedule: Schedule, err: ValidationError) -> None:
+    """A schedule saved without validation (bad crontab): paused, never blocking others."""
+    schedule.enabled = False
+    schedule.next_run_at = None
+    logger.error("Schedule %s (%s) paused: %s", schedule.pk, schedule.name, "; ".join(err.messages))
 
 
 def schedule_unscheduled(*, now: datetime | None = None, limit: int | None = None) -> int:
@@ -681,8 +701,11 @@ def schedule_unscheduled(*, now: datetime | None = None, limit: int | None = Non
             )[:limit]
         )
         for s in schedules:
-            s.next_run_at = first_run_time(s, now)
-        Schedule.objects.bulk_update(schedules, ["next_run_at"])
+            try:
+                s.next_run_at = first_run_time(s, now)
+            except ValidationError as err:
+                _pause_broken(s, err)
+        Schedule.objects.bulk_update(schedules, ["next_run_at", "enabled"])
     return len(schedules)
 
 
@@ -1017,6 +1040,23 @@ def _requeue(claim: _Claim, err: BaseException) -> None:
         )
     if not updated:
         logger.warning("Job run %s was taken over before its retry", claim.run.pk)
+
+
+def prune_job_runs(*, days: int | None = None, batch_size: int = 5000) -> int:
+    """Delete finished runs (succeeded, failed, skipped, parked) older than ``days``
+    (default ``JOB_RUN_RETENTION_DAYS``), in batches; queued and running runs are kept."""
+    days = JOB_RUN_RETENTION_DAYS if days is None else days
+    cutoff = timezone.now() - timedelta(days=days)
+    total = 0
+    while True:
+        pks = list(
+            JobRun.objects.filter(status__in=TERMINAL_STATUSES, queued_at__lt=cutoff).values_list(
+                "pk", flat=True
+            )[:batch_size]
+        )
+        if not pks:
+            return total
+        total += JobRun.objects.filter(pk__in=pks).delete()[0]
 
 
 def retry_countdown(retries: int) -> float:

@@ -16,6 +16,7 @@ Task name                                          What it does
 ``intacct_connect.dispatch_due_schedules``         beat, every minute: fan out due schedules
 ``intacct_connect.run_job``                        run one job run (one job, one connection)
 ``intacct_connect.prune_api_call_log``             beat, daily: delete old API call log rows
+``intacct_connect.prune_job_runs``                 beat, daily: delete finished runs > 30 days
 =================================================  ========================================
 """
 
@@ -140,3 +141,18 @@ def prune_api_call_log(self: Task[Any, Any]) -> int:
     if _over_delivered(self):
         return 0
     return client.prune_api_call_log()
+
+
+@shared_task(
+    bind=True,
+    name="intacct_connect.prune_job_runs",
+    soft_time_limit=240,
+    time_limit=300,
+    max_deliveries_counted=True,
+    **COMMON_OPTIONS,
+)
+def prune_job_runs(self: Task[Any, Any]) -> int:
+    """Delete finished job runs older than ``scheduling.JOB_RUN_RETENTION_DAYS`` (30)."""
+    if _over_delivered(self):
+        return 0
+    return scheduling.prune_job_runs()

@@ -54,7 +54,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite:///:memory:")
 DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"]["TEST"] = {"NAME": "test_intacct_connect"}
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("INTACCT_TEST_DB_NAME", "test_intacct_connect")
+    }
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
 # Fixed keys: the first encrypts, both decrypt.

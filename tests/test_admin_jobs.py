@@ -145,3 +145,13 @@ def test_run_again_action_and_read_only_pages(
     detail = admin_client.get(reverse("admin:intacct_connect_jobrun_change", args=[run.pk]))
     assert detail.status_code == 200
     assert admin_client.get(reverse("admin:intacct_connect_jobrun_add")).status_code == 403
+
+
+def test_connection_change_page_links_to_its_runs(admin_client, count_job: Recorder):
+    connection = make_connection(company="LINK-CO")
+    JobRun.objects.create(job="count_job", connection=connection)
+    page = admin_client.get(
+        reverse("admin:intacct_connect_connection_change", args=[connection.pk])
+    ).content.decode()
+    assert "1 job run" in page
+    assert runs_url(connection_id=connection.pk) in page

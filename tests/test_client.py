@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.core.cache import caches
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db import connection as db_connection
 from django.utils import timezone
 
@@ -604,22 +606,50 @@ def test_cache_backend_holds_the_slot_in_the_cache(emulator: EmulatorServer, set
         "CONCURRENCY_SLOT_TTL": 1,
     }
     conn = make_connection(emulator)
+    slot_rows = list(ConcurrencySlot.objects.values_list("company_id", "slot", "holder"))
     client = IntacctClient(conn)
     assert client.get(VENDOR, "1")["key"] == "1"
     assert ratelimit.busy_slots("DEMO-CO") == 0
-    held = ratelimit.try_acquire("DEMO-CO")  # another worker holds the only slot
-    assert held is not None
+    # Another worker holds the only slot (for longer than this client waits).
+    caches["intacct_slots"].set(ratelimit.slot_key("DEMO-CO", 0), "other", timeout=60)
     with pytest.raises(RateLimited, match="concurrency slots"):
         client.get(VENDOR, "1")
     assert emulator.api_calls("DEMO-CO") == 1  # the second call never left
-    ratelimit.release("DEMO-CO", *held)
+    ratelimit.release("DEMO-CO", 0, "other")
     assert client.get(VENDOR, "1")["key"] == "1"
     assert [(c.status, c.error_code) for c in ApiCallLog.objects.order_by("pk")] == [
         (200, ""),
         (None, "RateLimited"),
         (200, ""),
     ]
-    assert not ConcurrencySlot.objects.exists()
+    assert list(ConcurrencySlot.objects.values_list("company_id", "slot", "holder")) == (slot_rows)
+
+
+def test_cache_backend_fails_closed_when_the_cache_is_down(
+    emulator: EmulatorServer, settings: Any
+) -> None:
+    """The slot cache does not answer: the call is not sent without the cap; it raises
+    the cache client's error and is logged."""
+    import redis
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "intacct_slots": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        },
+    }
+    settings.INTACCT_CONNECT = {
+        **settings.INTACCT_CONNECT,
+        "CONCURRENCY_BACKEND": "cache",
+        "CONCURRENCY_CACHE": "intacct_slots",
+    }
+    client = IntacctClient(make_connection(emulator))
+    with pytest.raises(redis.ConnectionError):
+        client.get(VENDOR, "1")
+    assert emulator.api_calls("DEMO-CO") == 0
+    call = ApiCallLog.objects.get()
+    assert (call.status, call.error_code) == (None, "ConnectionError")
 
 
 @pytest.mark.postgres
@@ -696,30 +726,44 @@ def test_usage_counters_and_pruning(emulator: EmulatorServer) -> None:
     assert ApiCallLog.objects.count() == 1
 
 
-def test_db_queries_per_call_with_a_fresh_token(
-    emulator: EmulatorServer, django_assert_num_queries: Callable[..., Any], settings: Any
-) -> None:
+def _statements(function: Callable[[], Any]) -> int:
+    """Database statements run by ``function`` on the default connection and (PostgreSQL)
+    on the rate limiter's private connection."""
+    count = 0
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        nonlocal count
+        count += 1
+        return execute(sql, params, many, context)
+
+    private = ratelimit._wrapper()
+    with db_connection.execute_wrapper(record):
+        if private is connections[DEFAULT_DB_ALIAS]:  # SQLite: the same connection
+            function()
+        else:
+            with private.execute_wrapper(record):
+                function()
+    return count
+
+
+def test_db_queries_per_call_with_a_fresh_token(emulator: EmulatorServer, settings: Any) -> None:
     """One token read and one call-log write per call (concurrency cap disabled, or slots
-    in the cache); slots in the database add one claim and one release."""
+    in the cache); slots in the database add one claim and one release. (Inside a
+    transaction, as here: see test_release_and_call_log_in_one_round_trip otherwise.)"""
     conn = make_connection(emulator)
     point_at_emulator(settings, emulator, COMPANY_CONCURRENCY=0)
-    with django_assert_num_queries(2):
-        IntacctClient(conn).get(VENDOR, "1")
+    assert _statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 2
     client = IntacctClient(conn)
     client.get(VENDOR, "1")
-    with django_assert_num_queries(1):  # the token stays cached on the client
-        client.get(VENDOR, "2")
-    point_at_emulator(settings, emulator)  # cap on, slots in the database
+    assert _statements(lambda: client.get(VENDOR, "2")) == 1  # the token stays cached
+    point_at_emulator(settings, emulator, COMPANY_CONCURRENCY=2)  # slots in the database
     client.get(VENDOR, "1")  # the company's slot rows exist from now on
-    with django_assert_num_queries(4):
-        IntacctClient(conn).get(VENDOR, "1")
-    with django_assert_num_queries(3):
-        client.get(VENDOR, "2")
+    assert _statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 4
+    assert _statements(lambda: client.get(VENDOR, "2")) == 3
     _use_cache_slots(settings, "locmem")  # cap on, slots in the cache
-    with django_assert_num_queries(2):
-        IntacctClient(conn).get(VENDOR, "1")
-    with django_assert_num_queries(1):
-        client.get(VENDOR, "2")
+    assert _statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 2
+    assert _statements(lambda: client.get(VENDOR, "2")) == 1
+    ratelimit.close_private_connection()
 
 
 # --- memory ----------------------------------------------------------------------------

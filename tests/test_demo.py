@@ -127,6 +127,38 @@ def test_demo_runs_connects_and_stops(tmp_path: Path) -> None:
         assert changelist.status_code == 200
         assert "DEMO-CO" in changelist.text
         assert "eyJ" not in changelist.text  # no JWT (access token) on the page
+
+        # The operator runs the demo's vendor-copy schedule now; the real worker runs it.
+        schedules_url = f"{site}/admin/intacct_connect/schedule/"
+        schedules = operator.get(schedules_url, timeout=10).text
+        match = re.search(
+            r'name="_selected_action" value="(\d+)"[^>]*>.{0,400}?copy vendors', schedules, re.S
+        )
+        assert match, schedules[:2000]
+        done = operator.post(
+            schedules_url,
+            data={
+                "csrfmiddlewaretoken": csrf(schedules),
+                "action": "run_now",
+                "_selected_action": match.group(1),
+            },
+            timeout=10,
+        )
+        assert done.status_code == 200
+        runs_url = f"{site}/admin/intacct_connect/jobrun/"
+        deadline = time.monotonic() + 60
+        while True:
+            runs = operator.get(
+                runs_url,
+                params={"status__exact": "succeeded", "job__exact": "query_to_storage"},
+                timeout=10,
+            ).text
+            if re.search(r'class="paginator">\s*1 job run', runs):
+                break
+            assert time.monotonic() < deadline, "the worker did not run the job in 60 s"
+            time.sleep(1)
+        stored = operator.get(f"{site}/admin/intacct_connect/storedrecord/", timeout=10).text
+        assert "accounts-payable/vendor" in stored
     finally:
         demo.send_signal(signal.SIGINT)
         try:

@@ -488,3 +488,34 @@ def test_invalid_client_changes_no_status_and_backs_off(intacct_connect_settings
     assert conn.refresh_failures == 1
     assert conn.next_refresh_at >= before + timedelta(seconds=scheduling.REFRESH_BACKOFF_BASE)
     assert conn.token.version == 1
+
+
+def test_prune_job_runs_keeps_recent_and_unfinished_runs():
+    conn = make_connection()
+    old = timezone.now() - timedelta(days=scheduling.JOB_RUN_RETENTION_DAYS + 1)
+    for status in ("succeeded", "failed", "skipped", "parked", "queued", "running"):
+        JobRun.objects.create(job=f"j-{status}", connection=conn, status=status, queued_at=old)
+    recent = JobRun.objects.create(job="recent", connection=conn, status="succeeded")
+    assert scheduling.prune_job_runs(batch_size=2) == 4
+    assert set(JobRun.objects.values_list("job", flat=True)) == {
+        "j-queued",
+        "j-running",
+        recent.job,
+    }
+
+
+def test_broken_schedule_is_paused_without_blocking_others(
+    count_job: Recorder, django_capture_on_commit_callbacks
+):
+    conn = make_connection()
+    broken = make_schedule(connection=conn, interval=None, crontab="61 * * * *")  # no validation
+    unscheduled = make_schedule(connection=conn, interval=None, crontab="x y")
+    Schedule.objects.filter(pk=unscheduled.pk).update(next_run_at=None)
+    good = make_schedule(connection=make_connection())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert scheduling.dispatch_due_schedules() == 1
+    assert JobRun.objects.get().schedule_id == good.pk
+    for s in (broken, unscheduled):
+        s.refresh_from_db()
+        assert s.enabled is False
+        assert s.next_run_at is None

@@ -31,6 +31,7 @@ TASK_NAMES = (
     "intacct_connect.dispatch_due_schedules",
     "intacct_connect.run_job",
     "intacct_connect.prune_api_call_log",
+    "intacct_connect.prune_job_runs",
 )
 
 

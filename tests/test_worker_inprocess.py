@@ -13,11 +13,18 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from intacct_connect import scheduling, tasks
-from intacct_connect.models import JobRun, Schedule
+from intacct_connect.models import JobRun, Schedule, Token
 from tests.celery_app import app
-from tests.job_factories import Recorder, count_job, make_connection, make_schedule
+from tests.job_factories import (
+    Recorder,
+    count_job,
+    emulator_connection,
+    make_connection,
+    make_schedule,
+)
 
 __all__ = ["count_job"]
 
@@ -113,3 +120,23 @@ def test_transient_failure_is_retried_by_the_worker(
     run.refresh_from_db()
     assert run.attempt == 2
     assert run.delivery_count == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_refreshes_due_connections_through_the_emulator(
+    worker: None, intacct_connect_settings
+):
+    emulator = intacct_connect_settings
+    due = [
+        emulator_connection(emulator, "DEMO-CO", user, expires_in=600, next_refresh_in=-1)
+        for user in ("admin", "jane")
+    ]
+    fresh = emulator_connection(emulator, "SECOND-CO", "bob", next_refresh_in=3000)
+    tasks.dispatch_due_refreshes.delay()
+    wait_for(lambda: all(Token.objects.get(pk=c.pk).version == 2 for c in due))
+    assert emulator.token_requests(grant_type="refresh_token") == 2
+    assert Token.objects.get(pk=fresh.pk).version == 1
+    for conn in due:
+        conn.refresh_from_db()
+        assert conn.next_refresh_at > timezone.now()
+        assert conn.refresh_failures == 0
