@@ -28,7 +28,7 @@ from django.utils import timezone
 from intacct_connect import ratelimit
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import IntacctConfigurationError, RateLimited
-from intacct_connect.models import ConcurrencySlot
+from intacct_connect.models import ApiCallLog, ConcurrencySlot
 from intacct_connect.testing.emulator import EmulatorServer
 from tests.settings import INTACCT_CONNECT
 
@@ -381,7 +381,9 @@ def test_cache_threads_never_exceed_the_cap(cache_slots: BaseCache) -> None:
 
 
 # A worker process: Django set up on its own, slots in the shared Redis, requests to the
-# emulator. It prints "ready", waits for "go" on stdin, then makes its calls.
+# emulator. It prints "ready", waits for "go" on stdin, then makes its calls: inside
+# ratelimit.company_slot with a bare requests session, or (mode "client", PostgreSQL: the
+# test database is shared) with IntacctClient.get.
 _PROCESS_WORKER = """
 import json, os, sys
 os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
@@ -393,12 +395,16 @@ config = json.loads(os.environ["INTACCT_SLOT_TEST"])
 settings.CACHES = {**settings.CACHES, "intacct_slots": config["cache"]}
 settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, **config["connect"]}
 from intacct_connect import ratelimit
+from intacct_connect.client import IntacctClient
 from intacct_connect.conf import app_settings
 app_settings.reload()
 session = requests.Session()
 print("ready", flush=True)
 sys.stdin.readline()
 for _ in range(config["calls"]):
+    if config["mode"] == "client":
+        assert IntacctClient(config["connection"]).get("accounts-payable/vendor", "1")["key"] == "1"
+        continue
     with ratelimit.company_slot("DEMO-CO", timeout=30):
         session.get(config["url"], headers={"Authorization": "Bearer " + config["token"]},
                     timeout=10).raise_for_status()
@@ -406,29 +412,27 @@ print("done", flush=True)
 """
 
 
-@pytest.mark.slow
-@pytest.mark.redis
-@pytest.mark.django_db
-def test_cache_cap_holds_across_processes_on_redis(
-    intacct_emulator: EmulatorServer, settings: Any
-) -> None:
-    """Four processes (each with two threads' worth of calls) share one Redis: the emulator
-    never sees more than COMPANY_CONCURRENCY concurrent requests of the company."""
-    intacct_emulator.configure(concurrency_limit=2)
-    intacct_emulator.set_fault("slow", company="DEMO-CO", seconds=0.05)
-    token = intacct_emulator.issue_tokens("DEMO-CO", "admin", None)["access_token"]
+def _run_processes(emulator: EmulatorServer, settings: Any, count: int, **config: Any) -> None:
+    """Start ``count`` worker processes sharing one Redis for the slots, release them
+    together, and check the cap held at the emulator."""
+    emulator.configure(concurrency_limit=2)
+    emulator.set_fault("slow", company="DEMO-CO", seconds=0.05)
     cache = _cache_config("redis")
     settings.CACHES = {**settings.CACHES, SLOTS_CACHE: cache}
-    connect = {"CONCURRENCY_BACKEND": "cache", "CONCURRENCY_CACHE": SLOTS_CACHE}
-    settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, **connect}
-    config = {
-        "cache": cache,
-        "connect": connect,
-        "calls": 5,
-        "token": token,
-        "url": f"{intacct_emulator.base_url}/objects/accounts-payable/vendor/1",
+    connect = {
+        **emulator.connect_settings(),
+        "RETRY_BACKOFF": 0.01,
+        "RETRY_BACKOFF_MAX": 0.05,
+        "CONCURRENCY_BACKEND": "cache",
+        "CONCURRENCY_CACHE": SLOTS_CACHE,
     }
+    settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, **connect}
+    config = {"cache": cache, "connect": connect, "calls": 5, **config}
     env = {**os.environ, "INTACCT_SLOT_TEST": json.dumps(config)}
+    if db_connection.vendor == "postgresql":
+        name = db_connection.settings_dict["NAME"]
+        assert name.startswith("test_"), name  # never the development database
+        env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{name}"
     workers = [
         subprocess.Popen(
             [sys.executable, "-c", _PROCESS_WORKER],
@@ -439,7 +443,7 @@ def test_cache_cap_holds_across_processes_on_redis(
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(4)
+        for _ in range(count)
     ]
     try:
         for worker in workers:
@@ -458,7 +462,40 @@ def test_cache_cap_holds_across_processes_on_redis(
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
-    assert intacct_emulator.max_concurrency("DEMO-CO") == 2
-    assert intacct_emulator.counters()["throttled"].get("DEMO-CO", 0) == 0
-    assert ratelimit.busy_slots("DEMO-CO") == 0
-    caches[SLOTS_CACHE].clear()
+    try:
+        assert emulator.max_concurrency("DEMO-CO") == 2
+        assert emulator.counters()["throttled"].get("DEMO-CO", 0) == 0
+        assert ratelimit.busy_slots("DEMO-CO") == 0
+    finally:
+        caches[SLOTS_CACHE].clear()
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_cache_cap_holds_across_processes_on_redis(
+    intacct_emulator: EmulatorServer, settings: Any
+) -> None:
+    """Four processes hammer one slow company, each request inside a slot of the shared
+    Redis: the emulator never sees more than COMPANY_CONCURRENCY (2) at once."""
+    token = intacct_emulator.issue_tokens("DEMO-CO", "admin", None)["access_token"]
+    url = f"{intacct_emulator.base_url}/objects/accounts-payable/vendor/1"
+    _run_processes(intacct_emulator, settings, 4, mode="slot", token=token, url=url)
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_clients_in_processes_share_the_cap_on_redis(
+    intacct_emulator: EmulatorServer, settings: Any
+) -> None:
+    """Three processes call one slow company through IntacctClient with the slots in
+    Redis (PostgreSQL: the processes share the test database and its connection)."""
+    from tests.client_helpers import make_connection
+    from tests.helpers import require_postgres
+
+    require_postgres()
+    conn = make_connection(intacct_emulator)
+    _run_processes(intacct_emulator, settings, 3, mode="client", connection=conn.pk)
+    assert ApiCallLog.objects.filter(connection=conn, status=200).count() == 15
