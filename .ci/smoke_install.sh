@@ -8,9 +8,9 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 python3 -m venv venv
 venv/bin/python -m pip install --quiet "$wheel"
-venv/bin/django-admin startproject site .
+venv/bin/django-admin startproject mysite .
 key=$(venv/bin/python -m intacct_connect.crypto)
-cat >> site/settings.py <<PY
+cat >> mysite/settings.py <<PY
 
 # --- docs/installation.rst, steps 2 and 3 ---
 INSTALLED_APPS += ["intacct_connect"]
@@ -25,7 +25,7 @@ PY
 # --- step 4: mount the URLs ---
 venv/bin/python - <<'PY'
 from pathlib import Path
-p = Path("site/urls.py")
+p = Path("mysite/urls.py")
 s = p.read_text().replace("from django.urls import path", "from django.urls import include, path")
 s = s.replace("urlpatterns = [", 'urlpatterns = [\n    path("intacct/", include("intacct_connect.urls")),', 1)
 p.write_text(s)

@@ -20,7 +20,7 @@ intacct_connect.E011        CLIENT_SCOPE is not 'production' or 'non-production'
 intacct_connect.E012        the same key appears twice in TOKEN_KEYS
 intacct_connect.E013        ADAPTER cannot be imported
 intacct_connect.E014        CONCURRENCY_BACKEND unknown, or CONCURRENCY_CACHE not in CACHES
-intacct_connect.W001        SQLite used with a real (non-eager) Celery broker
+intacct_connect.W001        SQLite used with a configured real (non-eager) Celery broker
 intacct_connect.W002        CONCURRENCY_BACKEND = 'cache' on a cache not shared by processes
 ==========================  ==============================================================
 """
@@ -265,11 +265,12 @@ def check_sqlite_with_real_broker(
 
 
 def sqlite_broker_messages(*, engine: str, eager: bool, broker: str) -> list[CheckMessage]:
-    if "sqlite" in engine and not eager and not broker.startswith("memory://"):
+    # No CELERY_BROKER_URL: the site has not configured Celery workers (yet).
+    if "sqlite" in engine and broker and not eager and not broker.startswith("memory://"):
         return [
             Warning(
                 "SQLite is the default database while Celery runs tasks in real workers "
-                f"(CELERY_BROKER_URL={broker.split('@')[-1] or 'unset'!r}). SQLite has no row "
+                f"(CELERY_BROKER_URL={broker.split('@')[-1]!r}). SQLite has no row "
                 "locks: concurrent workers cannot single-flight token refreshes or claim "
                 "work with SKIP LOCKED.",
                 hint="Use PostgreSQL (DATABASES) with real workers, or CELERY_TASK_ALWAYS_EAGER "

@@ -30,6 +30,7 @@ safe only because SQLite serialises writing transactions (use
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -170,21 +171,28 @@ def _jitter(seed: int, spread: int) -> int:
 def count_delivery(task_id: str, task_name: str) -> int:
     """Record one more delivery of a task message; returns the count including this one.
 
-    One ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35),
-    committed at once so it survives the worker being killed."""
+    One ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35), run
+    in autocommit mode: the statement is its own transaction, committed at once so the
+    count survives the worker being killed (no ``BEGIN``/``COMMIT`` round trips around
+    it). Inside an atomic block it joins that block's transaction."""
     if not task_id:
         return 1
-    table = TaskDelivery._meta.db_table
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(table)} (task_id, task_name, deliveries, first_delivered_at) "  # noqa: S608
-        "VALUES (%s, %s, 1, %s) ON CONFLICT (task_id) DO UPDATE "
-        f"SET deliveries = {quote(table)}.deliveries + 1 RETURNING deliveries"
-    )
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, [task_id[:64], task_name[:200], timezone.now()])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _count_delivery_sql(connection.vendor), [task_id[:64], task_name[:200], timezone.now()]
+        )
         row = cursor.fetchone()
     return int(row[0]) if row else 1
+
+
+@functools.cache
+def _count_delivery_sql(vendor: str) -> str:
+    table = connection.ops.quote_name(TaskDelivery._meta.db_table)
+    return (
+        f"INSERT INTO {table} (task_id, task_name, deliveries, first_delivered_at) "  # noqa: S608
+        "VALUES (%s, %s, 1, %s) ON CONFLICT (task_id) DO UPDATE "
+        f"SET deliveries = {table}.deliveries + 1 RETURNING deliveries"
+    )
 
 
 def prune_deliveries(now: datetime | None = None) -> int:

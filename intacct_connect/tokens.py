@@ -238,8 +238,11 @@ def refresh_connection(
         raise
 
 
-def _set_lock_timeout() -> None:
-    if connection.vendor == "postgresql":
+def _set_lock_timeout(wait: bool = True) -> None:
+    """Bound the transaction's lock waits (PostgreSQL). Not needed with ``wait=False``: the
+    only lock taken is the ``NOWAIT`` one on the connection and token rows, which then
+    leaves nothing in the transaction to wait for."""
+    if wait and connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
 
@@ -268,6 +271,41 @@ def _lock_connection(connection_id: int, wait: bool) -> Connection | None:
         ) from err
 
 
+def _lock_for_refresh(connection_id: int, wait: bool) -> tuple[Connection, Token | None] | None:
+    """Lock the connection row and (re-)read its token under the lock.
+
+    One statement when the token exists: the token joined with its connection,
+    ``SELECT … FOR NO KEY UPDATE OF connection, token`` on PostgreSQL (connection first,
+    the order every writer of a token follows, so no deadlock). Both rows are locked, so
+    PostgreSQL re-reads the newest committed version of both if another worker changed
+    them while this one waited: the token read is never older than the lock. Without a
+    token, the connection is locked alone and the token re-read after it."""
+    features = connection.features
+    qs = Token.objects.select_related("connection")
+    if features.has_select_for_update:
+        qs = qs.select_for_update(
+            nowait=not wait and features.has_select_for_update_nowait,
+            no_key=features.has_select_for_no_key_update,
+            of=("connection", "self") if features.has_select_for_update_of else (),
+        )
+    try:
+        token = qs.get(pk=connection_id)
+    except Token.DoesNotExist:
+        conn = _lock_connection(connection_id, wait)
+        if conn is None:
+            return None
+        return conn, Token.objects.filter(pk=connection_id).first()  # re-read under the lock
+    except OperationalError as err:
+        if not wait:
+            return None  # someone else is refreshing it right now
+        raise RefreshLockTimeout(
+            f"Connection {connection_id}'s token is being refreshed by another worker that "
+            f"held the lock for more than {LOCK_TIMEOUT_SECONDS} s",
+            connection_id=connection_id,
+        ) from err
+    return token.connection, token
+
+
 def _locked_refresh(
     connection_id: int,
     force: bool,
@@ -276,15 +314,12 @@ def _locked_refresh(
     attempt: _Attempt,
 ) -> Token | None:
     with transaction.atomic():
-        _set_lock_timeout()
-        conn = _lock_connection(connection_id, wait)
-        if conn is None:
+        _set_lock_timeout(wait)
+        locked = _lock_for_refresh(connection_id, wait)
+        if locked is None:
             return None
+        conn, token = locked
         _check_usable(conn)
-        try:
-            token = Token.objects.get(pk=connection_id)  # re-read under the lock
-        except Token.DoesNotExist:
-            token = None
         if token is not None:
             attempt.version = token.version
             if force and seen_version is not None and token.version != seen_version:

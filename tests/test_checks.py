@@ -123,6 +123,7 @@ def test_sqlite_with_real_broker_warns():
     [
         (True, "redis://127.0.0.1:6379/0", "django.db.backends.sqlite3"),
         (False, "memory://", "django.db.backends.sqlite3"),
+        (False, "", "django.db.backends.sqlite3"),  # Celery not configured
         (False, "redis://127.0.0.1:6379/0", "django.db.backends.postgresql"),
     ],
 )

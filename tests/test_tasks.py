@@ -10,16 +10,24 @@ from pathlib import Path
 import pytest
 from celery import Task
 from django.conf import settings
+from django.db import connection as db_connection
+from django.db import transaction
+from django.test.utils import CaptureQueriesContext
 
 from intacct_connect import celery as intacct_celery
 from intacct_connect import scheduling, tasks, tokens
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import InvalidGrant
-from intacct_connect.models import JobRun
+from intacct_connect.models import ConnectionEvent, JobRun, TaskDelivery, Token
+from intacct_connect.testing.emulator import EmulatorServer
+from tests import client_helpers
 from tests.celery_app import app
+from tests.helpers import require_postgres
 from tests.job_factories import Recorder, count_job, make_connection, make_schedule
 
 __all__ = ["count_job"]
+
+emulator = client_helpers.emulator
 
 MAX_COUNTDOWN = 15 * 60
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,3 +192,60 @@ def test_tasks_run_eagerly_end_to_end(count_job: Recorder, django_capture_on_com
         assert tasks.dispatch_due_schedules.delay().get() == 1
     assert len(count_job.calls) == 1
     assert tasks.refresh_connection.delay(987654).get() == "missing"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_proactive_refresh_is_one_delivery_statement_and_one_short_transaction(
+    emulator: EmulatorServer,
+) -> None:
+    """The statements of one ``refresh_connection`` task on PostgreSQL (bench figures in
+    docs/tasks.rst): the delivery count committed on its own (autocommit, so it survives a
+    killed worker), then one transaction: the connection and token rows locked and read in
+    one ``SELECT … FOR NO KEY UPDATE OF connection, token NOWAIT``, the token and the
+    connection written, the ``refreshed`` event inserted."""
+    require_postgres()
+    conn = client_helpers.make_connection(emulator)
+    with CaptureQueriesContext(db_connection) as ctx:
+        result = tasks.refresh_connection.apply(args=(conn.pk, 1), task_id="refresh-1").get()
+    assert result == "ok"
+    token_table, conn_table = Token._meta.db_table, conn._meta.db_table
+    statements = [q["sql"] for q in ctx.captured_queries]
+    assert [sql.split()[0] for sql in statements] == [
+        "INSERT", "BEGIN", "SELECT", "UPDATE", "UPDATE", "INSERT", "COMMIT",
+    ]  # fmt: skip
+    assert TaskDelivery._meta.db_table in statements[0]
+    assert statements[2].endswith(f'FOR NO KEY UPDATE OF "{conn_table}", "{token_table}" NOWAIT')
+    assert token_table in statements[3]
+    assert conn_table in statements[4]
+    assert ConnectionEvent._meta.db_table in statements[5]
+    assert Token.objects.get(pk=conn.pk).version == 2
+    assert conn.events.filter(kind="refreshed").count() == 1
+    assert TaskDelivery.objects.get(task_id="refresh-1").deliveries == 1
+    assert emulator.token_requests("refresh_token") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_delivery_count_commits_on_its_own() -> None:
+    """Counted in autocommit mode: the count stands when the task's work then rolls back
+    (a killed worker); inside an atomic block it is part of that block's transaction."""
+    name = "intacct_connect.refresh_connection"
+
+    def killed_task() -> None:
+        with transaction.atomic():
+            Token.objects.all().delete()
+            raise RuntimeError("worker killed in the middle of the task")
+
+    def counted_in_a_block() -> None:
+        with transaction.atomic():
+            assert scheduling.count_delivery("task-x", name) == 2
+            raise RuntimeError("rolled back with the block")
+
+    assert not db_connection.in_atomic_block
+    assert scheduling.count_delivery("task-x", name) == 1
+    with pytest.raises(RuntimeError):
+        killed_task()
+    assert TaskDelivery.objects.get(task_id="task-x").deliveries == 1
+    with pytest.raises(RuntimeError):
+        counted_in_a_block()
+    assert scheduling.count_delivery("task-x", name) == 2

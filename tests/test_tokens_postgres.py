@@ -201,51 +201,133 @@ def test_background_refresh_skips_a_connection_being_refreshed(emulator: Emulato
 
 
 def test_loser_rule_with_a_real_race(emulator: EmulatorServer) -> None:
-    """Another actor rotates the token (without the row lock) right after our locked
-    re-read: our request with the old refresh token gets invalid_grant, the re-read in a
-    new transaction shows the rotation, and the connection stays active."""
+    """Another actor (not using the refresh path) rotates the refresh token at Intacct
+    right after our locked read, then writes its tokens to the database: its write waits
+    for our row lock (the token row is locked together with the connection). Our request
+    with the old refresh token gets invalid_grant, our transaction rolls back, the actor's
+    write lands, and the re-read in a new transaction (loser rule) finds the rotation: the
+    connection stays active and the actor's token is used."""
     emulator.configure(refresh_mode="rotate")  # reuse detection would revoke the grant
     conn = make_connection(emulator)
     expire_locally(conn)
+    old_refresh_token = str(Token.objects.get(pk=conn.pk).refresh_token)
     token_table = Token._meta.db_table
-    armed = [True]
+    rotated_at_intacct = threading.Event()
+    racers: list[threading.Thread] = []
+    written: list[int] = []
 
     def other_actor() -> None:
         try:
+            issued = oauth.refresh(old_refresh_token)
+            rotated_at_intacct.set()
             stored = Token.objects.get(pk=conn.pk)
-            issued = oauth.refresh(str(stored.refresh_token))
             stored.access_token = issued.access_token
             stored.refresh_token = issued.refresh_token or stored.refresh_token
             stored.expires_at = issued.expires_at
             stored.version += 1
-            stored.save()
+            stored.save()  # waits for the refresh transaction's row lock
+            written.append(stored.version)
         finally:
+            rotated_at_intacct.set()
             db_connection.close()
 
-    def rotate_after_reread(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    def race(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        locking = "FOR NO KEY UPDATE" in sql
+        if locking and racers and token_table not in sql:
+            racers[0].join(30)  # the loser rule's lock: the actor's write has landed
         result = execute(sql, params, many, context)
-        reread = (
-            armed[0]
-            and sql.lstrip().upper().startswith("SELECT")
-            and token_table in sql
-            and "FOR NO KEY UPDATE" not in sql
-            and db_connection.in_atomic_block
-        )
-        if reread:
-            armed[0] = False
-            racer = threading.Thread(target=other_actor)
-            racer.start()
-            racer.join(30)
+        if locking and token_table in sql and not racers:  # our locked read of the token
+            racers.append(threading.Thread(target=other_actor))
+            racers[0].start()
+            assert rotated_at_intacct.wait(30)
         return result
 
-    with db_connection.execute_wrapper(rotate_after_reread):
+    with db_connection.execute_wrapper(race):
         token = tokens.refresh_connection(conn.pk)
-    assert not armed[0]  # the race was injected
+    assert racers  # the race was injected
+    assert written == [2]  # the actor's write waited for our lock, then landed
     assert token is not None
     assert token.version == 2
-    assert emulator.token_requests("refresh_token") == 2  # the winner's and the loser's
+    assert emulator.token_requests("refresh_token") == 2  # the actor's and ours
     conn.refresh_from_db()
     assert conn.status == ConnectionStatus.ACTIVE
     assert not conn.events.filter(kind="needs_reauth").exists()
-    # The winner's token is the one in use.
+    # The actor's token is the one in use.
     assert tokens.get_access_token(conn.pk) == token.access_token
+
+
+def _hold_token_row_lock(pk: int, locked: threading.Event, release: threading.Event) -> None:
+    """In another connection: lock the token row alone (as ``rotate_keys`` does)."""
+    try:
+        with transaction.atomic():
+            Token.objects.select_for_update(no_key=True).get(pk=pk)
+            locked.set()
+            release.wait(30)
+    finally:
+        locked.set()
+        db_connection.close()
+
+
+def test_background_refresh_skips_a_token_row_locked_elsewhere(emulator: EmulatorServer) -> None:
+    """The token row is locked together with the connection, before the token request: a
+    background refresh (``wait=False``) that finds it locked by someone else returns at once
+    without calling Intacct (it used to call Intacct, then wait to write the new token)."""
+    conn = make_connection(emulator)
+    expire_locally(conn)
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_token_row_lock, args=(conn.pk, locked, release))
+    holder.start()
+    try:
+        assert locked.wait(10)
+        assert tokens.refresh_connection(conn.pk, force=True, wait=False, seen_version=1) is None
+        assert emulator.token_requests("refresh_token") == 0
+    finally:
+        release.set()
+        holder.join(30)
+    # Once the lock is gone the same call refreshes.
+    token = tokens.refresh_connection(conn.pk, force=True, wait=False, seen_version=1)
+    assert token is not None
+    assert token.version == 2
+    _assert_one_refresh(emulator, conn)
+
+
+def test_a_refresh_waiting_for_the_lock_reads_the_newest_token(emulator: EmulatorServer) -> None:
+    """A refresh that waits on the lock while another transaction rotates the token (and
+    touches the connection row) reads the rotated token after the lock: it does not
+    refresh again with the old refresh token (reuse detection would revoke the grant)."""
+    conn = make_connection(emulator)
+    expire_locally(conn)
+    locked, release = threading.Event(), threading.Event()
+    results: list[Any] = []
+
+    def winner() -> None:
+        try:
+            with transaction.atomic():
+                tokens._lock_for_refresh(conn.pk, wait=True)
+                locked.set()
+                release.wait(30)
+                tokens._locked_refresh(conn.pk, True, True, None, tokens._Attempt())
+        finally:
+            locked.set()
+            db_connection.close()
+
+    def waiter() -> None:
+        try:
+            results.append(tokens.refresh_connection(conn.pk))  # not forced: still needed?
+        except BaseException as err:
+            results.append(err)
+        finally:
+            db_connection.close()
+
+    first = threading.Thread(target=winner)
+    first.start()
+    assert locked.wait(10)
+    second = threading.Thread(target=waiter)
+    second.start()
+    second.join(0.5)  # the waiter's statement has started and waits on the lock
+    assert second.is_alive()
+    release.set()
+    first.join(30)
+    second.join(30)
+    token = _assert_one_refresh(emulator, conn)
+    assert [getattr(r, "version", r) for r in results] == [token.version]
