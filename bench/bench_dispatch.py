@@ -3,7 +3,8 @@
 Run from the repository root (PostgreSQL and Redis running)::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \\
-        .venv/bin/python bench/bench_dispatch.py [--rows 10000] [--refreshes 1000] [--workers 4]
+        .venv/bin/python bench/bench_dispatch.py [--rows 10000] [--refreshes 1000] [--workers 4] \\
+        [--rounds 3] [--token-latency 0,0.05] [--skip-dispatch] [--skip-refresh]
 
 It creates a scratch database ``intacct_bench_dispatch`` next to the one ``DATABASE_URL``
 names (dropped and recreated on every run), migrates it, and prints:
@@ -15,8 +16,11 @@ names (dropped and recreated on every run), migrates it, and prints:
 2. **refresh throughput**: ``--refreshes`` due connections refreshed end to end by a real
    ``celery worker -P prefork -c <workers>`` (dispatcher task → one refresh task per
    connection → single-flight refresh → emulator token endpoint → encrypted write), against
-   a bare loop of the same token POSTs (``requests``, ``<workers>`` processes) to the same
-   emulator; ratio of the two rates (target >= 0.8).
+   a bare loop of the same token POSTs (``requests``, ``<workers>`` processes, real
+   refresh-token rotation) to the same emulator. Both sides are warmed up first (the worker
+   by a round of ``10 * workers`` refreshes, the bare processes by ``10 * workers`` token
+   POSTs), use fresh tokens every round, and alternate for ``--rounds`` rounds; the ratio
+   is the ratio of the median rates (target >= 0.8).
 
 The emulator runs in its own process.
 """
@@ -101,6 +105,81 @@ def control(base_url: str, method: str, name: str, **body: Any) -> Any:
     response = requests.request(method, f"{root}/__emulator__/{name}", json=body, timeout=300)
     response.raise_for_status()
     return response.json()
+
+
+# --- CPU attribution (Linux /proc) -----------------------------------------------------
+
+#: The emulator process of the current refresh round (set by ``main``).
+EMULATOR_PID = 0
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by ``pids`` (0 for processes that are gone)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _bench_backends() -> list[int]:
+    """PostgreSQL backends connected to the bench database (the workers' and this one)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _redis_server() -> list[int]:
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _comm(entry) == "redis-server"
+    ]
+
+
+def _comm(entry: Path) -> str:
+    try:
+        return (entry / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+class CpuMeter:
+    """CPU seconds used by named groups of processes between ``start()`` and ``stop()``."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.used: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._before = {name: _cpu_seconds(pids) for name, pids in self.groups.items()}
+
+    def stop(self) -> None:
+        for name, pids in self.groups.items():
+            self.used[name] = self.used.get(name, 0.0) + _cpu_seconds(pids) - self._before[name]
+
+    def per_refresh(self, refreshes: int) -> str:
+        parts = [f"{name} {secs / refreshes * 1000:.2f}" for name, secs in self.used.items()]
+        total = sum(self.used.values()) / refreshes * 1000
+        return ", ".join(parts) + f"; total {total:.2f} ms"
 
 
 # --- 1. dispatch ------------------------------------------------------------------------
@@ -254,17 +333,28 @@ def _noop(_: int) -> int:
 
 
 def bare_rate(
-    base_url: str, refresh_tokens: list[str], workers: int, warm_tokens: list[str]
+    base_url: str,
+    refresh_tokens: list[str],
+    workers: int,
+    *,
+    warm_up: list[str],
+    meter: dict[str, CpuMeter] | None = None,
 ) -> float:
     ctx = multiprocessing.get_context("spawn")  # clean processes (no Django)
     with ctx.Pool(workers, initializer=_init_bare, initargs=(f"{base_url}/oauth2/token",)) as pool:
         pool.map(_noop, range(workers * 4))  # processes up
         # Warm-up like the Celery side's: every process has imported, connected and
         # refreshed before the clock starts.
-        assert set(pool.map(_bare_refresh, warm_tokens, chunksize=1)) == {200}
+        assert set(pool.map(_bare_refresh, warm_up, chunksize=1)) == {200}
+        clients = [p.pid for p in pool._pool if p.pid]  # type: ignore[attr-defined]
+        cpu = CpuMeter({"clients": clients, "emulator": [EMULATOR_PID]})
+        if meter is not None:
+            cpu = meter.setdefault("bare", cpu)
+        cpu.start()
         started = time.perf_counter()
         statuses = pool.map(_bare_refresh, refresh_tokens, chunksize=4)
         elapsed = time.perf_counter() - started
+        cpu.stop()
     bad = [s for s in statuses if s != 200]
     assert not bad, f"{len(bad)} bare token requests failed: {bad[:5]}"
     return len(refresh_tokens) / elapsed
@@ -327,7 +417,7 @@ def start_worker(base_url: str, workers: int) -> subprocess.Popen[bytes]:
     return proc
 
 
-def refresh_round(ids: list[int]) -> float:
+def refresh_round(ids: list[int], cpu: CpuMeter | None = None) -> float:
     """Make ``ids`` (all at token version 1) due, send the dispatcher task, and wait until
     every one is refreshed (version 2). One cheap COUNT every 20 ms."""
     from django.db import connection
@@ -340,6 +430,8 @@ def refresh_round(ids: list[int]) -> float:
         f"SELECT count(*) FROM {Token._meta.db_table} "
         f"WHERE version >= 2 AND {Token._meta.pk.column} = ANY(%s)"
     )
+    if cpu is not None:
+        cpu.start()
     started = time.perf_counter()
     Connection.objects.filter(pk__in=ids).update(next_refresh_at=timezone.now())
     app.send_task("intacct_connect.dispatch_due_refreshes", queue="intacct.refresh")
@@ -353,57 +445,91 @@ def refresh_round(ids: list[int]) -> float:
             if time.perf_counter() - started > 600:
                 raise SystemExit("refreshes did not finish in 10 minutes")
             time.sleep(0.02)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    if cpu is not None:
+        cpu.stop()
+    return elapsed
 
 
-def celery_rate(base_url: str, n: int, workers: int) -> tuple[float, int]:
-    warm = issued_connections(base_url, workers * 10, prefix="warm")
-    ids = issued_connections(base_url, n)
-    proc = start_worker(base_url, workers)
-    try:
-        refresh_round(warm)  # every pool process has imported, connected and refreshed
-        before = control(base_url, "GET", "counters")["token_requests"].get("refresh_token", 0)
-        elapsed = refresh_round(ids)
-        after = control(base_url, "GET", "counters")["token_requests"].get("refresh_token", 0)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-    return n / elapsed, after - before
+def _refresh_requests(base_url: str) -> int:
+    counters = control(base_url, "GET", "counters")["token_requests"]
+    return int(counters.get("refresh_token", 0))
 
 
-def bench_refresh(base_url: str, n: int, workers: int, latency: float) -> list[tuple[str, str]]:
-    control(base_url, "POST", "config", supersede_grants=False)
-    if latency:
-        control(base_url, "POST", "faults", kind="slow", endpoint="token", seconds=latency)
-    tokens = [
-        control(base_url, "POST", "tokens", company_id="DEMO-CO", user_id="admin")["refresh_token"]
-        for _ in range(n + workers * 10)
-    ]
-    bare = bare_rate(base_url, tokens[: -workers * 10], workers, tokens[-workers * 10 :])
+def bench_refresh(
+    base_url: str, n: int, workers: int, latency: float, rounds: int
+) -> list[tuple[str, str]]:
+    """``rounds`` alternated rounds: ``n`` bare token POSTs, then ``n`` Celery refreshes
+    (fresh tokens and connections every round, one worker warmed up once); medians."""
     from tests.celery_app import app
 
     app.conf.task_always_eager = False
-    rate, calls = celery_rate(base_url, n, workers)
-    control(base_url, "DELETE", "faults")
+    control(base_url, "POST", "config", supersede_grants=False)
+    if latency:
+        control(base_url, "POST", "faults", kind="slow", endpoint="token", seconds=latency)
+    warm = issued_connections(base_url, workers * 10, prefix="warm")
+    proc = start_worker(base_url, workers)
+    bare: list[float] = []
+    celery: list[float] = []
+    calls = 0
+    meters: dict[str, CpuMeter] = {}
+    try:
+        refresh_round(warm)  # every pool process has imported, connected and refreshed
+        meters["celery"] = CpuMeter(
+            {
+                "worker pool processes": _children(proc.pid),
+                "worker main process": [proc.pid],
+                "PostgreSQL backends": _bench_backends(),
+                "emulator": [EMULATOR_PID],
+                "Redis server (shared)": _redis_server(),
+                "this process (dispatch + polling)": [os.getpid()],
+            }
+        )
+        for _ in range(rounds):
+            tokens = [
+                control(base_url, "POST", "tokens", company_id="DEMO-CO", user_id="admin")[
+                    "refresh_token"
+                ]
+                for _ in range(n + workers * 10)
+            ]
+            bare.append(bare_rate(base_url, tokens[:n], workers, warm_up=tokens[n:], meter=meters))
+            ids = issued_connections(base_url, n)
+            before = _refresh_requests(base_url)
+            celery.append(n / refresh_round(ids, meters["celery"]))
+            calls += _refresh_requests(base_url) - before
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        control(base_url, "DELETE", "faults")
     label = f"token endpoint +{latency * 1000:.0f} ms" if latency else "token endpoint as is"
+
+    def rates(values: list[float]) -> str:
+        each = ", ".join(f"{v:.0f}" for v in values)
+        return f"median {statistics.median(values):.0f} refreshes/s (rounds: {each})"
+
+    ratio = statistics.median(celery) / statistics.median(bare)
+    each = ", ".join(f"{c / b:.2f}" for c, b in zip(celery, bare, strict=True))
     return [
-        (
-            f"bare token POSTs, {workers} processes ({label})",
-            f"{bare:.0f} refreshes/s ({n} requests)",
-        ),
+        (f"bare token POSTs, {workers} processes ({label})", f"{rates(bare)}, {n} per round"),
         (
             f"celery refresh, {workers} worker processes ({label})",
-            f"{rate:.0f} refreshes/s ({n} connections, {calls} token requests)",
+            f"{rates(celery)}, {n} connections per round, {calls} token requests in all",
         ),
-        (f"ratio ({label}; target >= 0.8)", f"{rate / bare:.2f}"),
+        (f"ratio ({label}; target >= 0.8)", f"{ratio:.2f} (rounds: {each})"),
+        (f"  CPU ms per refresh, bare ({label})", meters["bare"].per_refresh(n * rounds)),
+        (f"  CPU ms per refresh, celery ({label})", meters["celery"].per_refresh(n * rounds)),
     ]
 
 
 def main() -> None:
+    global EMULATOR_PID
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--refreshes", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternated bare / Celery rounds per latency"
+    )
     parser.add_argument(
         "--token-latency",
         default="0,0.05",
@@ -428,8 +554,9 @@ def main() -> None:
     if not args.skip_refresh:
         for latency in (float(x) for x in args.token_latency.split(",") if x.strip()):
             emulator, base_url = start_emulator()  # a fresh emulator for every round
+            EMULATOR_PID = emulator.pid
             try:
-                rows += bench_refresh(base_url, args.refreshes, args.workers, latency)
+                rows += bench_refresh(base_url, args.refreshes, args.workers, latency, args.rounds)
             finally:
                 emulator.terminate()
                 emulator.wait(10)

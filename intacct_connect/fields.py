@@ -66,7 +66,11 @@ class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
                 f"{type(instance).__name__}.{self.name} is encrypted bound to the primary key, "
                 "which must be set before the row is saved."
             )
-        return f"{instance._meta.label_lower}:{instance.pk}:{self.name}"
+        return self.associated_data_for(instance.pk)
+
+    def associated_data_for(self, pk: Any) -> str:
+        """What a value of this field in the row ``pk`` is bound to (model, row, field)."""
+        return f"{self.model._meta.label_lower}:{pk}:{self.name}"
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         if value is None or value == "":

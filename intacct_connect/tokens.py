@@ -5,12 +5,14 @@ through :func:`get_token` / :func:`get_access_token`:
 
 * **Fast path** (no lock, one query): the stored access token is used while it is valid
   for more than ``TOKEN_REFRESH_SKEW`` seconds.
-* **Refresh path** (:func:`refresh_connection`): one transaction holding a row lock on the
-  connection (``SELECT … FOR NO KEY UPDATE`` on PostgreSQL, bounded by a ``lock_timeout``),
-  a re-read of the token after the lock is acquired, a refresh only if still needed, and
-  the new token set persisted in the same transaction with its ``version`` bumped. Any
-  number of threads and processes that find the same expired token therefore cause
-  exactly one token request; the others wait on the lock and reuse its result.
+* **Refresh path** (:func:`refresh_connection`): one transaction holding row locks on the
+  connection and its token, taken and read in one statement (``SELECT … FOR NO KEY UPDATE
+  OF connection, token`` on PostgreSQL, bounded by a ``lock_timeout``, or ``NOWAIT`` for
+  background refreshers): the token is read under the lock (PostgreSQL re-reads both
+  locked rows if they changed while it waited), refreshed only if still needed, and the
+  new token set persisted in the same transaction with its ``version`` bumped. Any number
+  of threads and processes that find the same expired token therefore cause exactly one
+  token request; the others wait on the lock and reuse its result.
 * ``invalid_grant`` marks the connection ``needs_reauth`` (one event, one
   ``connection_needs_reauth`` signal) unless a re-read in a new transaction shows that
   another worker already rotated the token (the *loser rule*).
@@ -49,6 +51,7 @@ from intacct_connect.exceptions import (
     TokenRequestError,
     TokenResponseLost,
 )
+from intacct_connect.fields import EncryptedTextField
 from intacct_connect.models import (
     Connection,
     ConnectionEvent,
@@ -152,6 +155,9 @@ def _aware(value: datetime | str) -> datetime:
     return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
 
 
+_ACCESS_TOKEN_FIELD: EncryptedTextField = Token._meta.get_field("access_token")
+
+
 @functools.cache
 def _current_token_sql(vendor: str) -> str:
     quote = connection.ops.quote_name
@@ -181,7 +187,7 @@ def current_token(conn: Connection | int) -> AccessToken:
         return AccessToken.of(get_token(connection_id))
     value = get_keyring().decrypt(
         ciphertext,
-        Token._meta.get_field("access_token").associated_data(Token(pk=connection_id)),
+        _ACCESS_TOKEN_FIELD.associated_data_for(connection_id),
     )
     return AccessToken(connection_id, value, expires_at, int(version))
 
