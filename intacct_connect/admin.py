@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from intacct_connect import admin_client, flows
+from intacct_connect.admin_base import ReadOnlyModelAdmin
 from intacct_connect.exceptions import IntacctConnectError
 from intacct_connect.models import (
     Connection,
@@ -414,7 +415,7 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Token)
-class TokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TokenAdmin(ReadOnlyModelAdmin):
     """Read-only token metadata; values are never displayed."""
 
     list_display = (
@@ -443,30 +444,18 @@ class TokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def get_queryset(self, request: HttpRequest) -> QuerySet[Token]:
         return super().get_queryset(request).defer("access_token", "refresh_token")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
 @admin.register(ConnectionEvent)
-class ConnectionEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ConnectionEventAdmin(ReadOnlyModelAdmin):
     list_display = ("created_at", "connection", "kind", "error_code", "message")
     list_filter = ("kind",)
     list_select_related = ("connection",)
     search_fields = ("connection__company_id", "error_code")
     fields = ("created_at", "connection", "kind", "error_code", "message", "actor")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 from intacct_connect import admin_jobs  # noqa: E402,F401

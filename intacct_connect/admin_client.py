@@ -14,19 +14,19 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from intacct_connect.admin_base import ReadOnlyModelAdmin
 from intacct_connect.client import usage
 from intacct_connect.models import ApiCallLog, Connection
 
 
 @admin.register(ApiCallLog)
-class ApiCallLogAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ApiCallLogAdmin(ReadOnlyModelAdmin):
     """Read-only list of API calls; the log holds no bodies and no secrets."""
 
     list_display = (
@@ -55,12 +55,6 @@ class ApiCallLogAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "request_id",
         "created_at",
     )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def api_usage_html(connection: Connection) -> SafeString:

@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from intacct_connect import jobs, scheduling
+from intacct_connect.admin_base import ReadOnlyModelAdmin
 from intacct_connect.models import (
     JobRun,
     JobRunStatus,
@@ -213,16 +214,8 @@ class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         )
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(JobRun)
-class JobRunAdmin(_ReadOnlyAdmin):
+class JobRunAdmin(ReadOnlyModelAdmin):
     list_display = (
         "pk",
         "job",
@@ -325,7 +318,7 @@ class JobRunAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(StoredRecord)
-class StoredRecordAdmin(_ReadOnlyAdmin):
+class StoredRecordAdmin(ReadOnlyModelAdmin):
     list_display = ("object", "key", "connection", "updated_at", "run")
     list_filter = ("object",)
     search_fields = ("key", "object", "connection__company_id")
@@ -341,7 +334,7 @@ class StoredRecordAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(Watermark)
-class WatermarkAdmin(_ReadOnlyAdmin):
+class WatermarkAdmin(ReadOnlyModelAdmin):
     list_display = ("name", "connection", "value", "updated_at")
     search_fields = ("name", "connection__company_id")
     list_select_related = ("connection",)
