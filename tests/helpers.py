@@ -89,3 +89,44 @@ def make_connection(
     )
     store_tokens(conn, tokens or token_set(company=company, user=user, entity=entity))
     return conn
+
+
+def run_released_together(
+    command: list[str], *, count: int, env: dict[str, str], cwd: str | os.PathLike[str]
+) -> list[str]:
+    """Start ``count`` processes of ``command``; each prints ``ready`` once set up, then
+    waits for ``go`` on stdin. All are released at once, so they race for real. Returns
+    each process's stdout (every process must exit 0); kills stragglers on failure."""
+    import subprocess
+
+    workers = [
+        subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            line = worker.stdout.readline()
+            assert line.strip() == "ready", (line, worker.stderr.read() if worker.stderr else "")
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        outputs = []
+        for worker in workers:
+            out, err = worker.communicate(timeout=60)
+            assert worker.returncode == 0, err
+            outputs.append(out)
+        return outputs
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()

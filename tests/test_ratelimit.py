@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -30,6 +29,7 @@ from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import IntacctConfigurationError, RateLimited
 from intacct_connect.models import ApiCallLog, ConcurrencySlot
 from intacct_connect.testing.emulator import EmulatorServer
+from tests.helpers import run_released_together
 from tests.settings import INTACCT_CONNECT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -433,35 +433,10 @@ def _run_processes(emulator: EmulatorServer, settings: Any, count: int, **config
         name = db_connection.settings_dict["NAME"]
         assert name.startswith("test_"), name  # never the development database
         env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{name}"
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _PROCESS_WORKER],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(count)
-    ]
-    try:
-        for worker in workers:
-            assert worker.stdout is not None
-            line = worker.stdout.readline()
-            assert line.strip() == "ready", (line, worker.stderr.read() if worker.stderr else "")
-        for worker in workers:
-            assert worker.stdin is not None
-            worker.stdin.write("go\n")
-            worker.stdin.flush()
-        for worker in workers:
-            out, err = worker.communicate(timeout=60)
-            assert worker.returncode == 0, err
-            assert out.strip() == "done", (out, err)
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
+    outputs = run_released_together(
+        [sys.executable, "-c", _PROCESS_WORKER], count=count, env=env, cwd=ROOT
+    )
+    assert [out.strip() for out in outputs] == ["done"] * count, outputs
     try:
         assert emulator.max_concurrency("DEMO-CO") == 2
         assert emulator.counters()["throttled"].get("DEMO-CO", 0) == 0

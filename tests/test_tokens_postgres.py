@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from intacct_connect.client import IntacctClient
 from intacct_connect.models import Connection, ConnectionStatus, Token
 from intacct_connect.testing.emulator import EmulatorServer
 from tests.client_helpers import FAST_RETRIES, emulator, expire_locally, make_connection
-from tests.helpers import require_postgres
+from tests.helpers import require_postgres, run_released_together
 
 __all__ = ["emulator"]
 
@@ -102,37 +101,13 @@ def _spawn_workers(
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{name}",
         "INTACCT_TEST_SETTINGS": json.dumps({**emulator.connect_settings(), **FAST_RETRIES}),
     }
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.token_worker", mode, str(conn.pk)],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(count)
-    ]
-    try:
-        for worker in workers:
-            assert worker.stdout is not None
-            line = worker.stdout.readline()
-            assert line.strip() == "ready", (line, worker.stderr.read() if worker.stderr else "")
-        for worker in workers:
-            assert worker.stdin is not None
-            worker.stdin.write("go\n")
-            worker.stdin.flush()
-        outcomes = []
-        for worker in workers:
-            out, err = worker.communicate(timeout=60)
-            assert worker.returncode == 0, err
-            outcomes.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-    return outcomes
+    outputs = run_released_together(
+        [sys.executable, "-m", "tests.token_worker", mode, str(conn.pk)],
+        count=count,
+        env=env,
+        cwd=ROOT,
+    )
+    return [json.loads(out.strip().splitlines()[-1]) for out in outputs]
 
 
 @pytest.mark.slow
