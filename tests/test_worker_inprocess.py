@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from intacct_connect import scheduling, tasks
@@ -47,10 +47,17 @@ def worker() -> Iterator[None]:
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Poll ``predicate`` until it holds. The test database is SQLite's shared-cache
+    in-memory database, where a read that meets the worker thread's write lock fails at
+    once with "database table is locked" (no busy timeout applies): poll again."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except OperationalError as err:
+            if "locked" not in str(err):
+                raise
         time.sleep(0.05)
     raise AssertionError("condition not met within the timeout")
 
