@@ -13,3 +13,16 @@ class IntacctConnectConfig(AppConfig):
         from intacct_connect import checks, logging_filters  # noqa: F401  (registers checks)
 
         logging_filters.install()
+        _connect_end_of_work_handlers()
+
+
+def _connect_end_of_work_handlers() -> None:
+    """Write waiting call-log rows and release parked slots at the end of each unit of
+    work (see :func:`intacct_connect.client.finish_pending_work`)."""
+    from celery.signals import task_postrun, worker_process_shutdown
+    from django.core.signals import request_finished
+
+    from intacct_connect.client import finish_pending_work
+
+    for signal in (request_finished, task_postrun, worker_process_shutdown):
+        signal.connect(finish_pending_work, dispatch_uid="intacct_connect.finish_pending_work")

@@ -21,22 +21,21 @@ Every HTTP exchange goes through :meth:`IntacctClient._request`, which
   client while it stays fresh) and, on 401 / ``GW-0040`` / ``REST-1206`` / ``REST-2102``,
   refreshes it once through the single-flight path and replays the request once;
 * holds one of the company's concurrency slots (:mod:`intacct_connect.ratelimit`, in the
-  database or in the cache) while the request is in flight (with the database backend on
-  PostgreSQL, the last attempt's slot is released by the call-log statement: one round
-  trip for both);
+  database or in the cache) while the request is in flight; the slot is then parked for
+  ``CONCURRENCY_SLOT_LINGER`` seconds, so back-to-back calls to one company make no
+  round trip for it;
 * retries GETs, queries and writes carrying an ``Idempotency-Key`` on 429, 500, 502-504
   and connection errors, with exponential backoff and full jitter, honouring
   ``Retry-After`` (and Intacct's ``X-IA-*-Retry-After`` headers) up to ``RETRY_AFTER_MAX``;
 * maps errors onto :mod:`intacct_connect.exceptions`;
-* writes one :class:`~intacct_connect.models.ApiCallLog` row per call (never a body or a
-  secret).
+* logs one :class:`~intacct_connect.models.ApiCallLog` row per call (never a body or a
+  secret) through :mod:`intacct_connect.calllog`, which writes them in batches.
 """
 
 from __future__ import annotations
 
 import builtins
 import email.utils
-import functools
 import logging
 import random
 import re
@@ -50,13 +49,11 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from django.db import DatabaseError
-from django.db import connection as db_connection
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
 
-from intacct_connect import ratelimit, tokens
+from intacct_connect import calllog, ratelimit, tokens
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import (
     AuthenticationError,
@@ -519,8 +516,7 @@ class IntacctClient:
                     connection_id=self.connection.pk,
                 ) from err
 
-            if call.lease is not None and not _release_with_log():
-                self._release_slot(call)  # else released by the call-log write (_finish)
+            self._release_slot(call)
             call.status = response.status_code
             body = _parse_json(response)
             status = response.status_code
@@ -585,66 +581,43 @@ class IntacctClient:
             )
 
     def _release_slot(self, call: _Call) -> None:
-        """Give back the slot of the current attempt; a failure is logged, never raised
-        (the slot is then reclaimed after ``CONCURRENCY_SLOT_TTL``)."""
+        """The current attempt is over: park or release its slot (``ratelimit.finish``:
+        a failure is logged, never raised; the slot is then reclaimed after
+        ``CONCURRENCY_SLOT_TTL``)."""
         lease, call.lease = call.lease, None
-        if lease is None:
-            return
-        try:
-            ratelimit.release(self.connection.company_id, lease.slot, lease.holder)
-        except Exception:  # never hide the call's own outcome
-            logger.exception(
-                "Could not release concurrency slot %s of company %s",
-                lease.slot,
-                self.connection.company_id,
-            )
+        if lease is not None:
+            ratelimit.finish(self.connection.company_id, lease)
 
     def _finish(self, call: _Call) -> None:
-        """Release the slot still held (if any) and write the call's one log row: in one
-        round trip with the database backend when the connection is in autocommit mode
-        (see :func:`intacct_connect.ratelimit.release`), else one after the other."""
-        params = [
-            self.connection.pk,
-            call.method,
-            call.path,
-            call.status,
-            call.error_code,
-            int((time.monotonic() - call.started) * 1000),
-            call.retries,
-            call.request_id,
-            db_connection.ops.adapt_datetimefield_value(timezone.now()),
-        ]
-        lease = call.lease
-        if lease is not None:
-            also = (_log_sql(ApiCallLog._meta.db_table, db_connection.vendor, False), params)
-            try:
-                done = ratelimit.release(
-                    self.connection.company_id, lease.slot, lease.holder, also=also
-                )
-            except Exception:  # release alone, then the log alone
-                logger.warning(
-                    "Could not release slot %s of company %s with the call log; retrying apart",
-                    lease.slot,
-                    self.connection.company_id,
-                    exc_info=True,
-                )
-                done = False
-            else:
-                call.lease = None
-            if done:
-                return
-            self._release_slot(call)
-        self._log(params)
-
-    def _log(self, params: builtins.list[Any]) -> None:
-        """One INSERT per call (plain SQL: this runs on every call, see bench/README.md)."""
-        try:
-            with db_connection.cursor() as cursor:
-                cursor.execute(_log_statement(), params)
-        except DatabaseError:
-            logger.exception(
-                "Could not write the API call log of connection %s", self.connection.pk
+        """Give back the slot still held (if any) and hand the call's one log row to
+        :mod:`intacct_connect.calllog` (no round trip of its own in autocommit mode)."""
+        self._release_slot(call)
+        calllog.record(
+            calllog.CallRow(
+                self.connection.pk,
+                call.method,
+                call.path,
+                call.status,
+                call.error_code,
+                int((time.monotonic() - call.started) * 1000),
+                call.retries,
+                call.request_id,
+                timezone.now(),
             )
+        )
+
+    def close(self) -> None:
+        """Write the call log rows still waiting and release the concurrency slots this
+        process keeps parked for the company. The client stays usable; ``with
+        IntacctClient(connection) as client:`` calls this on exit."""
+        calllog.flush()
+        ratelimit.release_parked(self.connection.company_id)
+
+    def __enter__(self) -> IntacctClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # --- escape hatch ----------------------------------------------------------------
 
@@ -882,6 +855,15 @@ class IntacctClient:
         return HealthResult(ok, status, duration, code, message)
 
 
+def finish_pending_work(**kwargs: Any) -> None:
+    """Write the call-log rows still waiting and release the concurrency slots this
+    process keeps parked. Connected by the app to the end of every web request
+    (``request_finished``) and Celery task (``task_postrun``) and to the shutdown of a
+    worker process, so no row waits past the unit of work that made its call."""
+    calllog.flush()
+    ratelimit.release_parked()
+
+
 def _check_batch(body: list[dict[str, Any]]) -> None:
     if not body:
         raise ValueError("at least one record is required")
@@ -890,50 +872,6 @@ def _check_batch(body: list[dict[str, Any]]) -> None:
 
 
 _GARBAGE: Any = object()
-
-_LOG_COLUMNS = (
-    "connection_id",
-    "method",
-    "path",
-    "status",
-    "error_code",
-    "duration_ms",
-    "retries",
-    "request_id",
-    "created_at",
-)
-
-
-@functools.cache
-def _log_sql(table: str, vendor: str, asynchronous: bool) -> str:
-    quote = db_connection.ops.quote_name
-    columns = ", ".join(quote(c) for c in _LOG_COLUMNS)
-    marks = ", ".join(["%s"] * len(_LOG_COLUMNS))
-    if asynchronous:
-        # PostgreSQL, autocommit: this statement is its own transaction; its commit need
-        # not wait for the WAL flush (a crash may lose the last few log rows, nothing else).
-        return (
-            "WITH s AS (SELECT set_config('synchronous_commit', 'off', true)) "  # noqa: S608
-            f"INSERT INTO {quote(table)} ({columns}) SELECT {marks} FROM s"
-        )
-    return f"INSERT INTO {quote(table)} ({columns}) VALUES ({marks})"  # noqa: S608
-
-
-def _release_with_log() -> bool:
-    """Whether the last attempt's slot is released by the call-log statement (database
-    backend on PostgreSQL, default connection in autocommit mode: one round trip for
-    both, see :func:`intacct_connect.ratelimit.release`)."""
-    return (
-        app_settings.CONCURRENCY_BACKEND == "database"
-        and db_connection.vendor == "postgresql"
-        and db_connection.autocommit
-        and not db_connection.in_atomic_block
-    )
-
-
-def _log_statement() -> str:
-    asynchronous = db_connection.vendor == "postgresql" and not db_connection.in_atomic_block
-    return _log_sql(ApiCallLog._meta.db_table, db_connection.vendor, asynchronous)
 
 
 def _parse_json(response: requests.Response) -> Any:

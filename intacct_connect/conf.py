@@ -134,6 +134,13 @@ DEFAULTS: dict[str, Setting] = {
         (int,),
         "Seconds after which a concurrency slot held by a crashed process is reclaimed.",
     ),
+    "CONCURRENCY_SLOT_LINGER": Setting(
+        0.2,
+        (int, float),
+        "Seconds a process keeps a company's concurrency slot after a request, so that its "
+        "next request to that company reuses it without a round trip; 0 releases the slot "
+        "at the end of every request.",
+    ),
     "CONCURRENCY_BACKEND": Setting(
         "database",
         (str,),
@@ -146,6 +153,18 @@ DEFAULTS: dict[str, Setting] = {
         (str,),
         "Alias in CACHES of the cache holding the concurrency slots when "
         "CONCURRENCY_BACKEND is 'cache'.",
+    ),
+    "API_CALL_LOG_BATCH_SIZE": Setting(
+        100,
+        (int,),
+        "API call log rows written in one INSERT; 1 writes every row as its call ends.",
+    ),
+    "API_CALL_LOG_MAX_DELAY": Setting(
+        2.0,
+        (int, float),
+        "Longest time, in seconds, a call log row waits for its batch before the next call "
+        "writes it (rows are also written at the end of every Celery task and web request, "
+        "by IntacctClient.close() and at exit).",
     ),
     "API_CALL_LOG_RETENTION_DAYS": Setting(
         30, (int,), "Days API call log rows are kept before the pruning task deletes them."

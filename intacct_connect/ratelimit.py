@@ -43,7 +43,9 @@ jittered sleeps and raises :class:`~intacct_connect.exceptions.RateLimited` afte
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import logging
 import os
 import random
 import threading
@@ -69,14 +71,19 @@ from intacct_connect.models import ConcurrencySlot
 BACKENDS = ("database", "cache")
 KEY_PREFIX = "intacct_connect:slot"
 
+logger = logging.getLogger(__name__)
+
 _local = threading.local()
 
 
 class Lease(NamedTuple):
-    """A claimed slot: its number and the random id of this holder."""
+    """A claimed slot: its number, the random id of this holder, and when it was claimed
+    (``time.monotonic()``; a parked slot is reused only while it is young, see
+    :func:`finish`)."""
 
     slot: int
     holder: str
+    claimed_at: float = 0.0
 
 
 def backend_name() -> str:
@@ -176,7 +183,7 @@ def _db_try_acquire(company_id: str, limit: int) -> Lease | None:
         for ensured in (False, True):
             for slot in order:
                 if _execute(db, sql, [holder, until, company_id, slot, now_db]) == 1:
-                    return Lease(slot, holder)
+                    return Lease(slot, holder, time.monotonic())
             if ensured:
                 break
             # All busy, or the rows do not exist yet: create missing rows, try once more.
@@ -195,26 +202,9 @@ def _release_sql(db: Any) -> str:
     )
 
 
-def _db_release(
-    company_id: str, slot: int, holder: str, also: tuple[str, Sequence[Any]] | None
-) -> bool:
+def _db_release(company_id: str, slot: int, holder: str) -> None:
     db = _wrapper()
-    params = [company_id, slot, holder]
-    default = connections[DEFAULT_DB_ALIAS]
-    if (
-        also is not None
-        and db.vendor == "postgresql"
-        and default.autocommit
-        and not default.in_atomic_block
-    ):
-        # One round trip: a data-modifying CTE releases the slot, then the statement runs.
-        # The caller's connection is in autocommit mode, so running its statement on the
-        # private connection changes neither what it sees nor when it commits.
-        sql, extra = also
-        _execute(db, f"WITH released AS ({_release_sql(db)}) {sql}", [*params, *extra])
-        return True
-    _execute(db, _release_sql(db), params, attempts=50)
-    return False
+    _execute(db, _release_sql(db), [company_id, slot, holder], attempts=50)
 
 
 def _db_busy(company_id: str) -> int:
@@ -303,11 +293,11 @@ def _cache_try_acquire(company_id: str, limit: int) -> Lease | None:
     if client is not None:
         keys = [cache.make_key(slot_key(company_id, slot)) for slot in range(limit)]
         slot = int(_script(client, _CLAIM_LUA)(keys, [holder, ttl * 1000, first], client=client))
-        return Lease(slot, holder) if slot >= 0 else None
+        return Lease(slot, holder, time.monotonic()) if slot >= 0 else None
     for i in range(limit):
         slot = (first + i) % limit
         if cache.add(slot_key(company_id, slot), holder, timeout=ttl):
-            return Lease(slot, holder)
+            return Lease(slot, holder, time.monotonic())
     return None
 
 
@@ -342,26 +332,12 @@ def try_acquire(company_id: str, limit: int | None = None) -> Lease | None:
     return _db_try_acquire(company_id, limit)
 
 
-def release(
-    company_id: str,
-    slot: int,
-    holder: str,
-    *,
-    also: tuple[str, Sequence[Any]] | None = None,
-) -> bool:
-    """Give a slot back (no-op if it was reclaimed after its TTL).
-
-    ``also`` is an optional ``(sql, params)`` statement for the default database (a plain
-    ``INSERT … VALUES``) that the database backend runs in the same round trip as the
-    release on PostgreSQL when the default connection is in autocommit mode (one
-    statement with a data-modifying CTE, on the private connection). Returns True if it
-    ran; when it returns False the caller must run the statement itself. (On SQLite,
-    which has no round trips, one transaction for both measured no faster.)
-    """
+def release(company_id: str, slot: int, holder: str) -> None:
+    """Give a slot back now (no-op if it was reclaimed after its TTL)."""
     if backend_name() == "cache":
         _cache_release(company_id, slot, holder)
-        return False
-    return _db_release(company_id, slot, holder, also)
+    else:
+        _db_release(company_id, slot, holder)
 
 
 def acquire(company_id: str, *, timeout: float | None = None) -> Lease:
@@ -371,7 +347,7 @@ def acquire(company_id: str, *, timeout: float | None = None) -> Lease:
     deadline = time.monotonic() + timeout
     pause = 0.01
     while True:
-        claimed = try_acquire(company_id, limit)
+        claimed = _unpark(company_id) or try_acquire(company_id, limit)
         if claimed is not None:
             return claimed
         if time.monotonic() >= deadline:
@@ -389,15 +365,19 @@ def company_slot(company_id: str, *, timeout: float | None = None) -> Iterator[i
     """Hold one of the company's concurrency slots for the duration of the block.
 
     Yields the slot number, or None when the cap is disabled (``COMPANY_CONCURRENCY = 0``).
+    After the block the slot is parked (see :func:`finish`), or released at once if the
+    block raised.
     """
     if app_settings.COMPANY_CONCURRENCY <= 0:
         yield None
         return
-    slot, holder = acquire(company_id, timeout=timeout)
+    lease = acquire(company_id, timeout=timeout)
     try:
-        yield slot
-    finally:
-        release(company_id, slot, holder)
+        yield lease.slot
+    except BaseException:
+        release(company_id, lease.slot, lease.holder)  # a failed block frees its slot now
+        raise
+    finish(company_id, lease)
 
 
 def busy_slots(company_id: str) -> int:
@@ -405,3 +385,169 @@ def busy_slots(company_id: str) -> int:
     if backend_name() == "cache":
         return _cache_busy(company_id)
     return _db_busy(company_id)
+
+
+# --- parked slots ----------------------------------------------------------------------
+#
+# A process that calls one company again and again (a query paging through thousands of
+# records, a sync job) would claim and release a slot around every request: two round
+# trips to the database or cache per API call. Instead, :func:`finish` parks the slot for
+# ``CONCURRENCY_SLOT_LINGER`` seconds; the process's next request to that company (from
+# any thread) takes it back without a round trip, and a background thread releases the
+# slots nobody took back in time. A parked slot stays claimed in the shared store, so the
+# cap still holds across processes: parking only delays the moment another process can
+# take the slot, by at most the linger time.
+
+
+class _Parked(NamedTuple):
+    company_id: str
+    lease: Lease
+    release_at: float
+
+
+_parked: dict[str, list[_Parked]] = {}
+_parked_lock = threading.Condition()
+_releaser: threading.Thread | None = None
+
+
+def _reset_after_fork() -> None:
+    """A forked child (Celery's prefork pool) starts with no parked slots: the parent's
+    are the parent's to reuse or release."""
+    global _parked_lock, _releaser
+    _parked.clear()
+    _parked_lock = threading.Condition()
+    _releaser = None
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _can_park() -> bool:
+    """Whether a slot may outlive its request: lingering is on, and the slot statements
+    do not run inside the caller's transaction (with the database backend on SQLite they
+    use the default connection, which must then be in autocommit mode)."""
+    if float(app_settings.CONCURRENCY_SLOT_LINGER) <= 0:
+        return False
+    if backend_name() == "cache":
+        return True
+    default = connections[DEFAULT_DB_ALIAS]
+    return default.vendor == "postgresql" or not default.in_atomic_block
+
+
+def finish(company_id: str, lease: Lease) -> None:
+    """The request holding ``lease`` is over: park the slot for this process's next
+    request to the company, or release it (lingering off, the slot about to expire, or
+    inside a transaction on SQLite). Never raises: a slot that cannot be released is
+    logged and reclaimed after ``CONCURRENCY_SLOT_TTL``."""
+    now = time.monotonic()
+    young = now - lease.claimed_at < float(app_settings.CONCURRENCY_SLOT_TTL) / 2
+    try:
+        if young and _can_park():
+            _park(_Parked(company_id, lease, now + float(app_settings.CONCURRENCY_SLOT_LINGER)))
+            return
+        release(company_id, lease.slot, lease.holder)
+    except Exception:  # never hide the caller's own outcome
+        logger.exception(
+            "Could not release concurrency slot %s of company %s", lease.slot, company_id
+        )
+
+
+def _park(entry: _Parked) -> None:
+    global _releaser
+    with _parked_lock:
+        idle = not _parked
+        _parked.setdefault(entry.company_id, []).append(entry)
+        if _releaser is None or not _releaser.is_alive():
+            _releaser = threading.Thread(
+                target=_release_loop, name="intacct-connect-slot-releaser", daemon=True
+            )
+            _releaser.start()
+        elif idle:
+            _parked_lock.notify()
+
+
+def _unpark(company_id: str) -> Lease | None:
+    """Take back a slot this process parked for the company, if one is still young."""
+    if not _parked:
+        return None
+    with _parked_lock:
+        entries = _parked.get(company_id)
+        if not entries:
+            return None
+        entry = entries.pop()
+        if not entries:
+            del _parked[company_id]
+    if time.monotonic() - entry.lease.claimed_at < float(app_settings.CONCURRENCY_SLOT_TTL) / 2:
+        return entry.lease
+    finish(company_id, entry.lease)  # too old to reuse: released now
+    return None
+
+
+def _take_due(
+    now: float, company_id: str | None = None, *, everything: bool = False
+) -> list[_Parked]:
+    due: list[_Parked] = []
+    with _parked_lock:
+        for company in list(_parked if company_id is None else [company_id]):
+            entries = _parked.get(company, [])
+            keep = [e for e in entries if not everything and e.release_at > now]
+            due += [e for e in entries if everything or e.release_at <= now]
+            if keep:
+                _parked[company] = keep
+            else:
+                _parked.pop(company, None)
+    return due
+
+
+def _release_entries(entries: list[_Parked]) -> int:
+    for entry in entries:
+        try:
+            release(entry.company_id, entry.lease.slot, entry.lease.holder)
+        except Exception:
+            logger.exception(
+                "Could not release parked concurrency slot %s of company %s",
+                entry.lease.slot,
+                entry.company_id,
+            )
+    return len(entries)
+
+
+def _release_loop() -> None:
+    """The background releaser: gives back parked slots once their linger time is over,
+    and closes its database connections whenever nothing is parked (so a test database
+    can be dropped and an idle process holds no extra connection)."""
+    while True:
+        with _parked_lock:
+            while not _parked:
+                _parked_lock.wait()
+            wake = min(e.release_at for entries in _parked.values() for e in entries)
+            pause = wake - time.monotonic()
+            if pause > 0:
+                _parked_lock.wait(pause)
+        _release_entries(_take_due(time.monotonic()))
+        if not _parked:
+            close_private_connection()
+            connections[DEFAULT_DB_ALIAS].close()
+
+
+def release_parked(company_id: str | None = None) -> int:
+    """Release now the slots this process parked (for one company, or all); returns how
+    many. Called at the end of every Celery task and web request, by
+    :meth:`IntacctClient.close`, and at exit."""
+    if not _parked:
+        return 0
+    released = _release_entries(_take_due(time.monotonic(), company_id, everything=True))
+    with _parked_lock:
+        _parked_lock.notify()  # the releaser closes its connections if nothing is left
+    return released
+
+
+def parked_slots(company_id: str | None = None) -> int:
+    """How many slots this process holds parked (for tests and diagnostics)."""
+    with _parked_lock:
+        if company_id is None:
+            return sum(len(v) for v in _parked.values())
+        return len(_parked.get(company_id, []))
+
+
+atexit.register(release_parked)

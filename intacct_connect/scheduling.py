@@ -976,6 +976,7 @@ def execute_run(
     )
     from intacct_connect.client import IntacctClient
 
+    client: IntacctClient | None = None
     try:
         client = IntacctClient(run.connection)
         records = job.func(client, ctx)
@@ -1015,6 +1016,9 @@ def execute_run(
         )
         _settle(claim, JobRunStatus.FAILED, code=type(err).__name__, message=str(err)[:2000])
         return claim.run
+    finally:
+        if client is not None:
+            client.close()  # the run's call-log rows are written before it settles
     try:
         _settle(claim, JobRunStatus.SUCCEEDED, records=int(records or 0), ctx=ctx)
     except TRANSIENT_ERRORS as err:

@@ -13,11 +13,14 @@ from intacct_connect.conf import app_settings
 @pytest.fixture(autouse=True)
 def _fresh_app_settings() -> Iterator[None]:
     """Each test starts with settings re-read from django.conf.settings, and leaves no
-    private database connection (the concurrency cap's) open for teardown to trip on."""
+    parked slot, waiting call-log row or private database connection (the concurrency
+    cap's) behind for the next test or teardown to trip on."""
     app_settings.reload()
     yield
     from intacct_connect import ratelimit
+    from intacct_connect.testing.pytest_plugin import forget_pending_work
 
+    forget_pending_work()
     ratelimit.close_private_connection()
 
 

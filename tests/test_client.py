@@ -22,7 +22,7 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from intacct_connect import client as client_module
-from intacct_connect import ratelimit, signals
+from intacct_connect import calllog, ratelimit, signals
 from intacct_connect.client import IntacctClient, prune_api_call_log, usage
 from intacct_connect.exceptions import (
     AuthenticationError,
@@ -573,9 +573,9 @@ def test_concurrency_cap_keeps_intacct_below_its_limit(
 
     def worker() -> None:
         try:
-            client = IntacctClient(conn.pk)
-            for _ in range(3):
-                client.get(VENDOR, "1")
+            with IntacctClient(conn.pk) as client:  # close(): log rows written, slots freed
+                for _ in range(3):
+                    client.get(VENDOR, "1")
         except BaseException as err:  # pragma: no cover - reported below
             errors.append(err)
         finally:
@@ -604,6 +604,7 @@ def test_cache_backend_holds_the_slot_in_the_cache(emulator: EmulatorServer, set
         **settings.INTACCT_CONNECT,
         "COMPANY_CONCURRENCY": 1,
         "CONCURRENCY_SLOT_TTL": 1,
+        "CONCURRENCY_SLOT_LINGER": 0,  # each call gives its slot back at once
     }
     conn = make_connection(emulator)
     slot_rows = list(ConcurrencySlot.objects.values_list("company_id", "slot", "holder"))
@@ -652,40 +653,110 @@ def test_cache_backend_fails_closed_when_the_cache_is_down(
     assert (call.status, call.error_code) == (None, "ConnectionError")
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_release_and_call_log_in_one_round_trip(emulator: EmulatorServer, settings: Any) -> None:
-    """PostgreSQL, autocommit: the last attempt's slot is released by the statement that
-    writes the call log; a call whose log write fails still gives its slot back."""
-    require_postgres()
+def test_back_to_back_calls_make_no_database_round_trip(
+    emulator: EmulatorServer, settings: Any
+) -> None:
+    """Autocommit mode (a Celery task, a command): a reused client's call with a fresh
+    token runs no statement at all. Its slot stays parked for the next call and its log
+    row waits for the batch; close() writes the rows and frees the slot."""
     conn = make_connection(emulator)
     client = IntacctClient(conn)
-    statements: list[str] = []
-
-    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        statements.append(sql)
-        return execute(sql, params, many, context)
-
-    client.get(VENDOR, "1")  # token cached, private slot connection open
-    private = ratelimit._wrapper()
-    with db_connection.execute_wrapper(record), private.execute_wrapper(record):
-        client.get(VENDOR, "2")
-    assert len(statements) == 2  # the claim, then release + call log
-    assert statements[1].startswith("WITH released AS (UPDATE")
-    assert "INSERT INTO" in statements[1]
-    log = ApiCallLog.objects.order_by("pk").last()
-    assert log is not None
-    assert (log.path, log.status) == (f"/objects/{VENDOR}/2", 200)
-    assert ratelimit.busy_slots("DEMO-CO") == 0
-    # The connection disappears while its client is in use: the log row cannot be written
-    # (foreign key), the answer still reaches the caller and the slot is released.
-    from intacct_connect.models import Connection
-
-    Connection.objects.filter(pk=conn.pk).delete()
-    assert client.get(VENDOR, "1")["key"] == "1"
-    assert ratelimit.busy_slots("DEMO-CO") == 0
+    client.get(VENDOR, "1")  # token cached, slot claimed then parked
+    assert ratelimit.parked_slots("DEMO-CO") == 1
+    assert _statements(lambda: client.get(VENDOR, "2")) == 0
+    assert emulator.api_calls("DEMO-CO") == 2
+    assert calllog.pending() == 2
     assert not ApiCallLog.objects.exists()
+    assert ratelimit.busy_slots("DEMO-CO") == 1  # parked: still claimed for other processes
+    client.close()
+    assert calllog.pending() == 0
+    assert ratelimit.busy_slots("DEMO-CO") == 0
+    assert [(c.path, c.status) for c in ApiCallLog.objects.order_by("pk")] == [
+        (f"/objects/{VENDOR}/1", 200),
+        (f"/objects/{VENDOR}/2", 200),
+    ]
     ratelimit.close_private_connection()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_parked_slot_is_released_after_the_linger_time(
+    emulator: EmulatorServer, settings: Any
+) -> None:
+    """Nobody takes the slot back: the background releaser frees it after
+    CONCURRENCY_SLOT_LINGER seconds, so an idle process never blocks other workers."""
+    point_at_emulator(settings, emulator, CONCURRENCY_SLOT_LINGER=0.05)
+    conn = make_connection(emulator)
+    IntacctClient(conn).get(VENDOR, "1")
+    assert ratelimit.busy_slots("DEMO-CO") == 1
+    deadline = time.monotonic() + 5
+    while ratelimit.busy_slots("DEMO-CO") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ratelimit.busy_slots("DEMO-CO") == 0
+    assert ratelimit.parked_slots() == 0
+    ratelimit.close_private_connection()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_call_log_batches_are_written_when_full_or_late(
+    emulator: EmulatorServer, settings: Any
+) -> None:
+    """A batch is written by the call that fills it, or by the first call after
+    API_CALL_LOG_MAX_DELAY; the end of a Celery task or web request writes the rest."""
+    point_at_emulator(settings, emulator, API_CALL_LOG_BATCH_SIZE=3, API_CALL_LOG_MAX_DELAY=60)
+    client = IntacctClient(make_connection(emulator))
+    client.get(VENDOR, "1")
+    client.get(VENDOR, "2")
+    assert ApiCallLog.objects.count() == 0
+    client.get(VENDOR, "3")  # the batch is full: one INSERT for three rows
+    assert ApiCallLog.objects.count() == 3
+    client.get(VENDOR, "4")
+    point_at_emulator(settings, emulator, API_CALL_LOG_BATCH_SIZE=3, API_CALL_LOG_MAX_DELAY=0.05)
+    time.sleep(0.06)
+    client.get(VENDOR, "5")  # the oldest row waited too long
+    assert ApiCallLog.objects.count() == 5
+    client.get(VENDOR, "6")
+    from celery.signals import task_postrun
+    from django.core.signals import request_finished
+
+    task_postrun.send(sender=None)  # as a worker does after each task
+    assert ApiCallLog.objects.count() == 6
+    client.get(VENDOR, "7")
+    request_finished.send(sender=None)
+    assert ApiCallLog.objects.count() == 7
+    assert ratelimit.parked_slots() == 0
+    ratelimit.close_private_connection()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_of_a_connection_deleted_while_they_wait_are_skipped(
+    emulator: EmulatorServer,
+) -> None:
+    """A connection deleted before its waiting rows are written: those rows are skipped
+    (they would have been deleted with it), the other connections' rows are kept."""
+    gone = make_connection(emulator)
+    kept = make_connection(emulator, company="SECOND-CO")
+    with pytest.raises(PermissionDeniedError):  # sender ID not authorised: still logged
+        IntacctClient(kept).get(VENDOR, "1")
+    IntacctClient(gone).get(VENDOR, "1")
+    gone.delete()
+    assert calllog.flush() == 1
+    assert [(c.connection_id, c.status) for c in ApiCallLog.objects.all()] == [(kept.pk, 403)]
+    ratelimit.close_private_connection()
+
+
+def test_inside_a_transaction_the_row_is_written_with_the_callers_work(
+    emulator: EmulatorServer,
+) -> None:
+    """In a transaction (here the test's own) nothing waits: the row is written at once
+    and the slot is released at once on SQLite (its statements share the transaction)."""
+    client = IntacctClient(make_connection(emulator))
+    client.get(VENDOR, "1")
+    assert calllog.pending() == 0
+    assert ApiCallLog.objects.count() == 1
+    if db_connection.vendor == "sqlite":
+        assert ratelimit.parked_slots() == 0
+        assert ratelimit.busy_slots("DEMO-CO") == 0
 
 
 # --- health, usage, retention ----------------------------------------------------------
@@ -747,9 +818,10 @@ def _statements(function: Callable[[], Any]) -> int:
 
 
 def test_db_queries_per_call_with_a_fresh_token(emulator: EmulatorServer, settings: Any) -> None:
-    """One token read and one call-log write per call (concurrency cap disabled, or slots
-    in the cache); slots in the database add one claim and one release. (Inside a
-    transaction, as here: see test_release_and_call_log_in_one_round_trip otherwise.)"""
+    """Inside a transaction (as here): one token read and one call-log write per call (the
+    cap disabled, or slots in the cache, parked between calls); slots in the database add
+    one claim and one release on SQLite. In autocommit mode a reused client runs none:
+    see test_back_to_back_calls_make_no_database_round_trip."""
     conn = make_connection(emulator)
     point_at_emulator(settings, emulator, COMPANY_CONCURRENCY=0)
     assert _statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 2
@@ -758,8 +830,12 @@ def test_db_queries_per_call_with_a_fresh_token(emulator: EmulatorServer, settin
     assert _statements(lambda: client.get(VENDOR, "2")) == 1  # the token stays cached
     point_at_emulator(settings, emulator, COMPANY_CONCURRENCY=2)  # slots in the database
     client.get(VENDOR, "1")  # the company's slot rows exist from now on
-    assert _statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 4
-    assert _statements(lambda: client.get(VENDOR, "2")) == 3
+    if db_connection.vendor == "sqlite":  # slot statements inside the caller's transaction
+        assert _statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 4
+        assert _statements(lambda: client.get(VENDOR, "2")) == 3
+    else:  # private autocommit connection: the slot stays parked between calls
+        assert _statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 2
+        assert _statements(lambda: client.get(VENDOR, "2")) == 1
     _use_cache_slots(settings, "locmem")  # cap on, slots in the cache
     assert _statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 2
     assert _statements(lambda: client.get(VENDOR, "2")) == 1

@@ -85,7 +85,7 @@ def test_claims_at_most_the_configured_number_of_slots() -> None:
     assert ratelimit.busy_slots("ACME") == 2
     # Another company has its own slots.
     assert ratelimit.try_acquire("OTHER") is not None
-    ratelimit.release("ACME", *first)
+    ratelimit.release("ACME", first.slot, first.holder)
     assert ratelimit.busy_slots("ACME") == 1
     again = ratelimit.try_acquire("ACME")
     assert again is not None
@@ -95,10 +95,10 @@ def test_claims_at_most_the_configured_number_of_slots() -> None:
 @pytest.mark.django_db
 def test_release_by_a_stale_holder_does_not_free_a_reclaimed_slot() -> None:
     with _settings(COMPANY_CONCURRENCY=1):
-        slot, holder = ratelimit.acquire("ACME")
+        slot, holder, _ = ratelimit.acquire("ACME")
         # The holder crashed: its slot expired and someone else claimed it.
         _expire("ACME")
-        new_slot, new_holder = ratelimit.acquire("ACME", timeout=0)
+        new_slot, new_holder, _ = ratelimit.acquire("ACME", timeout=0)
         ratelimit.release("ACME", slot, holder)  # late release of the crashed holder
         assert ratelimit.busy_slots("ACME") == 1
         assert ConcurrencySlot.objects.get(company_id="ACME", slot=new_slot).holder == new_holder
@@ -185,6 +185,8 @@ def test_threads_never_exceed_the_cap() -> None:
         thread.join(60)
     assert not errors
     assert highest == limit
+    assert ratelimit.parked_slots("ACME") <= limit
+    ratelimit.release_parked()
     assert ratelimit.busy_slots("ACME") == 0
 
 
@@ -233,7 +235,7 @@ def test_cache_claims_at_most_the_configured_number_of_slots(cache_slots: BaseCa
     assert ratelimit.busy_slots("ACME") == 2
     assert str(_held(cache_slots, "ACME", first.slot)) == first.holder
     assert ratelimit.try_acquire("OTHER CO/1") is not None  # any company id makes a safe key
-    ratelimit.release("ACME", *first)
+    ratelimit.release("ACME", first.slot, first.holder)
     assert ratelimit.busy_slots("ACME") == 1
     again = ratelimit.try_acquire("ACME")
     assert again is not None
@@ -246,9 +248,9 @@ def test_cache_release_by_a_stale_holder_does_not_free_a_reclaimed_slot(
     cache_slots: BaseCache,
 ) -> None:
     with _settings_merge(COMPANY_CONCURRENCY=1):
-        slot, holder = ratelimit.acquire("ACME")
+        slot, holder, _ = ratelimit.acquire("ACME")
         cache_slots.delete(ratelimit.slot_key("ACME", slot))  # its TTL ran out
-        new_slot, new_holder = ratelimit.acquire("ACME", timeout=0)
+        new_slot, new_holder, _ = ratelimit.acquire("ACME", timeout=0)
         ratelimit.release("ACME", slot, holder)  # late release of the crashed holder
         assert ratelimit.busy_slots("ACME") == 1
         assert str(_held(cache_slots, "ACME", new_slot)) == new_holder
@@ -345,6 +347,7 @@ def test_cache_threads_through_the_emulator_stay_under_the_cap(
     assert errors == []
     assert intacct_emulator.max_concurrency("DEMO-CO") == 2
     assert intacct_emulator.counters()["throttled"].get("DEMO-CO", 0) == 0
+    assert ratelimit.release_parked() <= 2
     assert ratelimit.busy_slots("DEMO-CO") == 0
 
 
@@ -377,6 +380,8 @@ def test_cache_threads_never_exceed_the_cap(cache_slots: BaseCache) -> None:
         thread.join(60)
     assert not errors
     assert highest == limit
+    assert ratelimit.parked_slots("ACME") <= limit
+    ratelimit.release_parked()
     assert ratelimit.busy_slots("ACME") == 0
 
 

@@ -45,10 +45,23 @@ def _intacct_emulator_server() -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture
-def intacct_emulator(_intacct_emulator_server: EmulatorServer) -> EmulatorServer:
-    """A live Sage Intacct emulator with fresh seed data."""
+def intacct_emulator(_intacct_emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
+    """A live Sage Intacct emulator with fresh seed data.
+
+    On teardown it releases the concurrency slots the client keeps parked and drops the
+    call-log rows still waiting for their batch, so no test inherits another's (a test
+    that checks the call log in autocommit mode calls ``client.close()`` first)."""
     _intacct_emulator_server.reset()
-    return _intacct_emulator_server
+    yield _intacct_emulator_server
+    forget_pending_work()
+
+
+def forget_pending_work() -> None:
+    """Release parked concurrency slots and drop unwritten call-log rows (between tests)."""
+    from intacct_connect import calllog, ratelimit
+
+    ratelimit.release_parked()
+    calllog.discard()
 
 
 if importlib.util.find_spec("pytest_django") is not None:

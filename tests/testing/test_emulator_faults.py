@@ -144,10 +144,12 @@ def test_bad_fault_definitions(intacct_emulator: EmulatorServer) -> None:
 # --- throttling -----------------------------------------------------------------------------
 def test_concurrency_limit(intacct_emulator: EmulatorServer, admin_token: str) -> None:
     intacct_emulator.configure(concurrency_limit=1, retry_after=3)
-    intacct_emulator.set_fault("slow", count=1, seconds=0.6)
+    intacct_emulator.set_fault("slow", count=1, seconds=2)
     holder = threading.Thread(target=api, args=(intacct_emulator, "GET", VENDOR, admin_token))
     holder.start()
-    time.sleep(0.2)
+    deadline = time.monotonic() + 5
+    while intacct_emulator.max_concurrency("DEMO-CO") < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the slow request is in flight (not a fixed sleep: load)
     response = api(intacct_emulator, "GET", VENDOR, admin_token)
     holder.join()
     assert response.status_code == 429

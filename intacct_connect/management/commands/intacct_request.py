@@ -73,6 +73,8 @@ class Command(BaseCommand):
             raise CommandError(f"The request failed: {err}") from None
         except ImproperlyConfigured as err:
             raise CommandError(f"Configuration error: {err}") from None
+        finally:
+            client.close()
         self.stdout.write(f"HTTP {response.status_code}")
         if response.data is not None:
             self.stdout.write(json.dumps(response.data, indent=2, ensure_ascii=False))
