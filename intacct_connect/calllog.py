@@ -84,7 +84,7 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 
 def _deferrable() -> bool:
     default = connections[DEFAULT_DB_ALIAS]
-    return default.get_autocommit() and not default.in_atomic_block
+    return bool(default.autocommit) and not default.in_atomic_block
 
 
 def record(row: CallRow) -> None:

@@ -238,8 +238,8 @@ _scripts: dict[str, Any] = {}
 _clients: weakref.WeakKeyDictionary[BaseCache, Any] = weakref.WeakKeyDictionary()
 
 
-def _cache() -> BaseCache:
-    alias = str(app_settings.CONCURRENCY_CACHE)
+def _cache(alias: str | None = None) -> BaseCache:
+    alias = str(app_settings.CONCURRENCY_CACHE) if alias is None else alias
     try:
         return caches[alias]
     except InvalidCacheBackendError as err:
@@ -301,8 +301,8 @@ def _cache_try_acquire(company_id: str, limit: int) -> Lease | None:
     return None
 
 
-def _cache_release(company_id: str, slot: int, holder: str) -> None:
-    cache = _cache()
+def _cache_release(company_id: str, slot: int, holder: str, alias: str | None = None) -> None:
+    cache = _cache(alias)
     key = slot_key(company_id, slot)
     client = _redis(cache)
     if client is not None:
@@ -400,12 +400,20 @@ def busy_slots(company_id: str) -> int:
 
 
 class _Parked(NamedTuple):
+    store: str  # "database", or the alias of the slot cache
     company_id: str
     lease: Lease
     release_at: float
 
 
-_parked: dict[str, list[_Parked]] = {}
+def _store() -> str:
+    """Where slots live now; parked slots are kept apart per store, so a change of the
+    settings (tests) never hands a slot of one store to a request counting on another."""
+    return str(app_settings.CONCURRENCY_CACHE) if backend_name() == "cache" else "database"
+
+
+#: Parked slots by (store, company).
+_parked: dict[tuple[str, str], list[_Parked]] = {}
 _parked_lock = threading.Condition()
 _releaser: threading.Thread | None = None
 
@@ -443,7 +451,8 @@ def finish(company_id: str, lease: Lease) -> None:
     young = now - lease.claimed_at < float(app_settings.CONCURRENCY_SLOT_TTL) / 2
     try:
         if young and _can_park():
-            _park(_Parked(company_id, lease, now + float(app_settings.CONCURRENCY_SLOT_LINGER)))
+            linger = float(app_settings.CONCURRENCY_SLOT_LINGER)
+            _park(_Parked(_store(), company_id, lease, now + linger))
             return
         release(company_id, lease.slot, lease.holder)
     except Exception:  # never hide the caller's own outcome
@@ -456,7 +465,7 @@ def _park(entry: _Parked) -> None:
     global _releaser
     with _parked_lock:
         idle = not _parked
-        _parked.setdefault(entry.company_id, []).append(entry)
+        _parked.setdefault((entry.store, entry.company_id), []).append(entry)
         if _releaser is None or not _releaser.is_alive():
             _releaser = threading.Thread(
                 target=_release_loop, name="intacct-connect-slot-releaser", daemon=True
@@ -470,13 +479,14 @@ def _unpark(company_id: str) -> Lease | None:
     """Take back a slot this process parked for the company, if one is still young."""
     if not _parked:
         return None
+    key = (_store(), company_id)
     with _parked_lock:
-        entries = _parked.get(company_id)
+        entries = _parked.get(key)
         if not entries:
             return None
         entry = entries.pop()
         if not entries:
-            del _parked[company_id]
+            del _parked[key]
     if time.monotonic() - entry.lease.claimed_at < float(app_settings.CONCURRENCY_SLOT_TTL) / 2:
         return entry.lease
     finish(company_id, entry.lease)  # too old to reuse: released now
@@ -488,21 +498,26 @@ def _take_due(
 ) -> list[_Parked]:
     due: list[_Parked] = []
     with _parked_lock:
-        for company in list(_parked if company_id is None else [company_id]):
-            entries = _parked.get(company, [])
+        for key in list(_parked):
+            if company_id is not None and key[1] != company_id:
+                continue
+            entries = _parked[key]
             keep = [e for e in entries if not everything and e.release_at > now]
             due += [e for e in entries if everything or e.release_at <= now]
             if keep:
-                _parked[company] = keep
+                _parked[key] = keep
             else:
-                _parked.pop(company, None)
+                del _parked[key]
     return due
 
 
 def _release_entries(entries: list[_Parked]) -> int:
     for entry in entries:
         try:
-            release(entry.company_id, entry.lease.slot, entry.lease.holder)
+            if entry.store == "database":
+                _db_release(entry.company_id, entry.lease.slot, entry.lease.holder)
+            else:
+                _cache_release(entry.company_id, entry.lease.slot, entry.lease.holder, entry.store)
         except Exception:
             logger.exception(
                 "Could not release parked concurrency slot %s of company %s",
@@ -545,9 +560,11 @@ def release_parked(company_id: str | None = None) -> int:
 def parked_slots(company_id: str | None = None) -> int:
     """How many slots this process holds parked (for tests and diagnostics)."""
     with _parked_lock:
-        if company_id is None:
-            return sum(len(v) for v in _parked.values())
-        return len(_parked.get(company_id, []))
+        return sum(
+            len(entries)
+            for (_store_name, company), entries in _parked.items()
+            if company_id is None or company == company_id
+        )
 
 
 atexit.register(release_parked)

@@ -697,68 +697,6 @@ def test_a_parked_slot_is_released_after_the_linger_time(
     ratelimit.close_private_connection()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_call_log_batches_are_written_when_full_or_late(
-    emulator: EmulatorServer, settings: Any
-) -> None:
-    """A batch is written by the call that fills it, or by the first call after
-    API_CALL_LOG_MAX_DELAY; the end of a Celery task or web request writes the rest."""
-    point_at_emulator(settings, emulator, API_CALL_LOG_BATCH_SIZE=3, API_CALL_LOG_MAX_DELAY=60)
-    client = IntacctClient(make_connection(emulator))
-    client.get(VENDOR, "1")
-    client.get(VENDOR, "2")
-    assert ApiCallLog.objects.count() == 0
-    client.get(VENDOR, "3")  # the batch is full: one INSERT for three rows
-    assert ApiCallLog.objects.count() == 3
-    client.get(VENDOR, "4")
-    point_at_emulator(settings, emulator, API_CALL_LOG_BATCH_SIZE=3, API_CALL_LOG_MAX_DELAY=0.05)
-    time.sleep(0.06)
-    client.get(VENDOR, "5")  # the oldest row waited too long
-    assert ApiCallLog.objects.count() == 5
-    client.get(VENDOR, "6")
-    from celery.signals import task_postrun
-    from django.core.signals import request_finished
-
-    task_postrun.send(sender=None)  # as a worker does after each task
-    assert ApiCallLog.objects.count() == 6
-    client.get(VENDOR, "7")
-    request_finished.send(sender=None)
-    assert ApiCallLog.objects.count() == 7
-    assert ratelimit.parked_slots() == 0
-    ratelimit.close_private_connection()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_rows_of_a_connection_deleted_while_they_wait_are_skipped(
-    emulator: EmulatorServer,
-) -> None:
-    """A connection deleted before its waiting rows are written: those rows are skipped
-    (they would have been deleted with it), the other connections' rows are kept."""
-    gone = make_connection(emulator)
-    kept = make_connection(emulator, company="SECOND-CO")
-    with pytest.raises(PermissionDeniedError):  # sender ID not authorised: still logged
-        IntacctClient(kept).get(VENDOR, "1")
-    IntacctClient(gone).get(VENDOR, "1")
-    gone.delete()
-    assert calllog.flush() == 1
-    assert [(c.connection_id, c.status) for c in ApiCallLog.objects.all()] == [(kept.pk, 403)]
-    ratelimit.close_private_connection()
-
-
-def test_inside_a_transaction_the_row_is_written_with_the_callers_work(
-    emulator: EmulatorServer,
-) -> None:
-    """In a transaction (here the test's own) nothing waits: the row is written at once
-    and the slot is released at once on SQLite (its statements share the transaction)."""
-    client = IntacctClient(make_connection(emulator))
-    client.get(VENDOR, "1")
-    assert calllog.pending() == 0
-    assert ApiCallLog.objects.count() == 1
-    if db_connection.vendor == "sqlite":
-        assert ratelimit.parked_slots() == 0
-        assert ratelimit.busy_slots("DEMO-CO") == 0
-
-
 # --- health, usage, retention ----------------------------------------------------------
 
 

@@ -479,3 +479,128 @@ def test_clients_in_processes_share_the_cap_on_redis(
     conn = make_connection(intacct_emulator)
     _run_processes(intacct_emulator, settings, 3, mode="client", connection=conn.pk)
     assert ApiCallLog.objects.filter(connection=conn, status=200).count() == 15
+
+
+# --- parked slots ------------------------------------------------------------------------
+
+
+def _count_statements(function: Any) -> int:
+    """Statements ``function`` runs on the default and the rate limiter's connection."""
+    count = 0
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        nonlocal count
+        count += 1
+        return execute(sql, params, many, context)
+
+    private = ratelimit._wrapper()
+    with db_connection.execute_wrapper(record):
+        if private is db_connection:
+            function()
+        else:
+            with private.execute_wrapper(record):
+                function()
+    return count
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_finished_slot_is_parked_and_reused_without_a_statement() -> None:
+    lease = ratelimit.acquire("ACME")
+    ratelimit.finish("ACME", lease)
+    assert ratelimit.parked_slots("ACME") == 1
+    assert ratelimit.busy_slots("ACME") == 1  # still claimed for every other process
+    again: list[ratelimit.Lease] = []
+    assert _count_statements(lambda: again.append(ratelimit.acquire("ACME"))) == 0
+    assert again[0] == lease
+    assert ratelimit.parked_slots("ACME") == 0
+    ratelimit.finish("ACME", again[0])
+    assert ratelimit.release_parked("OTHER") == 0
+    assert ratelimit.release_parked("ACME") == 1
+    assert ratelimit.busy_slots("ACME") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parked_slots_still_count_against_the_cap() -> None:
+    """Two slots parked by this process: a claim from elsewhere (try_acquire does not
+    look at this process's parked slots) finds none free."""
+    first, second = ratelimit.acquire("ACME"), ratelimit.acquire("ACME")
+    ratelimit.finish("ACME", first)
+    ratelimit.finish("ACME", second)
+    assert ratelimit.try_acquire("ACME") is None
+    ratelimit.release_parked()
+    assert ratelimit.try_acquire("ACME") is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_releaser_frees_a_slot_nobody_takes_back() -> None:
+    with _settings(CONCURRENCY_SLOT_LINGER=0.05):
+        ratelimit.finish("ACME", ratelimit.acquire("ACME"))
+        deadline = time.monotonic() + 5
+        while ratelimit.busy_slots("ACME") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ratelimit.busy_slots("ACME") == 0
+        assert ratelimit.parked_slots() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_linger_zero_releases_at_once() -> None:
+    with _settings(CONCURRENCY_SLOT_LINGER=0):
+        ratelimit.finish("ACME", ratelimit.acquire("ACME"))
+        assert ratelimit.parked_slots() == 0
+        assert ratelimit.busy_slots("ACME") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_old_slot_is_released_and_claimed_afresh() -> None:
+    """A slot is reused only while younger than half its TTL, so a long sync never runs
+    on a lease about to expire."""
+    with _settings(CONCURRENCY_SLOT_TTL=1):
+        old = ratelimit.acquire("ACME")
+        ratelimit.finish("ACME", old)
+        time.sleep(0.6)
+        fresh = ratelimit.acquire("ACME")
+        assert fresh.holder != old.holder
+        assert ratelimit.busy_slots("ACME") == 1  # the old one was released
+        ratelimit.finish("ACME", old._replace(claimed_at=time.monotonic() - 1))
+        assert ratelimit.parked_slots() == 0  # too old to park: released
+        ratelimit.finish("ACME", fresh)
+        ratelimit.release_parked()
+
+
+@pytest.mark.django_db
+def test_inside_a_transaction_on_sqlite_a_slot_is_released_at_once() -> None:
+    """SQLite: the slot statements run in the caller's transaction, so the slot cannot
+    outlive the request. PostgreSQL: they run on the private connection, so it parks."""
+    ratelimit.finish("ACME", ratelimit.acquire("ACME"))
+    if db_connection.vendor == "sqlite":
+        assert ratelimit.parked_slots() == 0
+        assert ratelimit.busy_slots("ACME") == 0
+    else:
+        assert ratelimit.parked_slots() == 1
+        ratelimit.release_parked()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parked_slots_are_kept_apart_per_store(settings: Any) -> None:
+    """A slot parked in the database is never handed to a request counting on the cache
+    (settings changed at run time, as in tests), and each is released in its own store."""
+    ratelimit.finish("ACME", ratelimit.acquire("ACME"))
+    settings.CACHES = {**settings.CACHES, SLOTS_CACHE: _cache_config("locmem")}
+    with _settings_merge(CONCURRENCY_BACKEND="cache", CONCURRENCY_CACHE=SLOTS_CACHE):
+        in_cache = ratelimit.acquire("ACME")
+        assert ratelimit.parked_slots("ACME") == 1  # the database one is untouched
+        ratelimit.finish("ACME", in_cache)
+        assert ratelimit.parked_slots("ACME") == 2
+        assert ratelimit.release_parked() == 2
+        assert ratelimit.busy_slots("ACME") == 0
+    assert ratelimit.busy_slots("ACME") == 0
+    caches[SLOTS_CACHE].clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_company_slot_parks_after_a_block_that_succeeds() -> None:
+    with ratelimit.company_slot("ACME") as slot:
+        assert slot in (0, 1)
+    assert ratelimit.parked_slots("ACME") == 1
+    ratelimit.release_parked()
+    assert ratelimit.busy_slots("ACME") == 0
