@@ -21,8 +21,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db import connection as db_connection
 from django.utils import timezone
 
-from intacct_connect import client as client_module
 from intacct_connect import calllog, ratelimit, signals
+from intacct_connect import client as client_module
 from intacct_connect.client import IntacctClient, prune_api_call_log, usage
 from intacct_connect.exceptions import (
     AuthenticationError,
