@@ -15,9 +15,7 @@ one while it is in flight. ``CONCURRENCY_BACKEND`` chooses where the slots live:
   a claim is visible to other workers at once and never joins (or is held until the end
   of) the caller's transaction; that connection sets ``synchronous_commit = off`` (a claim
   or release lost in a crash is harmless: the TTL reclaims the slot). On SQLite they run
-  on the default connection (single-process development);
-* on PostgreSQL, :func:`release` can run one more statement (the API client's call-log
-  ``INSERT``) in the same round trip as the release.
+  on the default connection (single-process development).
 
 ``"cache"``: keys of the Django cache ``CONCURRENCY_CACHE`` (default ``"default"``).
 
@@ -35,7 +33,10 @@ one while it is in flight. ``CONCURRENCY_BACKEND`` chooses where the slots live:
   ``intacct_connect.W002`` says so. It must also not evict the keys early (Redis:
   ``maxmemory-policy noeviction``, or enough memory).
 
-With either backend a holder that crashed keeps its slot for at most
+With either backend, :func:`finish` ends a request by *parking* its slot in the process
+for ``CONCURRENCY_SLOT_LINGER`` seconds: the next request to the same company takes it
+back without a round trip, and a background thread releases it if nobody does (see "parked
+slots" below). A holder that crashed keeps its slot for at most
 ``CONCURRENCY_SLOT_TTL`` seconds, and a caller that finds every slot busy polls with
 jittered sleeps and raises :class:`~intacct_connect.exceptions.RateLimited` after
 ``CONCURRENCY_SLOT_TTL`` seconds. ``COMPANY_CONCURRENCY = 0`` disables the cap.

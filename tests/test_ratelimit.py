@@ -417,9 +417,12 @@ print("done", flush=True)
 """
 
 
-def _run_processes(emulator: EmulatorServer, settings: Any, count: int, **config: Any) -> None:
-    """Start ``count`` worker processes sharing one Redis for the slots, release them
-    together, and check the cap held at the emulator."""
+def _run_processes(
+    emulator: EmulatorServer, settings: Any, count: int, backend: str = "cache", **config: Any
+) -> None:
+    """Start ``count`` worker processes sharing one Redis (or the PostgreSQL test
+    database) for the slots, release them together, and check the cap held at the
+    emulator."""
     emulator.configure(concurrency_limit=2)
     emulator.set_fault("slow", company="DEMO-CO", seconds=0.05)
     cache = _cache_config("redis")
@@ -428,7 +431,7 @@ def _run_processes(emulator: EmulatorServer, settings: Any, count: int, **config
         **emulator.connect_settings(),
         "RETRY_BACKOFF": 0.01,
         "RETRY_BACKOFF_MAX": 0.05,
-        "CONCURRENCY_BACKEND": "cache",
+        "CONCURRENCY_BACKEND": backend,
         "CONCURRENCY_CACHE": SLOTS_CACHE,
     }
     settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, **connect}
@@ -467,17 +470,23 @@ def test_cache_cap_holds_across_processes_on_redis(
 @pytest.mark.redis
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_clients_in_processes_share_the_cap_on_redis(
-    intacct_emulator: EmulatorServer, settings: Any
+@pytest.mark.parametrize("backend", ["cache", "database"])
+def test_clients_in_processes_share_the_cap(
+    intacct_emulator: EmulatorServer, settings: Any, backend: str
 ) -> None:
-    """Three processes call one slow company through IntacctClient with the slots in
-    Redis (PostgreSQL: the processes share the test database and its connection)."""
+    """Three processes call one slow company through IntacctClient, each reusing its
+    parked slot between calls, with the slots in Redis or in the PostgreSQL database
+    (the default): the emulator never sees more than 2 at once, and every slot is free
+    once the processes have exited."""
     from tests.client_helpers import make_connection
     from tests.helpers import require_postgres
 
     require_postgres()
     conn = make_connection(intacct_emulator)
-    _run_processes(intacct_emulator, settings, 3, mode="client", connection=conn.pk)
+    _run_processes(
+        intacct_emulator, settings, 3, backend=backend, mode="client", connection=conn.pk
+    )
+    assert ConcurrencySlot.objects.filter(holder__gt="").count() == 0
     assert ApiCallLog.objects.filter(connection=conn, status=200).count() == 15
 
 
