@@ -401,6 +401,7 @@ def start_worker(base_url: str, workers: int) -> subprocess.Popen[bytes]:
             "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
             "-n", f"bench-{os.getpid()}@%h",
             "--without-heartbeat", "--without-mingle", "--without-gossip",
+            "--include", "bench.floor_tasks",
         ],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -451,6 +452,33 @@ def refresh_round(ids: list[int], cpu: CpuMeter | None = None) -> float:
     return elapsed
 
 
+def floor_round(n: int, cpu: CpuMeter | None = None) -> float:
+    """Publish ``n`` no-op tasks (``bench/floor_tasks.py``) to the refresh queue, as the
+    dispatcher publishes refresh tasks, and wait until the worker has run them all:
+    the rate Celery itself allows with the app's task options, before any refresh work."""
+    import redis
+
+    from bench.floor_tasks import COUNTER
+    from tests.celery_app import app
+
+    counter = redis.Redis.from_url(broker_url())
+    counter.set(COUNTER, 0)
+    if cpu is not None:
+        cpu.start()
+    started = time.perf_counter()
+    with app.producer_or_acquire() as producer:
+        for index in range(n):
+            app.send_task("bench.noop", args=(index,), queue="intacct.refresh", producer=producer)
+    while int(counter.get(COUNTER) or 0) < n:
+        if time.perf_counter() - started > 600:
+            raise SystemExit("no-op tasks did not finish in 10 minutes")
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    if cpu is not None:
+        cpu.stop()
+    return n / elapsed
+
+
 def _refresh_requests(base_url: str) -> int:
     counters = control(base_url, "GET", "counters")["token_requests"]
     return int(counters.get("refresh_token", 0))
@@ -471,6 +499,7 @@ def bench_refresh(
     proc = start_worker(base_url, workers)
     bare: list[float] = []
     celery: list[float] = []
+    floor: list[float] = []
     calls = 0
     meters: dict[str, CpuMeter] = {}
     try:
@@ -485,6 +514,15 @@ def bench_refresh(
                 "this process (dispatch + polling)": [os.getpid()],
             }
         )
+        meters["floor"] = CpuMeter(
+            {
+                "worker pool processes": _children(proc.pid),
+                "worker main process": [proc.pid],
+                "Redis server (shared)": _redis_server(),
+                "this process (publishing)": [os.getpid()],
+            }
+        )
+        floor_round(workers * 10)  # warm-up
         for _ in range(rounds):
             tokens = [
                 control(base_url, "POST", "tokens", company_id="DEMO-CO", user_id="admin")[
@@ -497,6 +535,7 @@ def bench_refresh(
             before = _refresh_requests(base_url)
             celery.append(n / refresh_round(ids, meters["celery"]))
             calls += _refresh_requests(base_url) - before
+            floor.append(floor_round(n, meters["floor"]))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
@@ -518,6 +557,13 @@ def bench_refresh(
         (f"ratio ({label}; target >= 0.8)", f"{ratio:.2f} (rounds: {each})"),
         (f"  CPU ms per refresh, bare ({label})", meters["bare"].per_refresh(n * rounds)),
         (f"  CPU ms per refresh, celery ({label})", meters["celery"].per_refresh(n * rounds)),
+        (
+            f"celery floor: no-op tasks, same worker ({label})",
+            f"{rates(floor).replace('refreshes', 'tasks')}; "
+            f"the most a refresh rate could be: {statistics.median(floor) / statistics.median(bare):.2f}"
+            " of bare",
+        ),
+        (f"  CPU ms per no-op task ({label})", meters["floor"].per_refresh(n * rounds)),
     ]
 
 

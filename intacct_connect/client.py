@@ -53,7 +53,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
 
-from intacct_connect import calllog, ratelimit, tokens
+from intacct_connect import calllog, oauth, ratelimit, tokens
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import (
     AuthenticationError,
@@ -178,7 +178,9 @@ def build_session(pool_maxsize: int = 10) -> requests.Session:
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    session.trust_env = False  # no proxy / .netrc credentials from the environment
+    # The environment's proxies are read once per origin and passed with every request
+    # (intacct_connect.oauth.proxies_for); never .netrc credentials.
+    session.trust_env = False
     return session
 
 
@@ -490,6 +492,7 @@ class IntacctClient:
                     headers=headers,
                     timeout=app_settings.HTTP_TIMEOUT,
                     allow_redirects=False,
+                    proxies=oauth.proxies_for(app_settings.API_BASE_URL),
                 )
             except requests.RequestException as err:
                 sent = not isinstance(err, requests.ConnectTimeout) and not _never_sent(err)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import secrets
@@ -101,12 +102,30 @@ _local = threading.local()
 
 
 def _session() -> requests.Session:
-    """One pooled session per thread for token-endpoint calls."""
+    """One pooled session per thread for token-endpoint calls (environment read once: see
+    :func:`proxies_for`)."""
     session: requests.Session | None = getattr(_local, "session", None)
     if session is None:
         session = requests.Session()
+        session.trust_env = False
         _local.session = session
     return session
+
+
+@functools.lru_cache(maxsize=64)
+def _proxies_for_origin(scheme: str, netloc: str) -> dict[str, str]:
+    return dict(requests.utils.get_environ_proxies(f"{scheme}://{netloc}/"))
+
+
+def proxies_for(url: str) -> dict[str, str]:
+    """The proxies the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
+    ``NO_PROXY``) sets for ``url``'s origin, read once per origin and process.
+
+    The sessions of this app have ``trust_env = False``: requests would otherwise re-read
+    the whole environment on every request (a large share of a loopback call's CPU), and
+    take credentials from ``~/.netrc``. Proxies still work: every request passes these."""
+    parts = urlsplit(url)
+    return _proxies_for_origin(parts.scheme, parts.netloc)
 
 
 def decode_claims(token: str) -> dict[str, Any]:
@@ -217,7 +236,11 @@ def _post(url: str, data: dict[str, str] | str) -> requests.Response:
     for attempt in (1, 2):
         try:
             return _session().post(
-                url, data=data, headers=headers, timeout=app_settings.TOKEN_HTTP_TIMEOUT
+                url,
+                data=data,
+                headers=headers,
+                timeout=app_settings.TOKEN_HTTP_TIMEOUT,
+                proxies=proxies_for(url),
             )
         except requests.ConnectTimeout:
             if attempt == 2:

@@ -235,3 +235,89 @@ def test_nothing_secret_is_logged_even_at_debug(emu, caplog):
         assert secret
         assert secret not in text
         assert requests.utils.quote(secret, safe="") not in text
+
+
+# --- outbound proxies ----------------------------------------------------------------------
+
+
+class _ForwardingProxy:
+    """A real HTTP forward proxy on loopback: records each request line it receives and
+    forwards the request to its absolute-form target."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen: list[str] = []
+        self.seen = seen
+        direct = requests.Session()
+        direct.trust_env = False  # never through itself
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                seen.append(f"{self.command} {self.path}")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "proxy-connection", "connection")
+                }
+                upstream = direct.request(
+                    self.command, self.path, data=body or None, headers=headers, timeout=10
+                )
+                self.send_response(upstream.status_code)
+                self.send_header("Content-Type", upstream.headers.get("Content-Type", ""))
+                self.send_header("Content-Length", str(len(upstream.content)))
+                self.end_headers()
+                self.wfile.write(upstream.content)
+
+            do_GET = do_POST = _forward  # noqa: N815
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxy(monkeypatch):
+    server = _ForwardingProxy()
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    oauth._proxies_for_origin.cache_clear()
+    yield server
+    server.close()
+    oauth._proxies_for_origin.cache_clear()
+
+
+@pytest.mark.django_db
+def test_token_and_api_requests_go_through_the_environments_proxy(emu, proxy, monkeypatch):
+    """HTTP_PROXY is honoured by the token endpoint calls and the API client alike (read
+    once per origin: the sessions do not re-read the environment on every request)."""
+    from intacct_connect.client import IntacctClient
+    from tests.client_helpers import make_connection
+
+    request, code = authorize(emu)  # the test's browser stand-in goes direct
+    conn = make_connection(emu, user="jane")  # another grant: not superseded by admin's
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    oauth.exchange_code(code, request.code_verifier)
+    assert IntacctClient(conn).get("accounts-payable/vendor", "1")["key"] == "1"
+    assert f"POST {app_settings.TOKEN_URL}" in proxy.seen
+    assert f"GET {app_settings.API_BASE_URL}/objects/accounts-payable/vendor/1" in proxy.seen
+
+
+@pytest.mark.django_db
+def test_no_proxy_bypasses_the_proxy(emu, proxy, monkeypatch):
+    request, code = authorize(emu)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    oauth.exchange_code(code, request.code_verifier)
+    assert proxy.seen == []
+    assert oauth.proxies_for(app_settings.TOKEN_URL) == {}
