@@ -271,7 +271,7 @@ class _ForwardingProxy:
                 self.end_headers()
                 self.wfile.write(upstream.content)
 
-            do_GET = do_POST = _forward  # noqa: N815
+            do_GET = do_POST = _forward
 
             def log_message(self, *args: object) -> None:
                 pass
