@@ -20,6 +20,7 @@ intacct_connect.E011        CLIENT_SCOPE is not 'production' or 'non-production'
 intacct_connect.E012        the same key appears twice in TOKEN_KEYS
 intacct_connect.E013        ADAPTER cannot be imported
 intacct_connect.E014        CONCURRENCY_BACKEND unknown, or CONCURRENCY_CACHE not in CACHES
+intacct_connect.E015        a number setting is out of its range (a count or time below its minimum)
 intacct_connect.W001        SQLite used with a configured real (non-eager) Celery broker
 intacct_connect.W002        CONCURRENCY_BACKEND = 'cache' on a cache not shared by processes
 ==========================  ==============================================================
@@ -84,7 +85,32 @@ def check_settings(
     messages.extend(_check_urls())
     messages.extend(_check_session_cookie())
     messages.extend(_check_concurrency_backend())
+    messages.extend(_check_ranges())
     return messages
+
+
+#: Number settings and their smallest valid value.
+MINIMUMS: dict[str, float] = {
+    "COMPANY_CONCURRENCY": 0,
+    "CONCURRENCY_SLOT_TTL": 1,
+    "CONCURRENCY_SLOT_LINGER": 0,
+    "API_CALL_LOG_BATCH_SIZE": 1,
+    "API_CALL_LOG_MAX_DELAY": 0,
+}
+
+
+def _check_ranges() -> Iterable[CheckMessage]:
+    for key, minimum in MINIMUMS.items():
+        try:
+            value = getattr(app_settings, key)
+        except ImproperlyConfigured:
+            continue  # a wrong type: reported as E001
+        if value < minimum:
+            yield Error(
+                f"{_name(key)} is {value!r}; it must be at least {minimum:g}.",
+                hint=DEFAULTS[key].doc,
+                id="intacct_connect.E015",
+            )
 
 
 def _check_client() -> Iterable[CheckMessage]:

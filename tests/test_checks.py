@@ -71,6 +71,11 @@ def test_valid_configuration_passes():
             "intacct_connect.E014",
             "CONCURRENCY_CACHE",
         ),
+        ({"COMPANY_CONCURRENCY": -1}, "intacct_connect.E015", "COMPANY_CONCURRENCY"),
+        ({"CONCURRENCY_SLOT_TTL": 0}, "intacct_connect.E015", "CONCURRENCY_SLOT_TTL"),
+        ({"CONCURRENCY_SLOT_LINGER": -0.5}, "intacct_connect.E015", "CONCURRENCY_SLOT_LINGER"),
+        ({"API_CALL_LOG_BATCH_SIZE": 0}, "intacct_connect.E015", "API_CALL_LOG_BATCH_SIZE"),
+        ({"API_CALL_LOG_MAX_DELAY": -1}, "intacct_connect.E015", "API_CALL_LOG_MAX_DELAY"),
     ],
 )
 def test_each_problem_has_a_stable_id_naming_the_setting(overrides, expected, names):
