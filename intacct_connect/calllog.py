@@ -39,21 +39,10 @@ from intacct_connect.models import ApiCallLog, Connection
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = (
-    "connection_id",
-    "method",
-    "path",
-    "status",
-    "error_code",
-    "duration_ms",
-    "retries",
-    "request_id",
-    "created_at",
-)
-
 
 class CallRow(NamedTuple):
-    """One call-log row, in :data:`COLUMNS` order."""
+    """One call-log row: the columns of :class:`~intacct_connect.models.ApiCallLog` it fills,
+    in the order of the ``INSERT``."""
 
     connection_id: int
     method: str
@@ -64,6 +53,9 @@ class CallRow(NamedTuple):
     retries: int
     request_id: str
     created_at: datetime
+
+
+COLUMNS = CallRow._fields
 
 
 _pending: list[CallRow] = []

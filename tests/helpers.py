@@ -6,11 +6,12 @@ import base64
 import json
 import os
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 
 from intacct_connect.flows import store_tokens
@@ -130,3 +131,25 @@ def run_released_together(
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
+
+
+def count_statements(function: Callable[[], Any]) -> int:
+    """Database statements run by ``function`` on the default connection and (PostgreSQL)
+    on the rate limiter's private connection."""
+    from intacct_connect import ratelimit
+
+    count = 0
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        nonlocal count
+        count += 1
+        return execute(sql, params, many, context)
+
+    private = ratelimit._wrapper()
+    with connection.execute_wrapper(record):
+        if private is connections[DEFAULT_DB_ALIAS]:  # SQLite: the same connection
+            function()
+        else:
+            with private.execute_wrapper(record):
+                function()
+    return count

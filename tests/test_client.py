@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import time_machine
 from django.core.cache import caches
-from django.db import DEFAULT_DB_ALIAS, connections
 from django.db import connection as db_connection
 from django.utils import timezone
 
@@ -48,7 +47,7 @@ from intacct_connect.models import (
 )
 from intacct_connect.testing.emulator import EmulatorServer
 from tests.client_helpers import emulator, make_connection, point_at_emulator
-from tests.helpers import require_postgres
+from tests.helpers import count_statements, require_postgres
 
 __all__ = ["emulator"]
 
@@ -664,7 +663,7 @@ def test_back_to_back_calls_make_no_database_round_trip(
     client = IntacctClient(conn)
     client.get(VENDOR, "1")  # token cached, slot claimed then parked
     assert ratelimit.parked_slots("DEMO-CO") == 1
-    assert _statements(lambda: client.get(VENDOR, "2")) == 0
+    assert count_statements(lambda: client.get(VENDOR, "2")) == 0
     assert emulator.api_calls("DEMO-CO") == 2
     assert calllog.pending() == 2
     assert not ApiCallLog.objects.exists()
@@ -735,26 +734,6 @@ def test_usage_counters_and_pruning(emulator: EmulatorServer) -> None:
     assert ApiCallLog.objects.count() == 1
 
 
-def _statements(function: Callable[[], Any]) -> int:
-    """Database statements run by ``function`` on the default connection and (PostgreSQL)
-    on the rate limiter's private connection."""
-    count = 0
-
-    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        nonlocal count
-        count += 1
-        return execute(sql, params, many, context)
-
-    private = ratelimit._wrapper()
-    with db_connection.execute_wrapper(record):
-        if private is connections[DEFAULT_DB_ALIAS]:  # SQLite: the same connection
-            function()
-        else:
-            with private.execute_wrapper(record):
-                function()
-    return count
-
-
 def test_db_queries_per_call_with_a_fresh_token(emulator: EmulatorServer, settings: Any) -> None:
     """Inside a transaction (as here): one token read and one call-log write per call (the
     cap disabled, or slots in the cache, parked between calls); slots in the database add
@@ -762,21 +741,21 @@ def test_db_queries_per_call_with_a_fresh_token(emulator: EmulatorServer, settin
     see test_back_to_back_calls_make_no_database_round_trip."""
     conn = make_connection(emulator)
     point_at_emulator(settings, emulator, COMPANY_CONCURRENCY=0)
-    assert _statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 2
+    assert count_statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 2
     client = IntacctClient(conn)
     client.get(VENDOR, "1")
-    assert _statements(lambda: client.get(VENDOR, "2")) == 1  # the token stays cached
+    assert count_statements(lambda: client.get(VENDOR, "2")) == 1  # the token stays cached
     point_at_emulator(settings, emulator, COMPANY_CONCURRENCY=2)  # slots in the database
     client.get(VENDOR, "1")  # the company's slot rows exist from now on
     if db_connection.vendor == "sqlite":  # slot statements inside the caller's transaction
-        assert _statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 4
-        assert _statements(lambda: client.get(VENDOR, "2")) == 3
+        assert count_statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 4
+        assert count_statements(lambda: client.get(VENDOR, "2")) == 3
     else:  # private autocommit connection: the slot stays parked between calls
-        assert _statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 2
-        assert _statements(lambda: client.get(VENDOR, "2")) == 1
+        assert count_statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 2
+        assert count_statements(lambda: client.get(VENDOR, "2")) == 1
     _use_cache_slots(settings, "locmem")  # cap on, slots in the cache
-    assert _statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 2
-    assert _statements(lambda: client.get(VENDOR, "2")) == 1
+    assert count_statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 2
+    assert count_statements(lambda: client.get(VENDOR, "2")) == 1
     ratelimit.close_private_connection()
 
 

@@ -29,7 +29,7 @@ from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import IntacctConfigurationError, RateLimited
 from intacct_connect.models import ApiCallLog, ConcurrencySlot
 from intacct_connect.testing.emulator import EmulatorServer
-from tests.helpers import run_released_together
+from tests.helpers import count_statements, run_released_together
 from tests.settings import INTACCT_CONNECT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -493,25 +493,6 @@ def test_clients_in_processes_share_the_cap(
 # --- parked slots ------------------------------------------------------------------------
 
 
-def _count_statements(function: Any) -> int:
-    """Statements ``function`` runs on the default and the rate limiter's connection."""
-    count = 0
-
-    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        nonlocal count
-        count += 1
-        return execute(sql, params, many, context)
-
-    private = ratelimit._wrapper()
-    with db_connection.execute_wrapper(record):
-        if private is db_connection:
-            function()
-        else:
-            with private.execute_wrapper(record):
-                function()
-    return count
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_finished_slot_is_parked_and_reused_without_a_statement() -> None:
     lease = ratelimit.acquire("ACME")
@@ -519,7 +500,7 @@ def test_a_finished_slot_is_parked_and_reused_without_a_statement() -> None:
     assert ratelimit.parked_slots("ACME") == 1
     assert ratelimit.busy_slots("ACME") == 1  # still claimed for every other process
     again: list[ratelimit.Lease] = []
-    assert _count_statements(lambda: again.append(ratelimit.acquire("ACME"))) == 0
+    assert count_statements(lambda: again.append(ratelimit.acquire("ACME"))) == 0
     assert again[0] == lease
     assert ratelimit.parked_slots("ACME") == 0
     ratelimit.finish("ACME", again[0])

@@ -57,7 +57,14 @@ def intacct_emulator(_intacct_emulator_server: EmulatorServer) -> Iterator[Emula
 
 
 def forget_pending_work() -> None:
-    """Release parked concurrency slots and drop unwritten call-log rows (between tests)."""
+    """Release parked concurrency slots and drop unwritten call-log rows (between tests).
+    Nothing to do in a test session without Django or without the app installed."""
+    try:
+        from django.apps import apps
+    except ImportError:  # pragma: no cover - the emulator alone, without Django
+        return
+    if not apps.ready or not apps.is_installed("intacct_connect"):
+        return
     from intacct_connect import calllog, ratelimit
 
     ratelimit.release_parked()
