@@ -85,6 +85,8 @@ def error_page(
             "code": code if _SAFE_CODE.fullmatch(code) else "",
             "sender_id": app_settings.SENDER_ID,
             "connections_url": adapter.get_connections_url(request),
+            # The callback's error page is served at a URL holding the code and state.
+            "referrer_policy": "no-referrer",
         }
     )
     response = render(request, "intacct_connect/error.html", context, status=status)
