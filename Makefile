@@ -6,6 +6,7 @@
 #   make lint        ruff + mypy
 #   make docs        strict Sphinx build (warnings are errors)
 #   make dist        build wheel + sdist and check their metadata
+#   make screenshots run the browser tests and save the docs' screenshots (docs/images/screenshots)
 #
 # Variables: PYTHON (interpreter that creates the venv), VENV (its directory), PYTEST_ARGS.
 
@@ -16,7 +17,7 @@ DJANGO_SPEC ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docs dist clean venv migrations
+.PHONY: demo test lint docs dist clean venv migrations screenshots
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +37,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy intacct_connect example_project
+
+# The browser tests (tests/browser, Chromium through Playwright) save their screenshots here.
+screenshots: $(STAMP)
+	rm -rf docs/images/screenshots
+	INTACCT_REQUIRE_BROWSER=1 INTACCT_SCREENSHOT_DIR=docs/images/screenshots \
+		$(BIN)/python -m pytest tests/browser -q -m browser
+	@ls docs/images/screenshots
 
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -n -q -b html docs docs/_build/html

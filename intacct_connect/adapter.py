@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.http import HttpRequest
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 from intacct_connect.conf import app_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from intacct_connect.models import Connection
 
 
@@ -27,6 +29,33 @@ class DefaultIntacctAdapter:
             return None
         return f"user:{user.pk}"
 
+    def get_tenant_labels(self, tenant_keys: Iterable[str]) -> dict[str, str]:
+        """Human labels of tenant keys, for the admin's lists and pages (one call per page).
+
+        The default labels ``user:<pk>`` keys with the user's full name or username (one
+        query for all of them); a key it cannot label is missing or maps to itself."""
+        from django.contrib.auth import get_user_model
+        from django.core.exceptions import ValidationError
+
+        keys = set(tenant_keys)
+        user_model = get_user_model()
+        pk_field = user_model._meta.pk
+        by_pk: dict[object, str] = {}
+        for key in keys:
+            prefix, _, raw = key.partition(":")
+            if prefix != "user" or not raw or pk_field is None:
+                continue
+            try:
+                by_pk[pk_field.to_python(raw)] = key
+            except ValidationError:
+                continue
+        labels = {key: key for key in keys}
+        if by_pk:
+            for user in user_model._default_manager.filter(pk__in=list(by_pk)):
+                full_name = getattr(user, "get_full_name", lambda: "")()
+                labels[by_pk[user.pk]] = str(full_name).strip() or user.get_username()
+        return labels
+
     def can_connect(self, request: HttpRequest) -> bool:
         return self.get_tenant_key(request) is not None
 
@@ -38,6 +67,20 @@ class DefaultIntacctAdapter:
 
     def can_disconnect(self, request: HttpRequest, connection: Connection) -> bool:
         return self.can_view(request, connection)
+
+    def can_change_entity(self, request: HttpRequest, connection: Connection) -> bool:
+        """The "Default entity" page of a connection (default: as :meth:`can_reconnect`)."""
+        return self.can_reconnect(request, connection)
+
+    def get_logout_url(self, request: HttpRequest) -> str | None:
+        """Where the tenant pages' *Sign out* button posts; None hides it.
+
+        The default is the site's ``logout`` URL (Django's ``LogoutView``, POST only) when
+        the URLconf has one."""
+        try:
+            return reverse("logout")
+        except NoReverseMatch:
+            return None
 
     def get_connections_url(self, request: HttpRequest) -> str:
         """The tenant's connections page: the error pages' "back" link, and where

@@ -2,6 +2,11 @@
 
 No page ever shows a token value or its ciphertext: token columns are not editable, are
 never listed in ``fields``/``readonly_fields``, and are deferred in every queryset.
+
+Every action declares its permission (change connection, or the dedicated
+``intacct_connect.disconnect_connection``); the destructive ones confirm first, and the
+change page offers them as buttons. Deleting a connection revokes it at Intacct first and
+deletes its history with it (history admins themselves never delete).
 """
 
 from __future__ import annotations
@@ -11,19 +16,30 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import model_ngettext, quote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db import models
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.text import Truncator, capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from intacct_connect import admin_client, flows
-from intacct_connect.admin_base import ReadOnlyModelAdmin
+from intacct_connect.admin_base import (
+    ActionAdmin,
+    ReadOnlyModelAdmin,
+    TenantLabelChangeList,
+    company_label,
+    confirm_action,
+    tenant_label_html,
+    tenant_labels,
+)
 from intacct_connect.exceptions import IntacctConnectError
 from intacct_connect.models import (
     Connection,
@@ -135,34 +151,39 @@ class ClientCredentialsForm(forms.Form):
         return value
 
 
+LAST_ERROR_CHARS = 60
+
+
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ConnectionAdmin(ActionAdmin):
     list_display = (
-        "company_id",
-        "company_name",
-        "entity_id",
-        "tenant_key",
         "status_badge",
-        "environment",
-        "grant_type",
-        "token_time_left",
+        "company",
+        "tenant",
         "health",
-        "updated_at",
+        "token_time_left",
+        "last_error",
     )
-    list_display_links = ("company_id",)
+    list_display_links = ("company",)
     list_filter = ("status", "environment", "grant_type")
-    search_fields = ("company_id", "company_name")
+    search_fields = ("company_id", "company_name", "tenant_key")
     list_select_related = ("token",)
     list_per_page = 100
     ordering = ("company_id", "pk")
+    change_form_template = "intacct_connect/admin/connection_change_form.html"
+    delete_confirmation_template = "intacct_connect/admin/connection_delete_confirmation.html"
+    delete_selected_confirmation_template = (
+        "intacct_connect/admin/connection_delete_selected_confirmation.html"
+    )
     readonly_fields = (
-        "tenant_key",
+        "tenant",
         "company_id",
         "entity_id",
         "environment",
         "intacct_user_id",
         "grant_type",
         "status_badge",
+        "granted_scope",
         "last_error_code",
         "last_error_message",
         "last_error_at",
@@ -186,7 +207,7 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     "company_name",
                     "entity_id",
                     "environment",
-                    "tenant_key",
+                    "tenant",
                     "intacct_user_id",
                     "grant_type",
                     "connected_by",
@@ -198,6 +219,7 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             {
                 "fields": (
                     "status_badge",
+                    "granted_scope",
                     "token_time_left",
                     "next_refresh_at",
                     "refresh_failures",
@@ -229,9 +251,18 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "disconnect_and_revoke",
         "mark_needs_reauth",
     )
+    object_actions = actions
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connection]:
         return super().get_queryset(request).defer(*SECRET_COLUMNS)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[TenantLabelChangeList]:
+        return TenantLabelChangeList
+
+    def has_disconnect_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The dedicated ``intacct_connect.disconnect_connection`` permission."""
+        opts = self.opts
+        return bool(request.user.has_perm(f"{opts.app_label}.disconnect_{opts.model_name}"))
 
     # --- columns --------------------------------------------------------------------
 
@@ -246,6 +277,40 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             bg,
             obj.get_status_display(),
         )
+
+    @admin.display(description=_("company"), ordering="company_id")
+    def company(self, obj: Connection) -> SafeString:
+        if obj.company_name:
+            return format_html(
+                '{} <span class="intacct-company-name" style="color:var(--body-quiet-color)">'
+                "· {}</span>",
+                company_label(obj),
+                obj.company_name,
+            )
+        return format_html("{}", company_label(obj))
+
+    @admin.display(description=_("tenant"), ordering="tenant_key")
+    def tenant(self, obj: Connection) -> SafeString:
+        label = getattr(obj, "tenant_label", None)
+        if label is None:  # the change page: one object, one lookup
+            label = tenant_labels([obj.tenant_key]).get(obj.tenant_key)
+            if label and label != obj.tenant_key:
+                return format_html("{} ({})", label, obj.tenant_key)
+        return tenant_label_html(obj.tenant_key, label)
+
+    @admin.display(description=_("last error"), ordering="last_error_at")
+    def last_error(self, obj: Connection) -> SafeString:
+        text = ": ".join(filter(None, [obj.last_error_code, obj.last_error_message]))
+        if not text:
+            return format_html("{}", "—")
+        return format_html(
+            '<span title="{}">{}</span>', text, Truncator(text).chars(LAST_ERROR_CHARS)
+        )
+
+    @admin.display(description=_("granted scope"))
+    def granted_scope(self, obj: Connection) -> str:
+        token = flows.token_of(obj)
+        return (token.scope or "—") if token is not None else "—"
 
     @admin.display(description=_("access token"))
     def token_time_left(self, obj: Connection) -> str:
@@ -322,7 +387,7 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 messages.ERROR,
             )
 
-    @admin.action(description=_("Refresh tokens now"))
+    @admin.action(description=_("Refresh tokens now"), permissions=["change"])
     def refresh_tokens_now(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
         from intacct_connect import tokens
 
@@ -342,7 +407,7 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "%(count)d connections refreshed.",
         )
 
-    @admin.action(description=_("Test connection (one cheap API call)"))
+    @admin.action(description=_("Test connection (one cheap API call)"), permissions=["change"])
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
         from intacct_connect.client import IntacctClient
 
@@ -366,8 +431,35 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "%(count)d connections answered the test call.",
         )
 
-    @admin.action(description=_("Disconnect and revoke at Intacct"))
-    def disconnect_and_revoke(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+    @admin.action(description=_("Disconnect and revoke at Intacct"), permissions=["disconnect"])
+    def disconnect_and_revoke(
+        self, request: HttpRequest, queryset: QuerySet[Connection]
+    ) -> TemplateResponse | None:
+        confirmation = confirm_action(
+            self,
+            request,
+            queryset,
+            action="disconnect_and_revoke",
+            title=str(_("Disconnect and revoke at Intacct")),
+            consequences=[
+                str(
+                    _(
+                        "Each connection's grant is revoked at Intacct: every token of the same "
+                        "Intacct user and company stops working."
+                    )
+                ),
+                str(
+                    _(
+                        "Its tokens are deleted here and it is marked revoked, even if Intacct "
+                        "cannot be reached; background jobs stop using it."
+                    )
+                ),
+                str(_("A user of the tenant must connect again to use the company.")),
+                str(_("Connections already revoked are left unchanged.")),
+            ],
+        )
+        if confirmation is not None:
+            return confirmation
         ok, failures = 0, []
         for conn in queryset.exclude(status=ConnectionStatus.REVOKED):
             result = flows.disconnect(conn, actor=request.user)
@@ -382,9 +474,31 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "%(count)d connection disconnected and revoked at Intacct.",
             "%(count)d connections disconnected and revoked at Intacct.",
         )
+        return None
 
-    @admin.action(description=_("Mark as needing re-authorisation"))
-    def mark_needs_reauth(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+    @admin.action(description=_("Mark as needing re-authorisation"), permissions=["change"])
+    def mark_needs_reauth(
+        self, request: HttpRequest, queryset: QuerySet[Connection]
+    ) -> TemplateResponse | None:
+        confirmation = confirm_action(
+            self,
+            request,
+            queryset,
+            action="mark_needs_reauth",
+            title=str(_("Mark as needing re-authorisation")),
+            consequences=[
+                str(
+                    _(
+                        "Each active connection stops being used (API calls, token refreshes "
+                        "and background jobs) until a user of its tenant reconnects it."
+                    )
+                ),
+                str(_("The connection_needs_reauth signal is sent once per connection.")),
+                str(_("Connections that are not active are left unchanged.")),
+            ],
+        )
+        if confirmation is not None:
+            return confirmation
         changed = 0
         for conn in queryset:
             changed += flows.mark_needs_reauth(
@@ -412,6 +526,101 @@ class ConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 % {"count": skipped},
                 messages.WARNING,
             )
+        return None
+
+    # --- deleting: revoke at Intacct first, history goes with the connection -------------
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        """What deleting ``objs`` deletes: each connection with counts of its cascaded rows.
+
+        The cascaded rows (token, events, runs, calls, schedules, stored records…) are
+        listed but need no permission of their own: delete permission on the connection
+        is enough (their admins are read-only on purpose). Rows are counted per relation
+        (one query each), never loaded."""
+        connections = list(objs)
+        pks = [c.pk for c in connections]
+        per_connection: dict[Any, list[str]] = {pk: [] for pk in pks}
+        model_count: dict[str, int] = {}
+        protected: list[Any] = []
+        if connections:
+            model_count[str(Connection._meta.verbose_name_plural)] = len(connections)
+        for rel in Connection._meta.get_fields(include_hidden=True):
+            if not (rel.auto_created and not rel.concrete and (rel.one_to_many or rel.one_to_one)):
+                continue
+            on_delete = rel.on_delete  # type: ignore[union-attr]
+            if on_delete not in (models.CASCADE, models.PROTECT, models.RESTRICT):
+                continue  # SET_NULL and friends: the rows stay
+            related: Any = rel.related_model
+            fk = rel.field.name  # type: ignore[union-attr]
+            rows = (
+                related._base_manager.filter(**{f"{fk}__in": pks})
+                .order_by()
+                .values_list(fk)
+                .annotate(n=Count("pk"))
+            )
+            total = 0
+            for pk, n in rows:
+                label = f"{n} {model_ngettext(related._meta, n)}"
+                if on_delete is models.CASCADE:
+                    per_connection[pk].append(label)
+                else:
+                    protected.append(label)
+                total += n
+            if total and on_delete is models.CASCADE:
+                model_count[str(related._meta.verbose_name_plural)] = total
+        deleted: list[Any] = []
+        can_view = self.has_view_or_change_permission(request)
+        for conn in connections:
+            if can_view:
+                url = reverse(
+                    "admin:intacct_connect_connection_change",
+                    args=[quote(conn.pk)],
+                    current_app=self.admin_site.name,
+                )
+                deleted.append(
+                    format_html(
+                        '{}: <a href="{}">{}</a>', capfirst(self.opts.verbose_name), url, conn
+                    )
+                )
+            else:
+                deleted.append(format_html("{}: {}", capfirst(self.opts.verbose_name), conn))
+            if per_connection[conn.pk]:
+                deleted.append(per_connection[conn.pk])
+        return deleted, model_count, set(), protected
+
+    def _revoke_before_delete(self, request: HttpRequest, connections: list[Connection]) -> None:
+        failures: list[str] = []
+        for conn in connections:
+            if conn.status == ConnectionStatus.REVOKED:
+                continue
+            try:
+                result = flows.disconnect(conn, actor=request.user)
+            except IntacctConnectError as err:
+                failures.append(f"{company_label(conn)}: {_short_error(err)}")
+                continue
+            if not result.revoked_at_intacct:
+                failures.append(f"{company_label(conn)}: {result.error[:200]}")
+        if failures:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d connection was not revoked at Intacct before deletion: %(list)s",
+                    "%(count)d connections were not revoked at Intacct before deletion: %(list)s",
+                    len(failures),
+                )
+                % {"count": len(failures), "list": "; ".join(failures)},
+                messages.WARNING,
+            )
+
+    def delete_model(self, request: HttpRequest, obj: Connection) -> None:
+        self._revoke_before_delete(request, [obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        self._revoke_before_delete(request, list(queryset.defer(*SECRET_COLUMNS)))
+        super().delete_queryset(request, queryset)
 
 
 @admin.register(Token)
@@ -419,7 +628,7 @@ class TokenAdmin(ReadOnlyModelAdmin):
     """Read-only token metadata; values are never displayed."""
 
     list_display = (
-        "connection",
+        "company",
         "fingerprint",
         "version",
         "expires_at",
@@ -444,18 +653,40 @@ class TokenAdmin(ReadOnlyModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Token]:
         return super().get_queryset(request).defer("access_token", "refresh_token")
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    @admin.display(description=_("connection"), ordering="connection__company_id")
+    def company(self, obj: Token) -> str:
+        return company_label(obj.connection)
 
 
 @admin.register(ConnectionEvent)
 class ConnectionEventAdmin(ReadOnlyModelAdmin):
-    list_display = ("created_at", "connection", "kind", "error_code", "message")
+    """Events name their connection by company (``COMPANY|ENTITY``), not by its current
+    status, which may differ from the status when the event happened."""
+
+    list_display = ("created_at", "kind", "company", "error_code", "short_message")
+    list_display_links = ("created_at", "kind")
     list_filter = ("kind",)
     list_select_related = ("connection",)
     search_fields = ("connection__company_id", "error_code")
-    fields = ("created_at", "connection", "kind", "error_code", "message", "actor")
+    fields = ("created_at", "kind", "company", "error_code", "message", "actor")
     readonly_fields = fields
+
+    @admin.display(description=_("company"), ordering="connection__company_id")
+    def company(self, obj: ConnectionEvent) -> SafeString:
+        url = reverse(
+            "admin:intacct_connect_connection_change",
+            args=[quote(obj.connection_id)],
+            current_app=self.admin_site.name,
+        )
+        return format_html('<a href="{}">{}</a>', url, company_label(obj.connection))
+
+    @admin.display(description=_("message"))
+    def short_message(self, obj: ConnectionEvent) -> SafeString:
+        if not obj.message:
+            return format_html("{}", "")
+        return format_html(
+            '<span title="{}">{}</span>', obj.message, Truncator(obj.message).chars(120)
+        )
 
 
 from intacct_connect import admin_jobs  # noqa: E402,F401

@@ -19,8 +19,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from intacct_connect.admin_base import ReadOnlyModelAdmin
+from intacct_connect.admin_base import ReadOnlyModelAdmin, company_label
 from intacct_connect.client import usage
 from intacct_connect.models import ApiCallLog, Connection
 
@@ -31,7 +32,7 @@ class ApiCallLogAdmin(ReadOnlyModelAdmin):
 
     list_display = (
         "created_at",
-        "connection",
+        "company",
         "method",
         "path",
         "status",
@@ -56,6 +57,17 @@ class ApiCallLogAdmin(ReadOnlyModelAdmin):
         "created_at",
     )
 
+    @admin.display(description=_("connection"), ordering="connection__company_id")
+    def company(self, obj: ApiCallLog) -> str:
+        return company_label(obj.connection)
+
+
+def _calls_and_errors(calls: int, errors: int) -> str:
+    """'1 call (0 errors)', '2 calls (1 error)'."""
+    return ngettext("%(calls)d call", "%(calls)d calls", calls) % {"calls": calls} + (
+        " (" + ngettext("%(errors)d error", "%(errors)d errors", errors) % {"errors": errors} + ")"
+    )
+
 
 def api_usage_html(connection: Connection) -> SafeString:
     """Calls / errors in the last 24 hours and 30 days, with a link to the call log."""
@@ -70,12 +82,9 @@ def api_usage_html(connection: Connection) -> SafeString:
     )
     last = f"{month.last_call_at:%Y-%m-%d %H:%M:%S}" if month.last_call_at else "never"
     return format_html(
-        "{} calls ({} errors) in 24 h · {} calls ({} errors) in 30 days · last call {} · "
-        '<a href="{}">see calls</a>',
-        day.calls,
-        day.errors,
-        month.calls,
-        month.errors,
+        '{} in 24 h · {} in 30 days · last call {} · <a href="{}">see calls</a>',
+        _calls_and_errors(day.calls, day.errors),
+        _calls_and_errors(month.calls, month.errors),
         last,
         url,
     )

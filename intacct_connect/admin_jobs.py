@@ -3,6 +3,10 @@ connection and per schedule), stored records and watermarks.
 
 Imported at the bottom of ``intacct_connect/admin.py``. Links to a connection's runs:
 ``/admin/intacct_connect/jobrun/?connection__id__exact=<pk>`` (see :func:`runs_url`).
+
+Schedule actions need change permission on schedules; "run selected jobs again" needs the
+dedicated ``intacct_connect.rerun_jobrun`` permission (runs are read-only). Run now and run
+again confirm first. Runs, stored records and watermarks are never deleted here.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.db.models.functions import Length
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -22,8 +28,15 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from intacct_connect import jobs, scheduling
-from intacct_connect.admin_base import ReadOnlyModelAdmin
+from intacct_connect.admin_base import (
+    ActionAdmin,
+    ReadOnlyModelAdmin,
+    TenantLabelChangeList,
+    company_label,
+    confirm_action,
+)
 from intacct_connect.models import (
+    ConnectionStatus,
     JobRun,
     JobRunStatus,
     JobRunTrigger,
@@ -112,8 +125,26 @@ class ScheduleForm(forms.ModelForm):  # type: ignore[type-arg]
         return data
 
 
+def planned_runs(schedules: list[Schedule]) -> tuple[int, int]:
+    """(runs that "run now" would queue, runs it would record as skipped), at most: one per
+    active target connection, skipped for connections needing re-authorisation."""
+    targets = scheduling._targets(schedules)
+    queued = skipped = 0
+    for conns in targets.values():
+        for conn in conns:
+            if conn.status == ConnectionStatus.ACTIVE:
+                queued += 1
+            else:
+                skipped += 1
+    return queued, skipped
+
+
+def _company_column(obj: Any) -> str:
+    return company_label(obj.connection) if obj.connection_id else "—"
+
+
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ScheduleAdmin(ActionAdmin):
     form = ScheduleForm
     list_display = (
         "name",
@@ -153,8 +184,12 @@ class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if obj.scope == "connection":
             return str(obj.connection) if obj.connection_id else "—"
         if obj.scope == "tenant":
-            return f"tenant {obj.tenant_key}"
+            label = getattr(obj, "tenant_label", None) or obj.tenant_key
+            return str(_("tenant %(tenant)s")) % {"tenant": label}
         return str(_("every active connection"))
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[TenantLabelChangeList]:
+        return TenantLabelChangeList
 
     @admin.display(description=_("every"))
     def cadence(self, obj: Schedule) -> str:
@@ -179,9 +214,43 @@ class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             obj.next_run_at = scheduling.first_run_time(obj, timezone.now())
         super().save_model(request, obj, form, change)
 
-    @admin.action(description=_("Run selected schedules now"))
-    def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+    @admin.action(description=_("Run selected schedules now"), permissions=["change"])
+    def run_now(
+        self, request: HttpRequest, queryset: QuerySet[Schedule]
+    ) -> TemplateResponse | None:
         schedules = list(queryset.select_related("connection"))
+        if request.POST.get("post") != "yes":
+            expected, skipped = planned_runs(schedules)
+            consequences = [
+                ngettext(
+                    "Up to %(count)d run is queued now (one per active target connection).",
+                    "Up to %(count)d runs are queued now (one per active target connection).",
+                    expected,
+                )
+                % {"count": expected},
+                str(_("A connection whose previous run of the job is still active is skipped.")),
+                str(_("The schedules' next run times do not change.")),
+            ]
+            if skipped:
+                consequences.insert(
+                    1,
+                    ngettext(
+                        "%(count)d connection needs re-authorisation: its run is recorded as "
+                        "skipped.",
+                        "%(count)d connections need re-authorisation: their runs are recorded "
+                        "as skipped.",
+                        skipped,
+                    )
+                    % {"count": skipped},
+                )
+            return confirm_action(
+                self,
+                request,
+                queryset,
+                action="run_now",
+                title=str(_("Run selected schedules now")),
+                consequences=consequences,
+            )
         queued = scheduling.run_schedules_now(schedules)
         runs = ngettext("%(count)d run", "%(count)d runs", queued) % {"count": queued}
         targets = ngettext("%(count)d schedule", "%(count)d schedules", len(schedules)) % {
@@ -192,8 +261,9 @@ class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             _("Queued %(runs)s for %(schedules)s.") % {"runs": runs, "schedules": targets},
             messages.SUCCESS if queued else messages.WARNING,
         )
+        return None
 
-    @admin.action(description=_("Pause selected schedules"))
+    @admin.action(description=_("Pause selected schedules"), permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         count = scheduling.pause_schedules(queryset)
         self.message_user(
@@ -203,7 +273,7 @@ class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             messages.SUCCESS,
         )
 
-    @admin.action(description=_("Resume selected schedules"))
+    @admin.action(description=_("Resume selected schedules"), permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         count = scheduling.resume_schedules(queryset)
         self.message_user(
@@ -217,9 +287,8 @@ class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.register(JobRun)
 class JobRunAdmin(ReadOnlyModelAdmin):
     list_display = (
-        "pk",
         "job",
-        "connection",
+        "company",
         "schedule",
         "status_badge",
         "trigger",
@@ -231,7 +300,7 @@ class JobRunAdmin(ReadOnlyModelAdmin):
         "delivery_count",
         "error_code",
     )
-    list_display_links = ("pk", "job")
+    list_display_links = ("job",)
     list_filter = ("status", "trigger", "job")
     search_fields = ("job", "error_code", "connection__company_id", "task_id")
     list_select_related = ("connection", "schedule")
@@ -280,8 +349,40 @@ class JobRunAdmin(ReadOnlyModelAdmin):
         delta = obj.duration
         return f"{delta.total_seconds():.1f} s" if delta is not None else "—"
 
-    @admin.action(description=_("Run selected jobs again"))
-    def run_again(self, request: HttpRequest, queryset: QuerySet[JobRun]) -> None:
+    @admin.display(description=_("connection"), ordering="connection__company_id")
+    def company(self, obj: JobRun) -> str:
+        return _company_column(obj)
+
+    def has_rerun_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The dedicated ``intacct_connect.rerun_jobrun`` permission (runs are read-only)."""
+        opts = self.opts
+        return bool(request.user.has_perm(f"{opts.app_label}.rerun_{opts.model_name}"))
+
+    @admin.action(description=_("Run selected jobs again"), permissions=["rerun"])
+    def run_again(
+        self, request: HttpRequest, queryset: QuerySet[JobRun]
+    ) -> TemplateResponse | None:
+        confirmation = confirm_action(
+            self,
+            request,
+            queryset.select_related("connection"),
+            action="run_again",
+            title=str(_("Run selected jobs again")),
+            consequences=[
+                str(
+                    _(
+                        "A new run of the same job, with the same parameters, is queued for each "
+                        "selected run's connection (triggered manually)."
+                    )
+                ),
+                str(_("The selected runs themselves are not changed.")),
+            ],
+            describe=lambda run: (
+                f"#{run.pk} {run.job} · {_company_column(run)} ({run.get_status_display()})"
+            ),
+        )
+        if confirmation is not None:
+            return confirmation
         queued = 0
         failed: list[str] = []
         for run in queryset.select_related("schedule"):
@@ -315,14 +416,20 @@ class JobRunAdmin(ReadOnlyModelAdmin):
                 % {"count": len(failed), "errors": "; ".join(failed)},
                 messages.ERROR,
             )
+        return None
 
 
 @admin.register(StoredRecord)
 class StoredRecordAdmin(ReadOnlyModelAdmin):
-    list_display = ("object", "key", "connection", "updated_at", "run")
+    list_display = ("object", "key", "company", "updated_at", "run")
+    # Natural order of keys: numeric string keys "2" before "10" (shorter first, then
+    # lexicographic). Length("key") cannot use the (connection, object, key) index, so the
+    # database sorts the filtered rows; filter by connection/object on large tables, or add
+    # a functional index on (connection, object, Length("key"), key) if that is slow.
+    ordering = ("connection", "object", Length("key").asc(), "key", "pk")
     list_filter = ("object",)
     search_fields = ("key", "object", "connection__company_id")
-    list_select_related = ("connection",)
+    list_select_related = ("connection", "run")
     raw_id_fields = ("connection", "run")
     fields = ("connection", "object", "key", "data", "run", "updated_at")
     readonly_fields = fields
@@ -332,11 +439,19 @@ class StoredRecordAdmin(ReadOnlyModelAdmin):
             return True
         return bool(super().lookup_allowed(lookup, value, request))
 
+    @admin.display(description=_("connection"), ordering="connection__company_id")
+    def company(self, obj: StoredRecord) -> str:
+        return _company_column(obj)
+
 
 @admin.register(Watermark)
 class WatermarkAdmin(ReadOnlyModelAdmin):
-    list_display = ("name", "connection", "value", "updated_at")
+    list_display = ("name", "company", "value", "updated_at")
     search_fields = ("name", "connection__company_id")
     list_select_related = ("connection",)
     fields = ("connection", "name", "value", "updated_at")
     readonly_fields = fields
+
+    @admin.display(description=_("connection"), ordering="connection__company_id")
+    def company(self, obj: Watermark) -> str:
+        return _company_column(obj)

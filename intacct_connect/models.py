@@ -105,6 +105,9 @@ class Connection(models.Model):
         verbose_name = _("Intacct connection")
         verbose_name_plural = _("Intacct connections")
         ordering = ("company_id", "pk")
+        permissions = [
+            ("disconnect_connection", "Can disconnect and revoke connections"),
+        ]
         constraints = [
             # Intacct pools grants per (user, company): one authorization-code connection
             # per tenant, company and user; reconnecting updates it in place.
@@ -455,6 +458,7 @@ class JobRun(models.Model):
         verbose_name = _("job run")
         verbose_name_plural = _("job runs")
         ordering = ("-queued_at", "-pk")
+        permissions = [("rerun_jobrun", "Can run jobs again")]
         constraints = [
             models.UniqueConstraint(
                 fields=("job", "connection"),

@@ -1,7 +1,9 @@
 """Thin views: check the tenant and permissions, call :mod:`intacct_connect.flows`, answer.
 
 Every connection lookup is scoped to the request's tenant, so another tenant's
-connection is a 404 (never a 403 that would confirm it exists).
+connection is a 404 (never a 403 that would confirm it exists). Every page gets the
+adapter's ``logout_url`` (the header's *Sign out* form; None hides it). Actions that
+change something are POSTs; GET on ``disconnect`` only shows its confirmation.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from intacct_connect import flows
 from intacct_connect.adapter import DefaultIntacctAdapter, get_adapter
@@ -31,7 +33,7 @@ from intacct_connect.exceptions import (
     OAuthStateError,
     TokenRequestError,
 )
-from intacct_connect.models import Connection, GrantType
+from intacct_connect.models import Connection, ConnectionStatus, GrantType
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,34 @@ def _tenant_connection(request: HttpRequest, pk: int) -> tuple[DefaultIntacctAda
     return adapter, connection
 
 
+#: Statuses listed in the collapsed history instead of the main table.
+HISTORY_STATUSES = (ConnectionStatus.REVOKED, ConnectionStatus.SUPERSEDED)
+
+
+def _page_context(request: HttpRequest, adapter: DefaultIntacctAdapter) -> dict[str, Any]:
+    """What every tenant page's layout needs (``intacct_connect/base.html``)."""
+    get_logout_url = getattr(adapter, "get_logout_url", None)  # duck-typed adapters
+    return {
+        "logout_url": get_logout_url(request) if get_logout_url else None,
+        "connections_url": adapter.get_connections_url(request),
+    }
+
+
+def _can(adapter: DefaultIntacctAdapter, name: str, request: HttpRequest, conn: Connection) -> bool:
+    check = getattr(adapter, name, None)
+    return bool(check(request, conn)) if check else False
+
+
+def _can_change_entity(
+    adapter: DefaultIntacctAdapter, request: HttpRequest, conn: Connection
+) -> bool:
+    if conn.grant_type == GrantType.CLIENT_CREDENTIALS:
+        return False  # the entity is part of the Web Services username
+    if hasattr(adapter, "can_change_entity"):
+        return _can(adapter, "can_change_entity", request, conn)
+    return _can(adapter, "can_reconnect", request, conn)
+
+
 def _ensure_session(request: HttpRequest) -> str:
     """The session key the flow is bound to; creates the session if there is none."""
     if not request.session.session_key:
@@ -79,12 +109,12 @@ def error_page(
 ) -> HttpResponse:
     """The friendly error page (template ``intacct_connect/error.html``)."""
     adapter = get_adapter()
+    context.update(_page_context(request, adapter))
     context.update(
         {
             "kind": kind,
             "code": code if _SAFE_CODE.fullmatch(code) else "",
             "sender_id": app_settings.SENDER_ID,
-            "connections_url": adapter.get_connections_url(request),
             # The callback's error page is served at a URL holding the code and state.
             "referrer_policy": "no-referrer",
         }
@@ -96,22 +126,26 @@ def error_page(
 @require_GET
 @never_cache
 def connections(request: HttpRequest) -> HttpResponse:
-    """The tenant's connections, with connect / reconnect / disconnect buttons."""
+    """The tenant's connections (revoked and superseded ones in a collapsed history), with
+    connect / reconnect / default entity / disconnect actions."""
     adapter, tenant_key = _tenant(request)
     if tenant_key is None:
         return redirect_to_login(request.get_full_path())
-    rows = [
-        {
+    visible = [c for c in flows.connections_for_tenant(tenant_key) if adapter.can_view(request, c)]
+
+    def row(conn: Connection) -> dict[str, Any]:
+        return {
             "connection": conn,
             "token": flows.token_of(conn),
-            "can_reconnect": adapter.can_reconnect(request, conn),
-            "can_disconnect": adapter.can_disconnect(request, conn),
+            "can_reconnect": _can(adapter, "can_reconnect", request, conn),
+            "can_disconnect": _can(adapter, "can_disconnect", request, conn),
+            "can_change_entity": _can_change_entity(adapter, request, conn),
         }
-        for conn in flows.connections_for_tenant(tenant_key)
-        if adapter.can_view(request, conn)
-    ]
+
     context = {
-        "rows": rows,
+        **_page_context(request, adapter),
+        "rows": [row(c) for c in visible if c.status not in HISTORY_STATUSES],
+        "history": [row(c) for c in visible if c.status in HISTORY_STATUSES],
         "can_connect": adapter.can_connect(request),
         "sender_id": app_settings.SENDER_ID,
     }
@@ -121,7 +155,10 @@ def connections(request: HttpRequest) -> HttpResponse:
 @require_POST
 @never_cache
 def connect(request: HttpRequest) -> HttpResponse:
-    """Start the authorization-code flow (POST, CSRF-protected) and send the browser to Intacct."""
+    """Start the authorization-code flow (POST, CSRF-protected) and send the browser to Intacct.
+
+    The default entity is chosen after connecting (:func:`entity`); a posted ``entity`` is
+    still accepted."""
     adapter, tenant_key = _tenant(request)
     if tenant_key is None:
         return redirect_to_login(adapter.get_connections_url(request))
@@ -176,13 +213,16 @@ def reconnect(request: HttpRequest, pk: int) -> HttpResponse:
     return _no_store(HttpResponseSeeOther(started.authorize_url))
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @never_cache
 def disconnect(request: HttpRequest, pk: int) -> HttpResponse:
-    """Revoke at Intacct (when possible) and delete the tokens."""
+    """GET: the confirmation page. POST: revoke at Intacct (when possible), delete the tokens."""
     adapter, connection = _tenant_connection(request, pk)
     if not adapter.can_disconnect(request, connection):
         raise PermissionDenied
+    if request.method != "POST":
+        context = {**_page_context(request, adapter), "connection": connection}
+        return render(request, "intacct_connect/disconnect.html", context)
     result = flows.disconnect(connection, actor=request.user)
     if result.revoked_at_intacct:
         messages.success(
@@ -201,6 +241,60 @@ def disconnect(request: HttpRequest, pk: int) -> HttpResponse:
             fail_silently=True,
         )
     return HttpResponseSeeOther(adapter.get_connections_url(request))
+
+
+@require_http_methods(["GET", "POST"])
+@never_cache
+def entity(request: HttpRequest, pk: int) -> HttpResponse:
+    """The connection's default entity, chosen from the entities Intacct lists (or top level).
+
+    Reading the entities may fail (Intacct down, connection not active): the page then says
+    so (502 / 409) and nothing changes. An entity not in the list is a 400."""
+    adapter, connection = _tenant_connection(request, pk)
+    if not _can_change_entity(adapter, request, connection):
+        raise PermissionDenied
+    context: dict[str, Any] = {
+        **_page_context(request, adapter),
+        "connection": connection,
+        "choices": [],
+        "selected": connection.entity_id,
+    }
+    if connection.status != ConnectionStatus.ACTIVE:
+        context["problem"] = "inactive"
+        return _entity_page(request, context, status=409)
+    try:
+        choices = flows.company_entities(connection)
+    except IntacctConnectError as err:
+        logger.warning("Could not list the entities of connection %s: %s", pk, type(err).__name__)
+        context.update(problem="intacct", code=_safe_code(err.error_id or err.code or ""))
+        return _entity_page(request, context, status=502)
+    context["choices"] = choices
+    if request.method != "POST":
+        return _entity_page(request, context)
+    chosen = request.POST.get("entity", "")
+    try:
+        flows.set_default_entity(connection, chosen, actor=request.user, choices=choices)
+    except ValidationError as err:
+        context.update(error=" ".join(err.messages), selected=connection.entity_id)
+        return _entity_page(request, context, status=400)
+    where = connection.entity_id or _("the top level")
+    messages.success(
+        request,
+        _("%(company)s now works with %(entity)s by default.")
+        % {"company": connection.company_name or connection.company_id, "entity": where},
+        fail_silently=True,
+    )
+    return HttpResponseSeeOther(adapter.get_connections_url(request))
+
+
+def _entity_page(
+    request: HttpRequest, context: dict[str, Any], *, status: int = 200
+) -> HttpResponse:
+    return render(request, "intacct_connect/entity.html", context, status=status)
+
+
+def _safe_code(code: str) -> str:
+    return code if _SAFE_CODE.fullmatch(code) else ""
 
 
 def _token_error_page(request: HttpRequest, err: IntacctConnectError) -> HttpResponse:
@@ -253,6 +347,8 @@ def callback(request: HttpRequest) -> HttpResponse:
         return error_page(request, "configuration", status=500)
     except IntacctConnectError as err:
         return _token_error_page(request, err)
+    # After the commit (this view is not atomic); best effort, never fails the connect.
+    flows.fill_company_name(result.connection)
     company = result.connection.company_name or result.connection.company_id
     if result.created:
         text = _("Connected %(company)s.") % {"company": company}

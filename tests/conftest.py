@@ -24,6 +24,12 @@ def _fresh_app_settings() -> Iterator[None]:
     ratelimit.close_private_connection()
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    from tests.browser.support import report_header
+
+    return report_header()
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """``postgres``/``redis`` tests skip without the server, and fail instead in CI."""
     import os

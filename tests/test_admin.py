@@ -140,7 +140,8 @@ def test_connection_change_form_cannot_touch_identity_or_status(staff: Client) -
 def _action(staff: Client, action: str, *conns: Connection) -> str:
     response = staff.post(
         reverse(CHANGELIST),
-        {"action": action, "_selected_action": [c.pk for c in conns]},
+        # post=yes: past the confirmation page of the destructive actions
+        {"action": action, "_selected_action": [c.pk for c in conns], "post": "yes"},
         follow=True,
     )
     assert response.status_code == 200

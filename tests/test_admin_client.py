@@ -41,8 +41,8 @@ def _calls(emulator: EmulatorServer) -> Connection:
 def test_usage_summary_counts_calls_and_errors(emulator: EmulatorServer) -> None:
     conn = _calls(emulator)
     html = admin_client.api_usage_html(conn)
-    assert "2 calls (1 errors) in 24 h" in html
-    assert "3 calls (1 errors) in 30 days" in html
+    assert "2 calls (1 error) in 24 h" in html
+    assert "3 calls (1 error) in 30 days" in html
     assert f"?connection__id__exact={conn.pk}" in html
     assert admin_client.api_usage_html(Connection()) == "—"
 
@@ -78,5 +78,13 @@ def test_connection_change_page_shows_api_usage(
     assert page.status_code == 200
     text = page.content.decode()
     assert "API usage" in text
-    assert "2 calls (1 errors) in 24 h" in text
+    assert "2 calls (1 error) in 24 h" in text
     assert Token.objects.get(pk=conn.pk).access_token not in text
+
+
+@pytest.mark.parametrize(
+    ("calls", "errors", "text"),
+    [(1, 0, "1 call (0 errors)"), (2, 1, "2 calls (1 error)"), (0, 0, "0 calls (0 errors)")],
+)
+def test_usage_plurals(calls: int, errors: int, text: str) -> None:
+    assert admin_client._calls_and_errors(calls, errors) == text

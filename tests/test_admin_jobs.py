@@ -83,7 +83,7 @@ def test_actions_run_now_pause_resume(
     url = reverse(CHANGELIST)
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
-            url, {"action": "run_now", "_selected_action": [tenant.pk]}, follow=True
+            url, {"action": "run_now", "_selected_action": [tenant.pk], "post": "yes"}, follow=True
         )
     assert "Queued 2 runs for 1 schedule." in response.content.decode()
     assert JobRun.objects.filter(schedule=tenant, status="succeeded").count() == 2
@@ -130,7 +130,9 @@ def test_run_again_action_and_read_only_pages(
     url = reverse("admin:intacct_connect_jobrun_changelist")
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
-            url, {"action": "run_again", "_selected_action": [run.pk, gone.pk]}, follow=True
+            url,
+            {"action": "run_again", "_selected_action": [run.pk, gone.pk], "post": "yes"},
+            follow=True,
         )
     page = response.content.decode()
     assert "Queued 1 run." in page
@@ -155,3 +157,132 @@ def test_connection_change_page_links_to_its_runs(admin_client, count_job: Recor
     ).content.decode()
     assert "1 job run" in page
     assert runs_url(connection_id=connection.pk) in page
+
+
+# --- permissions and confirmations -------------------------------------------------------
+
+
+def staff_client(django_user_model, *codenames):
+    from django.contrib.auth.models import Permission
+    from django.test import Client
+
+    user = django_user_model.objects.create_user(
+        f"staff-{'-'.join(codenames)}", password="pw", is_staff=True
+    )
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="intacct_connect", codename__in=codenames)
+    )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def post_action(client, url, action, *objs):
+    data = {"action": action, "_selected_action": [o.pk for o in objs], "post": "yes"}
+    response = client.post(url, data, follow=True)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@pytest.mark.parametrize("action", ["run_now", "pause", "resume"])
+def test_view_only_user_cannot_run_schedule_actions(
+    django_user_model, count_job: Recorder, django_capture_on_commit_callbacks, action
+):
+    viewer = staff_client(django_user_model, "view_schedule")
+    schedule = make_schedule(connection=make_connection(), due=False, enabled=action != "resume")
+    before = (schedule.enabled, schedule.next_run_at)
+    listing = viewer.get(reverse(CHANGELIST)).content.decode()
+    assert f'value="{action}"' not in listing
+    with django_capture_on_commit_callbacks(execute=True):
+        html = post_action(viewer, reverse(CHANGELIST), action, schedule)
+    assert "You do not have permission to run the action" in html
+    schedule.refresh_from_db()
+    assert (schedule.enabled, schedule.next_run_at) == before
+    assert not JobRun.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [("run_now", "Queued 1 run for 1 schedule."), ("pause", "Paused 1 schedule.")],
+)
+def test_change_permission_runs_schedule_actions(
+    django_user_model, count_job: Recorder, django_capture_on_commit_callbacks, action, message
+):
+    changer = staff_client(django_user_model, "change_schedule")
+    schedule = make_schedule(connection=make_connection(), due=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        html = post_action(changer, reverse(CHANGELIST), action, schedule)
+    assert message in html
+    schedule.refresh_from_db()
+    if action == "run_now":
+        assert JobRun.objects.filter(schedule=schedule).count() == 1
+    else:
+        assert not schedule.enabled
+
+
+def test_change_permission_resumes(django_user_model, count_job: Recorder):
+    changer = staff_client(django_user_model, "change_schedule")
+    schedule = make_schedule(connection=make_connection(), due=False, enabled=False)
+    assert "Resumed 1 schedule." in post_action(changer, reverse(CHANGELIST), "resume", schedule)
+    schedule.refresh_from_db()
+    assert schedule.enabled
+
+
+def test_run_now_confirms_and_says_how_many_runs(admin_client, count_job: Recorder):
+    make_connection(tenant="t")
+    make_connection(tenant="t")
+    make_connection(tenant="t", status="needs_reauth")
+    tenant = make_schedule(scope="tenant", tenant="t", due=False)
+    single = make_schedule(connection=make_connection(tenant="u"), due=False)
+    response = admin_client.post(
+        reverse(CHANGELIST),
+        {"action": "run_now", "_selected_action": [tenant.pk, single.pk], "index": "0"},
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Up to 3 runs are queued now" in html
+    assert "1 connection needs re-authorisation" in html
+    assert "following 2 job schedules" in html
+    assert str(tenant) in html
+    assert 'name="post" value="yes"' in html
+    assert "No, take me back" in html
+    assert not JobRun.objects.exists()
+
+
+def test_view_only_user_cannot_run_jobs_again(
+    django_user_model, count_job: Recorder, django_capture_on_commit_callbacks
+):
+    viewer = staff_client(django_user_model, "view_jobrun")
+    run = JobRun.objects.create(job="count_job", connection=make_connection(), status="failed")
+    url = reverse("admin:intacct_connect_jobrun_changelist")
+    assert 'value="run_again"' not in viewer.get(url).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        html = post_action(viewer, url, "run_again", run)
+    assert "You do not have permission to run the action" in html
+    assert JobRun.objects.count() == 1
+
+
+def test_rerun_permission_runs_jobs_again(
+    django_user_model, count_job: Recorder, django_capture_on_commit_callbacks
+):
+    rerunner = staff_client(django_user_model, "view_jobrun", "rerun_jobrun")
+    run = JobRun.objects.create(job="count_job", connection=make_connection(), status="failed")
+    url = reverse("admin:intacct_connect_jobrun_changelist")
+    confirmation = rerunner.post(
+        url, {"action": "run_again", "_selected_action": [run.pk], "index": "0"}
+    )
+    assert confirmation.status_code == 200
+    assert f"#{run.pk} count_job" in confirmation.content.decode()
+    assert JobRun.objects.count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        html = post_action(rerunner, url, "run_again", run)
+    assert "Queued 1 run." in html
+    assert JobRun.objects.filter(trigger="manual", status="succeeded").count() == 1
+
+
+def test_schedule_list_labels_tenants(admin_client, django_user_model, count_job: Recorder):
+    jane = django_user_model.objects.create_user("jane", first_name="Jane", last_name="Doe")
+    make_schedule(scope="tenant", tenant=f"user:{jane.pk}", due=False)
+    html = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert "tenant Jane Doe" in html
+    assert f"tenant user:{jane.pk}" not in html

@@ -168,3 +168,74 @@ def test_connect_approve_disconnect_end_to_end(
     assert conn.status == ConnectionStatus.REVOKED
     assert not Token.objects.exists()
     assert emu.unexpected_errors() == 0
+
+
+def test_tenant_pages_end_to_end(
+    site: Any, intacct_emulator: Any, django_user_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10 over real HTTP: header, stylesheet, company name read from Intacct, the
+    default entity chosen from Intacct's list, disconnect with its confirmation, and the
+    empty state with the history afterwards."""
+    from tests.test_views import company_preference_served
+
+    served = company_preference_served(monkeypatch)
+    emu = intacct_emulator
+    make_user(django_user_model, "alice", first_name="Alice", last_name="Archer")
+    alice = Browser(site.url)
+    alice.login("alice", "alice-pw")
+
+    page = alice.get("/intacct/").text
+    assert re.search(r"Signed in as\s*<strong>Alice Archer</strong>", page)
+    assert "No company is connected. Connect one to" in page
+    assert 'name="entity"' not in page
+    css = re.search(r'<link rel="stylesheet" href="([^"]+)"', page)
+    assert css
+    sheet = alice.get(css.group(1))
+    assert sheet.status_code == 200
+    assert "text/css" in sheet.headers["Content-Type"]
+    assert ".intacct-table" in sheet.text
+
+    # Connect: the company name comes from Intacct's company preferences.
+    response = alice.post_form("/intacct/", "/intacct/connect/")
+    location = emu.complete_authorization(response.headers["Location"], "DEMO-CO", "admin", "admin")
+    assert alice.get(location).status_code == 303
+    conn = Connection.objects.get()
+    assert served == ["DEMO-CO"]
+    assert conn.company_name == "Demo Company"
+    page = alice.get("/intacct/").text
+    assert "Connected Demo Company." in page
+    assert "Top level" in page
+
+    # The default entity, chosen from the entities Intacct lists.
+    entity_page = f"/intacct/{conn.pk}/entity/"
+    assert f'href="{entity_page}"' in page
+    html = alice.get(entity_page).text
+    assert re.findall(r'<option value="([^"]*)"', html) == ["", "EAST", "WEST"]
+    refused = alice.post_form(entity_page, entity_page, {"entity": "NORTH"})
+    assert refused.status_code == 400
+    assert "not an active entity" in refused.text
+    conn.refresh_from_db()
+    assert conn.entity_id == ""
+    response = alice.post_form(entity_page, entity_page, {"entity": "EAST"})
+    assert response.status_code == 303
+    conn.refresh_from_db()
+    assert conn.entity_id == "EAST"
+
+    # Disconnect: the list links to a confirmation page whose form does it.
+    confirm = f"/intacct/{conn.pk}/disconnect/"
+    assert f'href="{confirm}"' in alice.get("/intacct/").text
+    html = alice.get(confirm).text
+    assert "revoke this site's access at Intacct" in html
+    assert Connection.objects.get().status == ConnectionStatus.ACTIVE
+    response = alice.post_form(confirm, confirm)
+    assert response.status_code == 303
+    conn.refresh_from_db()
+    assert conn.status == ConnectionStatus.REVOKED
+    assert emu.grants("DEMO-CO")[0]["status"] == "revoked"
+
+    page = alice.get("/intacct/").text
+    assert "Disconnected DEMO-CO." in page
+    assert "No company is connected. Connect one to" in page
+    history = page.partition('<details class="intacct-history">')[2]
+    assert f'id="connection-{conn.pk}"' in history
+    assert emu.unexpected_errors() == 0

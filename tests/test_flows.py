@@ -865,3 +865,140 @@ def test_rotation_while_tokens_refresh_loses_nothing(intacct_connect_settings: A
         ConnectionStatus.ACTIVE
     }
     assert emu.unexpected_errors() == 0
+
+
+# --- default entity and company name (issue 10) -------------------------------------------
+
+
+@pytest.fixture
+def emu_conn(intacct_emulator: Any, settings: Any, db: None) -> Connection:
+    from tests.client_helpers import make_connection as emulator_connection
+    from tests.client_helpers import point_at_emulator
+
+    point_at_emulator(settings, intacct_emulator)
+    return emulator_connection(intacct_emulator, entity="EAST")
+
+
+@pytest.mark.django_db
+def test_company_entities_reads_the_active_entities_at_top_level(
+    emu_conn: Connection, intacct_emulator: Any
+) -> None:
+    choices = flows.company_entities(emu_conn)
+    assert [(c.entity_id, c.name) for c in choices] == [
+        ("EAST", "East Region"),
+        ("WEST", "West Region"),
+    ]
+    assert choices[0].label == "EAST (East Region)"
+    # Read at the top level even though the connection's default entity is EAST.
+    assert emu_conn.entity_id == "EAST"
+
+
+@pytest.mark.django_db
+def test_company_entities_skips_inactive_entities(emu_conn: Connection) -> None:
+    from intacct_connect.client import IntacctClient
+
+    with IntacctClient(emu_conn, entity_id="") as client:
+        client.update("company-config/entity", "2", {"status": "inactive"})
+    assert [c.entity_id for c in flows.company_entities(emu_conn)] == ["EAST"]
+
+
+@pytest.mark.django_db
+def test_company_entities_raises_when_intacct_fails(
+    emu_conn: Connection, intacct_emulator: Any
+) -> None:
+    intacct_emulator.set_fault("500", endpoint="api")
+    with pytest.raises(IntacctConnectError):
+        flows.company_entities(emu_conn)
+
+
+CHOICES = [flows.EntityChoice("EAST", "East"), flows.EntityChoice("WEST", "West")]
+
+
+@pytest.mark.django_db
+def test_set_default_entity_saves_a_listed_entity_or_top_level() -> None:
+    conn = make_connection(entity="EAST")
+    before = conn.updated_at
+    flows.set_default_entity(conn, "WEST", choices=CHOICES)
+    assert conn.entity_id == "WEST"
+    conn.refresh_from_db()
+    assert conn.entity_id == "WEST"
+    assert conn.updated_at >= before
+    flows.set_default_entity(conn.pk, "", choices=[])  # top level needs no list
+    conn.refresh_from_db()
+    assert conn.entity_id == ""
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "value", ["NORTH", "east", "E" * 101, "EAST\x00", "EAST\u200b", "<b>EAST</b>", "EAST|WEST"]
+)
+def test_set_default_entity_refuses_anything_not_listed_and_writes_nothing(value: str) -> None:
+    conn = make_connection(entity="EAST")
+    before = Connection.objects.filter(pk=conn.pk).values().get()
+    with pytest.raises(ValidationError):
+        flows.set_default_entity(conn, value, choices=CHOICES)
+    assert Connection.objects.filter(pk=conn.pk).values().get() == before
+    assert conn.entity_id == "EAST"
+
+
+@pytest.mark.django_db
+def test_set_default_entity_reads_the_list_when_not_given(emu_conn: Connection) -> None:
+    flows.set_default_entity(emu_conn, "WEST")
+    emu_conn.refresh_from_db()
+    assert emu_conn.entity_id == "WEST"
+    with pytest.raises(ValidationError, match="not an active entity of company DEMO-CO"):
+        flows.set_default_entity(emu_conn, "NORTH")
+
+
+@pytest.mark.django_db
+def test_set_default_entity_refuses_client_credentials_connections() -> None:
+    conn = make_connection(entity="EAST", grant_type="client_credentials")
+    with pytest.raises(ValueError, match="Web Services username"):
+        flows.set_default_entity(conn, "WEST", choices=CHOICES)
+    conn.refresh_from_db()
+    assert conn.entity_id == "EAST"
+
+
+@pytest.mark.parametrize(
+    ("body", "name"),
+    [
+        ({"ia::result": {"id": "ACME", "name": "Acme Inc."}}, "Acme Inc."),
+        ({"ia::result": [{"id": "ACME", "name": "Acme Inc."}]}, "Acme Inc."),
+        # Sage's published example puts id and name beside ia::result.
+        ({"ia::result": {"accounting": None}, "id": "ACME", "name": "Acme Inc."}, "Acme Inc."),
+        ({"ia::result": {"name": "Acme\x00 Inc.\n"}}, "Acme Inc."),
+        ({"ia::result": {"name": ""}}, ""),
+        ({"ia::result": {"name": 42}}, ""),
+        ([], ""),
+        (None, ""),
+    ],
+)
+def test_company_name_of_the_preferences_answer(body: Any, name: str) -> None:
+    assert flows._company_name_of(body) == name
+
+
+@pytest.mark.django_db
+def test_fill_company_name_stores_the_name(
+    emu_conn: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_views import company_preference_served
+
+    served = company_preference_served(monkeypatch)
+    assert flows.fill_company_name(emu_conn) == "Demo Company"
+    assert served == ["DEMO-CO"]
+    emu_conn.refresh_from_db()
+    assert emu_conn.company_name == "Demo Company"
+
+
+@pytest.mark.django_db
+def test_fill_company_name_keeps_the_old_name_on_failure(
+    emu_conn: Connection, intacct_emulator: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    Connection.objects.filter(pk=emu_conn.pk).update(company_name="Known Name")
+    emu_conn.refresh_from_db()
+    intacct_emulator.set_fault("drop", endpoint="api")
+    with caplog.at_level("WARNING", logger="intacct_connect.flows"):
+        assert flows.fill_company_name(emu_conn) == "Known Name"
+    emu_conn.refresh_from_db()
+    assert emu_conn.company_name == "Known Name"
+    assert any("TransportError" in r.getMessage() for r in caplog.records)

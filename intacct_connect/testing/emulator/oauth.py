@@ -200,14 +200,23 @@ def issue_tokens(
 # --- HTML pages ---------------------------------------------------------------------------
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} - Sage Intacct (emulator)</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="{favicon}">
 <style>body{{font-family:sans-serif;max-width:32em;margin:3em auto}}label{{display:block;
 margin:.6em 0}}.error{{color:#b00}}.note{{background:#ffd;padding:.5em}}</style></head>
 <body><p><strong>Sage Intacct emulator</strong> (local test server, not Sage Intacct)</p>
 <h1>{title}</h1>{body}</body></html>"""
 
 
+# An inline icon: browsers then never ask for /favicon.ico (a 404 in their console).
+FAVICON = (
+    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E"
+    "%3Crect width='16' height='16' rx='3' fill='%2300a65a'/%3E%3C/svg%3E"
+)
+
+
 def page(title: str, body: str, status: int = 200) -> Response:
-    text = PAGE.format(title=html.escape(title), body=body)
+    text = PAGE.format(title=html.escape(title), body=body, favicon=FAVICON)
     return Response(
         text,
         status=status,
