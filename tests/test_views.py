@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -261,13 +261,22 @@ def test_other_tenants_connection_is_404(
     assert not OAuthFlow.objects.exists()
 
 
-@pytest.mark.parametrize("action", ["reconnect", "disconnect"])
-def test_actions_require_post(alice: AbstractBaseUser, action: str) -> None:
+def test_reconnect_requires_post(alice: AbstractBaseUser) -> None:
     mine = make_connection(tenant=tenant(alice))
     assert (
-        logged_in(alice).get(reverse(f"intacct_connect:{action}", args=[mine.pk])).status_code
+        logged_in(alice).get(reverse("intacct_connect:reconnect", args=[mine.pk])).status_code
         == 405
     )
+    assert not OAuthFlow.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
+def test_disconnect_refuses_other_methods(alice: AbstractBaseUser, method: str) -> None:
+    mine = make_connection(tenant=tenant(alice))
+    url = reverse("intacct_connect:disconnect", args=[mine.pk])
+    assert getattr(logged_in(alice), method)(url).status_code == 405
+    mine.refresh_from_db()
+    assert mine.status == ConnectionStatus.ACTIVE
 
 
 @pytest.mark.parametrize("action", ["reconnect", "disconnect"])
@@ -452,7 +461,7 @@ def test_full_connect_creates_active_connection(alice: AbstractBaseUser, emu: An
     assert token.fingerprint
     assert conn.events.filter(kind=EventKind.CONNECTED).count() == 1
     page = client.get(LIST).content.decode()
-    assert "Connected DEMO-CO." in page
+    assert "Connected Demo Company." in page
     assert "DEMO-CO" in page
     assert token.access_token not in page
 
@@ -662,3 +671,384 @@ def test_hypothesis_next_through_the_view(alice: AbstractBaseUser, next_value: s
         assert not stored.startswith("//")
         assert "\\" not in stored
         assert not urlsplit(stored).netloc
+
+
+# --- tenant pages (issue 10): restylable layout, header, statuses, history -----------------
+
+
+def test_pages_link_the_stylesheet_and_carry_no_inline_style(alice: AbstractBaseUser) -> None:
+    make_connection(tenant=tenant(alice), company="MINE")
+    body = logged_in(alice).get(LIST).content.decode()
+    assert '<link rel="stylesheet" href="/static/intacct_connect/connections.css">' in body
+    assert "<style" not in body
+    assert "style=" not in body
+    assert "<script" not in body
+    assert 'rel="icon" href="data:image/svg+xml,' in body  # no /favicon.ico request
+    classes = re.findall(r'class="([^"]+)"', body)
+    assert classes
+    assert all(name.startswith("intacct-") for value in classes for name in value.split())
+
+
+def test_stylesheet_is_a_static_file() -> None:
+    from django.contrib.staticfiles import finders
+
+    path = finders.find("intacct_connect/connections.css")
+    assert path
+    with open(path, encoding="utf-8") as css:
+        text = css.read()
+    assert "@media (max-width: 600px)" in text
+    assert ".intacct-table" in text
+
+
+def test_a_site_template_can_override_the_blocks(
+    alice: AbstractBaseUser, settings: Any, tmp_path: Any
+) -> None:
+    (tmp_path / "intacct_connect").mkdir()
+    (tmp_path / "intacct_connect" / "base.html").write_text(
+        "<html><body class='site'>SITE LAYOUT {% block content %}{% endblock %}</body></html>"
+    )
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [str(tmp_path)]}]
+    make_connection(tenant=tenant(alice), company="MINE")
+    body = logged_in(alice).get(LIST).content.decode()
+    assert "SITE LAYOUT" in body
+    assert "MINE" in body
+    assert "connections.css" not in body
+
+
+def test_header_names_the_user_and_hides_sign_out_without_a_logout_url(
+    alice: AbstractBaseUser,
+) -> None:
+    alice.first_name, alice.last_name = "Alice", "Archer"  # type: ignore[attr-defined]
+    alice.save()
+    body = logged_in(alice).get(LIST).content.decode()
+    assert re.search(r"Signed in as\s*<strong>Alice Archer</strong>", body)
+    assert "Sign out" not in body  # tests/urls.py has no 'logout' URL
+
+
+def test_header_sign_out_posts_to_the_logout_url(alice: AbstractBaseUser, settings: Any) -> None:
+    settings.ROOT_URLCONF = "tests.test_views_logout_urls"
+    client = logged_in(alice, csrf=True)
+    body = client.get(LIST).content.decode()
+    form = re.search(r'<form[^>]*method="post" action="/accounts/logout/">(.*?)</form>', body, re.S)
+    assert form, body
+    assert "Sign out" in form.group(1)
+    assert 'name="csrfmiddlewaretoken"' in form.group(1)
+    assert re.search(r"Signed in as\s*<strong>alice</strong>", body)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.group(1))
+    assert token
+    response = client.post("/accounts/logout/", {"csrfmiddlewaretoken": token.group(1)})
+    assert response.status_code in (200, 302)
+    assert client.get(LIST).status_code == 302  # signed out: back to the login page
+
+
+def test_adapter_logout_url_is_none_without_the_url() -> None:
+    from django.test import RequestFactory
+
+    from intacct_connect.adapter import DefaultIntacctAdapter
+
+    assert DefaultIntacctAdapter().get_logout_url(RequestFactory().get("/")) is None
+
+
+STATUS_TEXT = {
+    "active": "Working: this site can sync with Intacct.",
+    "needs_reauth": (
+        "Intacct stopped accepting this connection's sign-in. Reconnect to resume syncing."
+    ),
+    "error": "The last attempt to reach Intacct failed.",
+    "superseded": "Intacct keeps only the newest sign-in.",
+    "revoked": "Disconnected: its tokens were deleted and nothing syncs.",
+}
+
+
+@pytest.mark.parametrize("status", sorted(STATUS_TEXT))
+def test_status_badge_explains_and_gives_the_next_step(
+    alice: AbstractBaseUser, status: str
+) -> None:
+    conn = make_connection(tenant=tenant(alice), company="MINE", status=status)
+    body = logged_in(alice).get(LIST).content.decode()
+    assert f'intacct-status intacct-status-{status}"' in body
+    assert STATUS_TEXT[status] in body
+    for other, text in STATUS_TEXT.items():
+        if other != status:
+            assert text not in body
+    reconnect = reverse("intacct_connect:reconnect", args=[conn.pk])
+    assert (f'action="{reconnect}"' in body) == (status != "revoked")
+
+
+def test_times_carry_their_time_zone(alice: AbstractBaseUser, settings: Any) -> None:
+    conn = make_connection(tenant=tenant(alice), company="MINE")
+    Token.objects.filter(pk=conn.pk).update(expires_at=datetime(2026, 12, 2, 14, 5, tzinfo=UTC))
+    assert "2026-12-02 14:05 UTC" in logged_in(alice).get(LIST).content.decode()
+    settings.TIME_ZONE = "Europe/Paris"
+    assert "2026-12-02 15:05 CET" in logged_in(alice).get(LIST).content.decode()
+
+
+def test_spelling_is_british_throughout(alice: AbstractBaseUser) -> None:
+    for status in STATUS_TEXT:
+        make_connection(tenant=tenant(alice), company=f"C-{status}", status=status)
+    body = logged_in(alice).get(LIST).content.decode()
+    assert "authoris" in body
+    assert not re.search(r"authoriz(e|ed|ation)\b", body, re.I)
+
+
+def test_revoked_and_superseded_go_into_a_collapsed_history(alice: AbstractBaseUser) -> None:
+    live = make_connection(tenant=tenant(alice), company="LIVE")
+    gone = make_connection(tenant=tenant(alice), company="GONE", status="revoked")
+    old = make_connection(tenant=tenant(alice), company="OLD", status="superseded")
+    body = logged_in(alice).get(LIST).content.decode()
+    table, _, rest = body.partition('<details class="intacct-history">')
+    assert rest, "no history"
+    history = rest.partition("</details>")[0]
+    assert f'id="connection-{live.pk}"' in table
+    assert f'id="connection-{gone.pk}"' in history
+    assert f'id="connection-{old.pk}"' in history
+    assert "<details open" not in body  # collapsed
+    assert "Past connections (2)" in history
+    # A superseded connection can still be reconnected from the history; a revoked one
+    # is connected again with the Connect button.
+    assert reverse("intacct_connect:reconnect", args=[old.pk]) in history
+    assert reverse("intacct_connect:reconnect", args=[gone.pk]) not in history
+
+
+def test_empty_state_after_disconnect(alice: AbstractBaseUser) -> None:
+    conn = make_connection(tenant=tenant(alice), company="MINE")
+    client = logged_in(alice)
+    assert "No company is connected" not in client.get(LIST).content.decode()
+    client.post(reverse("intacct_connect:disconnect", args=[conn.pk]))
+    body = client.get(LIST).content.decode()
+    assert "No company is connected. Connect one to" in body
+    assert f'action="{CONNECT}"' in body
+    assert "Connect Sage Intacct" in body
+    assert "<table" not in body
+    assert "Past connection (1)" in body
+
+
+def test_empty_state_without_permission_to_connect(alice: AbstractBaseUser, settings: Any) -> None:
+    settings.INTACCT_CONNECT = {
+        **settings.INTACCT_CONNECT,
+        "ADAPTER": "tests.test_views.ReadOnlyAdapter",
+    }
+    body = logged_in(alice).get(LIST).content.decode()
+    assert "No company is connected." in body
+    assert "Connect one" not in body
+    assert f'action="{CONNECT}"' not in body
+
+
+def test_connect_form_has_no_entity_field_but_a_posted_entity_still_counts(
+    alice: AbstractBaseUser,
+) -> None:
+    client = logged_in(alice)
+    body = client.get(LIST).content.decode()
+    assert 'name="entity"' not in body
+    start_flow(client, entity="WEST")
+    assert OAuthFlow.objects.get().entity_id == "WEST"
+
+
+# --- disconnect asks first -----------------------------------------------------------------
+
+
+def test_disconnect_get_shows_a_confirmation_and_changes_nothing(
+    alice: AbstractBaseUser, emu: Any
+) -> None:
+    conn = make_connection(tenant=tenant(alice), company="MINE")
+    client = logged_in(alice)
+    url = reverse("intacct_connect:disconnect", args=[conn.pk])
+    listing = client.get(LIST).content.decode()
+    assert f'href="{url}"' in listing  # the list's Disconnect is a link to the confirmation
+    assert f'<form class="intacct-inline" method="post" action="{url}"' not in listing
+    response = client.get(url)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Disconnect MINE?" in body
+    assert "revoke this site's access at Intacct" in body
+    assert "delete the tokens" in body
+    assert "stop all syncing" in body
+    assert re.search(rf'<form method="post" action="{url}"', body)
+    assert 'name="csrfmiddlewaretoken"' in body
+    assert f'href="{LIST}"' in body  # Cancel
+    conn.refresh_from_db()
+    assert conn.status == ConnectionStatus.ACTIVE
+    assert Token.objects.filter(pk=conn.pk).exists()
+    assert not conn.events.exists()
+
+
+def test_disconnect_confirmation_of_a_superseded_connection_says_nothing_is_revoked(
+    alice: AbstractBaseUser,
+) -> None:
+    conn = make_connection(tenant=tenant(alice), company="MINE", status="superseded")
+    body = logged_in(alice).get(reverse("intacct_connect:disconnect", args=[conn.pk]))
+    text = body.content.decode()
+    assert "not revoke anything at Intacct" in text
+    assert "revoke this site's access" not in text
+
+
+def test_disconnect_confirmation_is_tenant_scoped_and_permission_checked(
+    alice: AbstractBaseUser, bob: AbstractBaseUser, settings: Any
+) -> None:
+    theirs = make_connection(tenant=tenant(bob), company="THEIRS")
+    url = reverse("intacct_connect:disconnect", args=[theirs.pk])
+    assert logged_in(alice).get(url).status_code == 404
+    assert Client().get(url).status_code == 404
+    settings.INTACCT_CONNECT = {
+        **settings.INTACCT_CONNECT,
+        "ADAPTER": "tests.test_views.ReadOnlyAdapter",
+    }
+    mine = make_connection(tenant=tenant(alice), company="MINE")
+    assert (
+        logged_in(alice).get(reverse("intacct_connect:disconnect", args=[mine.pk])).status_code
+        == 403
+    )
+
+
+def test_disconnect_confirmation_requires_csrf(alice: AbstractBaseUser) -> None:
+    conn = make_connection(tenant=tenant(alice), company="MINE")
+    client = logged_in(alice, csrf=True)
+    url = reverse("intacct_connect:disconnect", args=[conn.pk])
+    assert client.get(url).status_code == 200
+    assert client.post(url).status_code == 403
+    conn.refresh_from_db()
+    assert conn.status == ConnectionStatus.ACTIVE
+
+
+# --- the default entity, chosen from Intacct's list ----------------------------------------
+
+
+def connected(client: Client, emu: Any, **data: str) -> Connection:
+    assert client.get(authorize(client, emu, **data)).status_code == 303
+    return Connection.objects.get()
+
+
+def entity_url(conn: Connection) -> str:
+    return reverse("intacct_connect:entity", args=[conn.pk])
+
+
+def test_entity_page_lists_intacct_entities_with_top_level_first(
+    alice: AbstractBaseUser, emu: Any
+) -> None:
+    client = logged_in(alice)
+    conn = connected(client, emu)
+    assert f'href="{entity_url(conn)}"' in client.get(LIST).content.decode()
+    response = client.get(entity_url(conn))
+    assert response.status_code == 200
+    body = response.content.decode()
+    options = re.findall(r'<option value="([^"]*)"', body)
+    assert options == ["", "EAST", "WEST"]
+    assert "EAST (East Region)" in body
+    assert re.search(r'<option value=""\s+selected>Top level</option>', body)
+
+
+def test_entity_choice_is_saved(alice: AbstractBaseUser, emu: Any) -> None:
+    client = logged_in(alice)
+    conn = connected(client, emu)
+    response = client.post(entity_url(conn), {"entity": "WEST"})
+    assert response.status_code == 303
+    assert response["Location"] == LIST
+    conn.refresh_from_db()
+    assert conn.entity_id == "WEST"
+    page = client.get(LIST).content.decode()
+    assert "now works with WEST by default" in page
+    assert re.search(
+        r'<option value="WEST"\s+selected>', client.get(entity_url(conn)).content.decode()
+    )
+    # Back to the top level.
+    assert client.post(entity_url(conn), {"entity": ""}).status_code == 303
+    conn.refresh_from_db()
+    assert conn.entity_id == ""
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["NORTH", "east", "E" * 101, "EAST\x00", "<script>alert(1)</script>", "EAST,WEST", " ../WEST"],
+)
+def test_unknown_or_hostile_entity_is_400_and_changes_nothing(
+    alice: AbstractBaseUser, emu: Any, value: str
+) -> None:
+    client = logged_in(alice)
+    conn = connected(client, emu, entity="EAST")
+    before = Connection.objects.filter(pk=conn.pk).values().get()
+    response = client.post(entity_url(conn), {"entity": value})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Nothing was changed." in body
+    assert 'class="intacct-error"' in body
+    assert "<script>alert(1)" not in body
+    assert Connection.objects.filter(pk=conn.pk).values().get() == before
+
+
+def test_entity_page_when_intacct_fails_says_so(alice: AbstractBaseUser, emu: Any) -> None:
+    client = logged_in(alice)
+    conn = connected(client, emu, entity="EAST")
+    emu.set_fault("500", endpoint="api")
+    response = client.get(entity_url(conn))
+    assert response.status_code == 502
+    body = response.content.decode()
+    assert "could not be read from Intacct" in body
+    assert "<select" not in body
+    response = client.post(entity_url(conn), {"entity": "WEST"})
+    assert response.status_code == 502
+    conn.refresh_from_db()
+    assert conn.entity_id == "EAST"
+    assert "Traceback" not in response.content.decode()
+
+
+def test_entity_page_of_an_inactive_connection(alice: AbstractBaseUser, emu: Any) -> None:
+    client = logged_in(alice)
+    conn = connected(client, emu)
+    from intacct_connect import flows
+
+    flows.mark_needs_reauth(conn, reason="test")
+    calls = emu.api_calls()
+    response = client.post(entity_url(conn), {"entity": "WEST"})
+    assert response.status_code == 409
+    assert "Reconnect it first" in response.content.decode()
+    assert emu.api_calls() == calls
+    conn.refresh_from_db()
+    assert conn.entity_id == ""
+    assert f'href="{entity_url(conn)}"' not in client.get(LIST).content.decode()
+
+
+def test_entity_page_is_tenant_scoped_and_permission_checked(
+    alice: AbstractBaseUser, bob: AbstractBaseUser, settings: Any
+) -> None:
+    theirs = make_connection(tenant=tenant(bob), company="THEIRS")
+    assert logged_in(alice).get(entity_url(theirs)).status_code == 404
+    assert logged_in(alice).post(entity_url(theirs), {"entity": ""}).status_code == 404
+    robot = make_connection(tenant=tenant(alice), company="ROBOT", grant_type="client_credentials")
+    assert logged_in(alice).get(entity_url(robot)).status_code == 403
+    assert f'href="{entity_url(robot)}"' not in logged_in(alice).get(LIST).content.decode()
+    settings.INTACCT_CONNECT = {
+        **settings.INTACCT_CONNECT,
+        "ADAPTER": "tests.test_views.ReadOnlyAdapter",
+    }
+    mine = make_connection(tenant=tenant(alice), company="MINE")
+    assert logged_in(alice).post(entity_url(mine), {"entity": ""}).status_code == 403
+
+
+# --- the company name, read from Intacct after connecting ----------------------------------
+
+
+def test_company_name_is_filled_from_intacct(alice: AbstractBaseUser, emu: Any) -> None:
+    # The emulator serves GET /objects/company-config/company-preference/setup.
+    client = logged_in(alice)
+    conn = connected(client, emu)
+    assert conn.company_name == "Demo Company"
+    page = client.get(LIST).content.decode()
+    assert "Connected Demo Company." in page
+    assert '<span class="intacct-company-name">Demo Company</span>' in page
+
+
+def test_company_name_failure_never_breaks_connecting(
+    alice: AbstractBaseUser, emu: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every REST call fails (the token endpoint still works): logged, connected anyway.
+    client = logged_in(alice)
+    emu.set_fault("drop", endpoint="api")
+    with caplog.at_level("WARNING", logger="intacct_connect.flows"):
+        conn = connected(client, emu)
+    assert conn.status == ConnectionStatus.ACTIVE
+    assert conn.company_name == ""
+    warning = [r for r in caplog.records if "company name" in r.getMessage()]
+    assert len(warning) == 1
+    assert "TransportError" in warning[0].getMessage()
+    access = Token.objects.get(pk=conn.pk).access_token
+    assert all(access not in r.getMessage() for r in caplog.records)

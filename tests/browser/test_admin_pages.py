@@ -201,6 +201,23 @@ def test_change_page_buttons_and_delete(
     guard.submit(page.get_by_role("button", name="Test connection"), "test button")
     assert "answered the test call" in messages_text(guard)
 
+    # The destructive buttons confirm first; "No, take me back" changes nothing.
+    guard.submit(page.get_by_role("button", name="Mark as needing re-authorisation"), "mark")
+    assert Connection.objects.get(pk=conn.pk).status == ConnectionStatus.ACTIVE
+    guard.submit(page.get_by_role("link", name="No, take me back"), "back from confirmation")
+    assert page.url == change
+    assert Connection.objects.get(pk=conn.pk).status == ConnectionStatus.ACTIVE
+    guard.submit(page.get_by_role("button", name="Mark as needing re-authorisation"), "mark")
+    guard.submit(
+        page.locator("form [type=submit]")
+        .filter(has_text="Yes")
+        .or_(page.locator("input[type=submit][value^='Yes']"))
+        .first,
+        "confirm mark",
+    )
+    assert page.url == change
+    assert Connection.objects.get(pk=conn.pk).status == ConnectionStatus.NEEDS_REAUTH
+
     # Delete: one clear step that revokes at Intacct first, then removes the history too.
     guard.submit(page.get_by_role("link", name="Delete"), "delete link")
     assert "permission" not in page.inner_text("#content").lower()

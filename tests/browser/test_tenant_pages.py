@@ -75,6 +75,16 @@ def test_connect_accept_then_disconnect_with_confirmation(
     conn.refresh_from_db()
     assert conn.status == ConnectionStatus.REVOKED
     assert not Token.objects.exists()
+    # The revoked connection leaves the main table for the collapsed history.
+    assert (
+        page.locator(f"table #connection-{conn.pk}").count() == 0
+        or page.locator(f"details #connection-{conn.pk}").count()
+    )
+    history = page.locator("details")
+    assert history.count() == 1
+    assert not history.first.evaluate("d => d.open")
+    assert "No company is connected" in page.inner_text("body")
+    guard.shot("tenant-after-disconnect")
     assert [g["status"] for g in site.emulator.grants("DEMO-CO")] == ["revoked"]
     assert all(origin == guard.site_origin for _, origin in guard.posts)
 
@@ -127,3 +137,40 @@ def test_tenant_page_fits_a_phone(open_page: Any, site: Site, alice: AbstractBas
     connect_through_emulator(guard, site)
     guard.check("the connected tenant page at 375 px")
     guard.shot("tenant-phone")
+
+
+def test_choose_the_default_entity_read_from_intacct(
+    open_page: Any, site: Site, alice: AbstractBaseUser
+) -> None:
+    guard = open_page()
+    page = guard.page
+    sign_in(guard, site, "alice", "alice-pw")
+    connect_through_emulator(guard, site)
+    conn = Connection.objects.get()
+    assert conn.entity_id == ""
+    assert conn.company_name == "Demo Company"  # read from Intacct after connecting
+
+    guard.submit(
+        page.locator(f"#connection-{conn.pk}").get_by_role("link", name="Default entity"),
+        "open the entity page",
+    )
+    options = page.locator("select[name=entity] option").all_inner_texts()
+    assert options[0] == "Top level"
+    assert any("East Region" in o for o in options), options
+    guard.shot("tenant-default-entity")
+    page.select_option("select[name=entity]", "EAST")
+    guard.submit(page.get_by_role("button", name="Save"), "save the entity")
+    conn.refresh_from_db()
+    assert conn.entity_id == "EAST"
+    assert page.url == site.path("/intacct/")
+    assert all(origin == guard.site_origin for _, origin in guard.posts)
+
+
+def test_sign_out_from_the_header(open_page: Any, site: Site, alice: AbstractBaseUser) -> None:
+    guard = open_page()
+    page = guard.page
+    sign_in(guard, site, "alice", "alice-pw")
+    assert "Alice Archer" in page.locator("header").inner_text()
+    guard.submit(page.get_by_role("button", name="Sign out"), "sign out")
+    guard.goto(site.path("/intacct/"))
+    assert page.url.startswith(site.path("/accounts/login/"))

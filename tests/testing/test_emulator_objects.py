@@ -544,3 +544,27 @@ def test_seed_counts_are_unchanged(intacct_emulator: EmulatorServer) -> None:
         "general-ledger/account": 28,
         "general-ledger/journal-entry": 150,
     }
+
+
+def test_company_preference_record_uses_only_its_declared_fields() -> None:
+    from intacct_connect.testing.emulator import objects, records, seed
+
+    company = seed.make_company("ACME", key="7", name="Acme Books")
+    record = records.company_preference(company)
+    assert (record["key"], record["id"], record["name"]) == ("setup", "ACME", "Acme Books")
+
+    def leaves(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in node.items():
+            if isinstance(value, dict):
+                out.update(leaves(value, f"{prefix}{name}."))
+            else:
+                out[f"{prefix}{name}"] = value
+        return out
+
+    for path, value in leaves(record).items():
+        spec = objects.COMPANY_PREFERENCE_FIELDS[path]  # no invented field
+        assert value is not None, path  # the schema's strings are not nullable
+        if spec.enum:
+            assert value in spec.enum, path
+    assert "company-config/company-preference" not in objects.SPECS  # not a collection

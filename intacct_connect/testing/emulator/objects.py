@@ -738,3 +738,86 @@ SEED_ORDER = (
 
 def get_spec(path: str) -> ObjectSpec | None:
     return SPECS.get(path)
+
+
+# --- company preferences (a singleton, not a collection) --------------------------------
+#: ``GET /objects/company-config/company-preference/setup`` (Company Configuration OpenAPI,
+#: operation ``get-company-config-company-preference``; schema
+#: ``objects.company-config.company-preference``). The key "must be set to ``setup``"; there
+#: is no collection URL. Sage also lists ``PATCH`` (``update-company-config-company-
+#: preference``); the emulator serves only ``GET`` and answers other methods 405 REST-1020.
+#: Field names and defaults are the schema's; only a practical subset is emulated (no
+#: security settings such as ``singleSignOn`` or ``passwordSettings``). The schema has no
+#: ``href``, ``audit`` or ``entity``.
+COMPANY_PREFERENCE_PATH = "company-config/company-preference"
+COMPANY_PREFERENCE_KEY = "setup"
+COMPANY_PREFERENCE_METHODS = "GET"
+MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+SEPARATORS = ("comma", "period", "underscore", "space", "companyDefault")
+_ADDRESS = ("addressLine1", "addressLine2", "addressLine3", "city", "stateOrRegion", "postCode")
+COMPANY_PREFERENCE_FIELDS: dict[str, FieldSpec] = {
+    "key": f(ro=True),
+    "id": f(ro=True),
+    "contractCustomerId": f(ro=True),
+    "name": f(),
+    "legalName": f(),
+    "useISOCountryCodes": f("boolean", ro=True),
+    "taxId": f(),
+    "operatingCountry": f(),
+    **{f"legalAddress.{name}": f() for name in (*_ADDRESS, "country")},
+    **{f"companyAddress.{name}": f() for name in (*_ADDRESS, "country")},
+    "companyStructure": f(enum=("flat", "hierarchical")),
+    "permissionType": f(enum=("userBased", "roleBased")),
+    "disableScheduledJobs": f("boolean"),
+    "scheduledJobsExecutionOffsetHours": f("integer"),
+    "dateTimeSettings.timeZone": f(),
+    "dateTimeSettings.dateFormat": f(),
+    "dateTimeSettings.timeFormat": f(enum=("HH24:MI:SS", "HH12:MI:SS AM/PM")),
+    "decimalsSeparator": f(enum=SEPARATORS),
+    "thousandsSeparator": f(enum=SEPARATORS),
+    "useUTF8ForPDF": f("boolean"),
+    "branding.entityColor": f(),
+    "branding.marketingText": f(),
+    "branding.messageText": f(),
+    "accounting.accountingPeriods": f(enum=("standard", "custom"), ro=True),
+    "accounting.firstFiscalMonth": f(enum=MONTHS),
+    "accounting.weekBeginsOn": f(
+        enum=(
+            "sunday",
+            "monday",
+            "tuesday",
+            "wednesday",
+            "thursday",
+            "friday",
+            "saturday",
+            "firstDayOfTheYear",
+        )
+    ),
+    "accounting.reportingMethod": f(enum=("accrualBasis", "cashBasis"), ro=True),
+    "accounting.firstTaxMonth": f(enum=MONTHS),
+    "accounting.baseCurrency": f(ro=True),
+    "accounting.primaryAccountNumberLength": f("integer", ro=True),
+    "accounting.accountFieldSeparator": f(
+        enum=("period", "tilde", "comma", "colon", "underscore", "dash"), ro=True
+    ),
+    "accounting.subAccountNumberLength": f("integer", ro=True),
+    "accounting.enableCustomCurrency": f("boolean"),
+    "locale": f(),
+    "defaultCountryForAddresses": f(),
+    "accountingPractice": f(enum=("netAsset", "traditional")),
+    "workdays": f(),
+    "weekends": f(),
+}

@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from intacct_connect.testing.emulator.objects import (
+    COMPANY_PREFERENCE_KEY,
     SEED_ORDER,
     SPECS,
     FieldSpec,
@@ -732,13 +733,18 @@ def get_visible(
 
 
 def not_found(spec: ObjectSpec, key: str) -> APIError:
+    return not_found_path(f"{spec.path}/{key}")
+
+
+def not_found_path(path: str) -> APIError:
+    """404 REST-1019 for ``/objects/<path>``."""
     return APIError(
         404,
         "notFound",
-        f"Requested resource /objects/{spec.path}/{key} was not found",
+        f"Requested resource /objects/{path} was not found",
         error_id="REST-1019",
         message_id="IA.REQUESTED_RESOURCE_NOT_FOUND",
-        placeholders={"RESOURCE": f"/objects/{spec.path}/{key}"},
+        placeholders={"RESOURCE": f"/objects/{path}"},
     )
 
 
@@ -751,3 +757,56 @@ def full_record(spec: ObjectSpec, record: dict[str, Any]) -> dict[str, Any]:
 
 def all_paths() -> tuple[str, ...]:
     return tuple(SEED_ORDER)
+
+
+def company_preference(company: dict[str, Any]) -> dict[str, Any]:
+    """The company's preferences as ``GET /objects/company-config/company-preference/setup``
+    returns them inside ``ia::result``: the schema's (``objects.company-config.company-
+    preference``) field names and defaults, with the company's own ``id`` and ``name``.
+
+    Sage's published example of this operation puts ``id``, ``name``, ``contractCustomerId``
+    and ``branding`` *beside* ``ia::result`` (at the top level of the body); its schema puts
+    them inside ``ia::result``, which is where every other object has them. The emulator
+    follows the schema. Company-wide: the same answer at the top level and in every entity.
+    Fields the emulator has no value for (``contractCustomerId``, ``taxId``, address lines,
+    ``branding``...) are left out: the schema types them as non-nullable strings.
+    """
+    return {
+        "key": COMPANY_PREFERENCE_KEY,
+        "id": company["id"],
+        "name": company["name"],
+        "legalName": company.get("legalName") or company["name"],
+        "useISOCountryCodes": True,
+        "operatingCountry": "unitedStates",
+        "legalAddress": {"country": "unitedStates"},
+        "companyAddress": {"country": "unitedStates"},
+        "companyStructure": "flat",
+        "permissionType": "roleBased",
+        "disableScheduledJobs": False,
+        "scheduledJobsExecutionOffsetHours": 0,
+        "dateTimeSettings": {
+            "timeZone": "GMT (Greenwich Mean Time) Dublin, Edinburgh, London",
+            "dateFormat": "MM/DD/YYYY",
+            "timeFormat": "HH24:MI:SS",
+        },
+        "decimalsSeparator": "period",
+        "thousandsSeparator": "comma",
+        "useUTF8ForPDF": True,
+        "accounting": {
+            "accountingPeriods": "standard",
+            "firstFiscalMonth": "january",
+            "weekBeginsOn": "sunday",
+            "reportingMethod": "accrualBasis",
+            "firstTaxMonth": "january",
+            "baseCurrency": "USD",
+            "primaryAccountNumberLength": 4,
+            "accountFieldSeparator": "period",
+            "subAccountNumberLength": 2,
+            "enableCustomCurrency": False,
+        },
+        "locale": "en_US.UTF-8",
+        "defaultCountryForAddresses": "unitedStates",
+        "accountingPractice": "netAsset",
+        "workdays": "MONDAY,TUESDAY,WEDNESDAY,THURSDAY,FRIDAY",
+        "weekends": "SUNDAY,SATURDAY",
+    }

@@ -17,7 +17,15 @@ from werkzeug.wrappers import Request, Response
 
 from intacct_connect.testing.emulator import query, records
 from intacct_connect.testing.emulator.oauth import decode_access_token
-from intacct_connect.testing.emulator.objects import SPECS, ObjectSpec
+from intacct_connect.testing.emulator.objects import (
+    COMPANY_PREFERENCE_FIELDS,
+    COMPANY_PREFERENCE_KEY,
+    COMPANY_PREFERENCE_METHODS,
+    COMPANY_PREFERENCE_PATH,
+    SPECS,
+    FieldSpec,
+    ObjectSpec,
+)
 from intacct_connect.testing.emulator.responses import (
     APIError,
     detail,
@@ -350,6 +358,8 @@ def _ref(spec: ObjectSpec, record: dict[str, Any]) -> dict[str, Any]:
 def _objects(emu: Emulator, ctx: Context, call: Call, parts: list[str]) -> Result:
     if len(parts) < 2:
         raise _not_found(call.path)
+    if f"{parts[0]}/{parts[1]}" == COMPANY_PREFERENCE_PATH:
+        return _company_preference(emu, ctx, call, parts)
     spec = SPECS.get(f"{parts[0]}/{parts[1]}")
     if spec is None or len(parts) > 3:
         raise _not_found(call.path)
@@ -414,8 +424,45 @@ def _objects(emu: Emulator, ctx: Context, call: Call, parts: list[str]) -> Resul
     return Result(200, {"ia::result": _ref(spec, record), "ia::meta": _meta(1, 1, 0)})
 
 
+def _company_preference(emu: Emulator, ctx: Context, call: Call, parts: list[str]) -> Result:
+    """``GET /objects/company-config/company-preference/setup``: a company-wide singleton
+    (see ``objects.COMPANY_PREFERENCE_PATH``). The entity header is validated as for every
+    call but changes nothing, as for ``company-config/entity``."""
+    if len(parts) != 3:  # Sage documents no collection URL for this object
+        raise _not_found(call.path)
+    # Sage also documents PATCH (update-company-config-company-preference): not emulated.
+    _allow(call, ("GET",))
+    if parts[2] != COMPANY_PREFERENCE_KEY:  # "This value must be set to `setup`"
+        raise records.not_found_path(f"{COMPANY_PREFERENCE_PATH}/{parts[2]}")
+    paths = _checked_fields(_groups_of(COMPANY_PREFERENCE_FIELDS), call.args.get("fields"))
+    with emu.state.lock:
+        record = records.company_preference(ctx.company)
+    # The operation's schema gives ``ia::meta`` as ``metadata-pages``; ``totalCount`` is the
+    # one member common to it and to the ``metadata`` of every other single-record GET.
+    return Result(200, {"ia::result": _project(record, paths), "ia::meta": {"totalCount": 1}})
+
+
+def _groups_of(fields: dict[str, FieldSpec]) -> set[str]:
+    """Every field path and every group above one (``accounting`` for
+    ``accounting.baseCurrency``)."""
+    out = set(fields)
+    for name in fields:
+        parts = name.split(".")
+        out.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return out
+
+
 def _projection(spec: ObjectSpec, fields_param: str | None) -> list[list[str]] | None:
     """``?fields=id,name,vendor.id`` of a GET: validated field paths, or None for all."""
+    if fields_param is None:
+        return None
+    allowed = set(spec.query_paths) | set(spec.groups) | set(spec.refs)
+    if spec.lines is not None:
+        allowed.add(spec.lines.name)
+    return _checked_fields(allowed, fields_param)
+
+
+def _checked_fields(allowed: set[str], fields_param: str | None) -> list[list[str]] | None:
     if fields_param is None:
         return None
     names = [name.strip() for name in fields_param.split(",")]
@@ -426,9 +473,6 @@ def _projection(spec: ObjectSpec, fields_param: str | None) -> list[list[str]] |
             "fields must be a comma-separated list of fields",
             error_id="REST-1064",
         )
-    allowed = set(spec.query_paths) | set(spec.groups) | set(spec.refs)
-    if spec.lines is not None:
-        allowed.add(spec.lines.name)
     for name in names:
         if name not in allowed:
             raise query.invalid_field(name)
@@ -711,10 +755,31 @@ def object_model(spec: ObjectSpec) -> dict[str, Any]:
     }
 
 
+def company_preference_model() -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    groups: dict[str, Any] = {}
+    for name, spec_field in COMPANY_PREFERENCE_FIELDS.items():
+        head, _, rest = name.partition(".")
+        if rest:
+            groups.setdefault(head, {"fields": {}})["fields"][rest] = _field_model(spec_field)
+        else:
+            fields[name] = _field_model(spec_field)
+    return {
+        "fields": fields,
+        "groups": groups,
+        "refs": {},
+        "lists": {},  # an object in Sage's object-model schema
+        "httpMethods": COMPANY_PREFERENCE_METHODS,
+        "idempotenceSupported": False,
+    }
+
+
 def model(args: dict[str, str]) -> dict[str, Any]:
     name = args.get("name", "")
     if name.startswith("objects/"):
         name = name[len("objects/") :]
+    if name == COMPANY_PREFERENCE_PATH:
+        return {"ia::result": company_preference_model(), "ia::meta": _meta(1, 1, 0)}
     if name:
         spec = SPECS.get(name)
         if spec is None:
@@ -732,6 +797,14 @@ def model(args: dict[str, str]) -> dict[str, Any]:
             }
             for spec in SPECS.values()
         ]
+        items.append(
+            {
+                "apiObject": f"objects/{COMPANY_PREFERENCE_PATH}",
+                "type": "rootObject",
+                "httpMethods": COMPANY_PREFERENCE_METHODS,
+                "href": f"/services/core/model?name=objects/{COMPANY_PREFERENCE_PATH}&version=v1",
+            }
+        )
     if kind in ("", "service"):
         items += [
             {
