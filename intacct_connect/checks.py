@@ -23,6 +23,7 @@ intacct_connect.E014        CONCURRENCY_BACKEND unknown, or CONCURRENCY_CACHE no
 intacct_connect.E015        a number setting is out of its range (a count or time below its minimum)
 intacct_connect.W001        SQLite used with a configured real (non-eager) Celery broker
 intacct_connect.W002        CONCURRENCY_BACKEND = 'cache' on a cache not shared by processes
+intacct_connect.W003        tasks would be sent through Celery's fallback app or its default broker
 ==========================  ==============================================================
 """
 
@@ -302,6 +303,71 @@ def sqlite_broker_messages(*, engine: str, eager: bool, broker: str) -> list[Che
                 hint="Use PostgreSQL (DATABASES) with real workers, or CELERY_TASK_ALWAYS_EAGER "
                 "= True for development.",
                 id="intacct_connect.W001",
+            )
+        ]
+    return []
+
+
+#: Where the warning below sends the reader (docs/installation.rst, step 7).
+CELERY_DOC = "docs/installation.rst, section 'Wire up Celery'"
+
+
+@register(Tags.compatibility)
+def check_celery_app(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    from celery import _state
+
+    # Read Celery's state without creating its fallback app (``celery.current_app`` would
+    # create one, and the Django fix-up then no longer makes the site's app the default).
+    # Web request threads see ``default_app``: the thread-local current app is per thread.
+    return celery_app_messages(
+        app=getattr(_state, "default_app", None),  # not in celery-types' stub
+        eager=bool(getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False)),
+    )
+
+
+def _is_fallback_app(app: Any) -> bool:
+    """Celery's own fallback app (``Celery("default", set_as_current=False)``), made on
+    first use when no app of the site set itself as the default."""
+    return getattr(app, "main", None) in (None, "default") and not getattr(
+        app, "set_as_current", True
+    )
+
+
+def celery_app_messages(*, app: Any, eager: bool) -> list[CheckMessage]:
+    """W003: intacct_connect's ``@shared_task``\\ s (the admin's *run now*, the dispatchers'
+    refreshes) would be published through Celery's fallback app, or through the site's app
+    with no broker configured (Celery then uses ``amqp://guest@localhost//``)."""
+    if eager:
+        return []
+    hint = (
+        "Create the site's Celery app in <project>/celery.py, configured from Django settings "
+        "(app.config_from_object('django.conf:settings', namespace='CELERY')), import it in "
+        "the project package (<project>/__init__.py: from .celery import app as celery_app) "
+        f"and set CELERY_BROKER_URL. See {CELERY_DOC}. "
+        "(CELERY_TASK_ALWAYS_EAGER = True, which runs tasks in the calling process, "
+        "silences this check.)"
+    )
+    if app is None or _is_fallback_app(app):
+        return [
+            Warning(
+                "No Celery app of the site is loaded in this process: intacct_connect's tasks "
+                "(the admin's 'run now', token refreshes) would be sent through Celery's "
+                "fallback app, to its default broker amqp://guest@localhost//, and never "
+                "reach your workers.",
+                hint=hint,
+                id="intacct_connect.W003",
+            )
+        ]
+    broker = app.conf.broker_write_url
+    if not broker:
+        return [
+            Warning(
+                f"The Celery app {app.main!r} has no broker URL: intacct_connect's tasks would "
+                "be sent to Celery's default broker amqp://guest@localhost//.",
+                hint=hint,
+                id="intacct_connect.W003",
             )
         ]
     return []

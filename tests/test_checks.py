@@ -1,14 +1,22 @@
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
 from django.core.checks import Error, Warning
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from intacct_connect.checks import (
+    celery_app_messages,
+    check_celery_app,
     check_settings,
     check_sqlite_with_real_broker,
     sqlite_broker_messages,
@@ -194,3 +202,126 @@ def test_shared_concurrency_cache_passes(settings):
     assert (
         unshared_cache_messages("x", "django.core.cache.backends.memcached.PyMemcacheCache") == []
     )
+
+
+# --- W003: tasks published through Celery's fallback app or its default broker ---------
+
+
+@pytest.fixture
+def no_broker_env(monkeypatch):
+    """Celery reads CELERY_BROKER_URL from the environment too (CI sets it)."""
+    for name in ("CELERY_BROKER_URL", "CELERY_BROKER_WRITE_URL", "CELERY_BROKER_READ_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def site_app(**conf: Any) -> Celery:
+    """An app like a site's ``celery.py`` makes, without touching Celery's global state."""
+    app = Celery("mysite", set_as_current=False, fixups=[])
+    app.conf.update(conf)
+    return app
+
+
+def test_no_celery_app_loaded_warns():
+    found = celery_app_messages(app=None, eager=False)
+    assert [m.id for m in found] == ["intacct_connect.W003"]
+    assert isinstance(found[0], Warning)
+    assert "fallback app" in found[0].msg
+    assert "from .celery import app as celery_app" in found[0].hint
+    assert "CELERY_BROKER_URL" in found[0].hint
+    assert "docs/installation.rst" in found[0].hint
+
+
+def test_celerys_fallback_app_warns():
+    # What celery.current_app creates when no app of the site made itself the default.
+    fallback = Celery("default", fixups=[], set_as_current=False)
+    assert [m.id for m in celery_app_messages(app=fallback, eager=False)] == [
+        "intacct_connect.W003"
+    ]
+
+
+def test_site_app_without_a_broker_warns(no_broker_env):
+    found = celery_app_messages(app=site_app(), eager=False)
+    assert [m.id for m in found] == ["intacct_connect.W003"]
+    assert "'mysite'" in found[0].msg
+    assert "amqp://guest@localhost//" in found[0].msg
+
+
+def test_site_app_with_a_broker_passes(no_broker_env, monkeypatch):
+    assert (
+        celery_app_messages(app=site_app(broker_url="redis://127.0.0.1:6379/5"), eager=False) == []
+    )
+    # A broker given only in the environment is one Celery uses as well.
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/6")
+    assert celery_app_messages(app=site_app(), eager=False) == []
+
+
+@pytest.mark.parametrize("app", [None, Celery("default", fixups=[], set_as_current=False)])
+def test_eager_tasks_never_warn(app):
+    assert celery_app_messages(app=app, eager=True) == []
+
+
+def test_registered_check_reads_celerys_default_app(settings, monkeypatch, no_broker_env):
+    from celery import _state
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    monkeypatch.setattr(_state, "default_app", None)
+    assert [m.id for m in check_celery_app()] == ["intacct_connect.W003"]
+    assert _state.default_app is None  # the check did not create Celery's fallback app
+    monkeypatch.setattr(_state, "default_app", site_app(broker_url="memory://"))
+    assert check_celery_app() == []
+    monkeypatch.setattr(_state, "default_app", None)
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    assert check_celery_app() == []
+
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECK_IDS = """
+import json
+import django
+from django.core.checks import run_checks
+django.setup()
+print(json.dumps(sorted(m.id for m in run_checks(include_deployment_checks=False))))
+"""
+
+
+def check_ids_in_a_fresh_process(settings_module: str, *paths: Path) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INTACCT_", "DJANGO_"))}
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER"):
+        env.pop(name, None)
+    env["DJANGO_SETTINGS_MODULE"] = settings_module
+    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (*paths, ROOT))
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK_IDS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_site_that_never_imports_its_celery_app_warns(tmp_path):
+    # The issue's fresh site: Celery configured in settings, the app never imported.
+    (tmp_path / "site_without_app.py").write_text(
+        "from tests.settings import *\n"
+        "CELERY_TASK_ALWAYS_EAGER = False\n"
+        "CELERY_BROKER_URL = 'redis://127.0.0.1:6379/9'\n"
+    )
+    assert "intacct_connect.W003" in check_ids_in_a_fresh_process("site_without_app", tmp_path)
+
+
+def test_a_site_that_imports_its_celery_app_passes(tmp_path):
+    (tmp_path / "site_with_app.py").write_text(
+        "from tests.settings import *\n"
+        "CELERY_TASK_ALWAYS_EAGER = False\n"
+        "CELERY_BROKER_URL = 'redis://127.0.0.1:6379/9'\n"
+        "import tests.celery_app  # what <project>/__init__.py does\n"
+    )
+    assert "intacct_connect.W003" not in check_ids_in_a_fresh_process("site_with_app", tmp_path)
+
+
+def test_the_example_project_does_not_warn():
+    # example_project/__init__.py imports its app (and the demo's broker is set).
+    assert "intacct_connect.W003" not in check_ids_in_a_fresh_process("example_project.settings")
