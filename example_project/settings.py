@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 # Plain dicts and constants (this module imports no models).
 from intacct_connect.celery import VISIBILITY_TIMEOUT as INTACCT_VISIBILITY_TIMEOUT
@@ -98,6 +99,13 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SESSION_COOKIE_SAMESITE = "Lax"  # 'Strict' would break the return from Intacct
 
 # --- Sage Intacct ---------------------------------------------------------------------
+# Where `make demo` serves the site ([host:]port): the default redirect URI follows its port.
+DEMO_SITE_ADDRESS = env.str("DEMO_SITE_ADDRESS", default="127.0.0.1:8000")
+_site_port = DEMO_SITE_ADDRESS.rpartition(":")[2]
+if not _site_port.isdigit() or not 0 < int(_site_port) < 65536:
+    raise ImproperlyConfigured(
+        f"DEMO_SITE_ADDRESS={DEMO_SITE_ADDRESS!r} is not [host:]port, e.g. 127.0.0.1:8000"
+    )
 EMULATOR_BASE_URL = f"http://127.0.0.1:{env.int('INTACCT_EMULATOR_PORT', default=8765)}/ia/api/v1"
 INTACCT_API_BASE_URL = env.str("INTACCT_API_BASE_URL", default=EMULATOR_BASE_URL).rstrip("/")
 # Demo-only key, used only while DEBUG is on and INTACCT_TOKEN_KEYS is unset.
@@ -109,7 +117,7 @@ INTACCT_CONNECT = {
     "CLIENT_SECRET": env.str("INTACCT_CLIENT_SECRET", default="demo-secret"),
     "SENDER_ID": env.str("INTACCT_SENDER_ID", default="DEMO-SENDER"),
     "REDIRECT_URI": env.str(
-        "INTACCT_REDIRECT_URI", default="http://localhost:8000/intacct/callback/"
+        "INTACCT_REDIRECT_URI", default=f"http://localhost:{int(_site_port)}/intacct/callback/"
     ),
     "CLIENT_SCOPE": env.str("INTACCT_CLIENT_SCOPE", default="production"),
     "API_BASE_URL": INTACCT_API_BASE_URL,
@@ -123,15 +131,18 @@ INTACCT_CONNECT = {
 
 # --- Celery ---------------------------------------------------------------------------
 # Worker settings and why: docs/tasks.rst.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+# "localhost" only names the filesystem transport's (unused) host: kombu warns without one.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = DEMO_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
+        # kombu's exchange tables; without this option they land in ./control/.
+        "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
     }
-    _queue_dir.mkdir(parents=True, exist_ok=True)
+    (_queue_dir / "control").mkdir(parents=True, exist_ok=True)
     # The demo runs one worker process with one child: SQLite's missing row locks are moot.
     SILENCED_SYSTEM_CHECKS = ["intacct_connect.W001"]
 else:

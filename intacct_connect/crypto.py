@@ -146,5 +146,22 @@ def get_keyring() -> Keyring:
     return ring
 
 
-if __name__ == "__main__":  # pragma: no cover - trivial CLI
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m intacct_connect.crypto``: print one new key (``--help``: usage)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m intacct_connect.crypto",
+        description=(
+            "Print a new token encryption key (32 random bytes, URL-safe base64) for "
+            "INTACCT_CONNECT['TOKEN_KEYS']. Put it first in the list; keep the old keys "
+            "after it until every token is re-encrypted (manage.py intacct_rotate_keys)."
+        ),
+    )
+    parser.parse_args(argv)
     print(generate_key())  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 
 import pytest
 from django.test import override_settings
@@ -120,3 +122,42 @@ def test_get_keyring_unusable_keys_is_configuration_error(keys: list[str]) -> No
         pytest.raises(IntacctConfigurationError, match="TOKEN_KEYS"),
     ):
         crypto.get_keyring()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "intacct_connect.crypto", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_cli_prints_one_new_key() -> None:
+    result = run_cli()
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    assert len(crypto.parse_key(lines[0])) == 32
+    assert run_cli().stdout != result.stdout
+
+
+def test_cli_help_prints_usage_not_a_key(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: python -m intacct_connect.crypto")
+    assert "TOKEN_KEYS" in result.stdout
+    with pytest.raises(SystemExit) as exit_info:  # the same in-process, via main()
+        crypto.main(["-h"])
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_cli_rejects_unknown_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_cli("--count", "2")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --count 2" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert crypto.main([]) == 0
+    assert len(crypto.parse_key(capsys.readouterr().out.strip())) == 32

@@ -28,6 +28,9 @@ print(json.dumps({
     "keys": len(app_settings.TOKEN_KEYS),
     "apps": settings.INSTALLED_APPS,
     "prefetch": settings.CELERY_WORKER_PREFETCH_MULTIPLIER,
+    "redirect_uri": app_settings.REDIRECT_URI,
+    "transport_options": settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+    "demo_dir": str(settings.DEMO_DIR),
 }))
 """
 
@@ -52,7 +55,13 @@ def test_defaults_need_no_server():
     values = probe()
     assert values["engine"] == "django.db.backends.sqlite3"
     assert str(values["db_name"]).endswith(".demo/db.sqlite3")
-    assert values["broker"] == "filesystem://"
+    assert values["broker"] == "filesystem://localhost//"  # a host: kombu warns without one
+    assert values["redirect_uri"] == "http://localhost:8000/intacct/callback/"
+    options = values["transport_options"]
+    assert isinstance(options, dict)
+    # kombu's exchange tables stay in the demo directory, not in ./control/
+    assert options["control_folder"] == f"{values['demo_dir']}/broker/control"
+    assert Path(options["control_folder"]).is_dir()
     assert values["token_url"] == "http://127.0.0.1:8765/ia/api/v1/oauth2/token"
     assert values["client_id"] == "demo-client.app.sage.com"
     assert values["keys"] == 1  # the demo-only key, because DEBUG is on
@@ -96,3 +105,48 @@ def test_env_example_documents_every_variable():
 @pytest.mark.parametrize("variable", ["DATABASE_URL", "CELERY_BROKER_URL", "INTACCT_TOKEN_KEYS"])
 def test_key_variables_named_in_env_example(variable):
     assert variable in (ROOT / ".env.example").read_text()
+
+
+@pytest.mark.parametrize(
+    ("address", "redirect_uri"),
+    [
+        ("127.0.0.1:28000", "http://localhost:28000/intacct/callback/"),
+        ("28001", "http://localhost:28001/intacct/callback/"),
+        ("[::1]:28002", "http://localhost:28002/intacct/callback/"),
+    ],
+)
+def test_redirect_uri_follows_the_demo_site_port(address: str, redirect_uri: str) -> None:
+    assert probe(DEMO_SITE_ADDRESS=address)["redirect_uri"] == redirect_uri
+    explicit = "https://app.example.com/intacct/callback/"
+    assert probe(DEMO_SITE_ADDRESS=address, INTACCT_REDIRECT_URI=explicit)["redirect_uri"] == (
+        explicit
+    )
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.1:http", "127.0.0.1:0", "x:70000"])
+def test_bad_demo_site_address_is_a_precise_error(address: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INTACCT_", "DJANGO_"))}
+    env.update(DEMO_SITE_ADDRESS=address, DJANGO_SETTINGS_MODULE="example_project.settings")
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert f"DEMO_SITE_ADDRESS={address!r} is not [host:]port" in result.stderr
+
+
+def test_favicon_is_served() -> None:
+    code = (
+        "import django; django.setup(); from django.test import Client; "
+        "r = Client(HTTP_HOST='localhost').get('/favicon.ico'); "
+        "print(r.status_code, r['Content-Type'], r['Cache-Control'], r.content[:4])"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INTACCT_", "DJANGO_"))}
+    env["DJANGO_SETTINGS_MODULE"] = "example_project.settings"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["200", "image/svg+xml", "max-age=86400,", "public", "b'<svg'"]

@@ -168,3 +168,82 @@ def test_cli_options_configure_token_lifetime_and_refresh_mode() -> None:
     assert bad.returncode == 1
     assert "access_token_ttl must be a positive number" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_cli_registers_redirect_uris(state_file: Path) -> None:
+    uris = ["http://localhost:28123/intacct/callback/", "https://app.example.org/cb/"]
+    server = Running(
+        "--state", str(state_file), "--redirect-uri", uris[0], "--redirect-uri", uris[1]
+    )
+    try:
+        # Read the start-up lines here: communicate() would miss what readline() buffered.
+        assert server.process.stdout is not None
+        startup = [server.process.stdout.readline() for _ in range(6)]
+        assert startup[-2:] == [
+            f"  redirect URI registered for demo-client.app.sage.com: {uri}\n" for uri in uris
+        ]
+        listed = requests.get(f"{server.root_url}/__emulator__/redirect-uris", timeout=5).json()
+        assert listed["client_id"] == "demo-client.app.sage.com"
+        assert listed["redirect_uris"][-2:] == uris
+        page = requests.get(
+            f"{server.base_url}/oauth2/authorize",
+            params={
+                "response_type": "code",
+                "client_id": "demo-client.app.sage.com",
+                "redirect_uri": uris[0],
+            },
+            timeout=5,
+        )
+        assert page.status_code == 200
+        assert 'name="password"' in page.text
+    finally:
+        code, out, err = server.stop()
+    assert code == 0, err
+    assert "Emulator stopped." in out
+    # kept in the state file, and registering again does not duplicate it
+    again = Running("--state", str(state_file), "--redirect-uri", uris[0])
+    try:
+        listed = requests.get(f"{again.root_url}/__emulator__/redirect-uris", timeout=5).json()
+        assert listed["redirect_uris"].count(uris[0]) == 1
+    finally:
+        again.stop()
+
+    sandbox = Running("--client-id", "demo-sandbox-client.app.sage.com", "--redirect-uri", uris[1])
+    try:
+        listed = requests.get(
+            f"{sandbox.root_url}/__emulator__/redirect-uris",
+            params={"client_id": "demo-sandbox-client.app.sage.com"},
+            timeout=5,
+        ).json()
+        assert uris[1] in listed["redirect_uris"]
+    finally:
+        sandbox.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["--redirect-uri", "localhost:8000/cb"], 1, "is not an absolute URL"),
+        (["--redirect-uri", "http://app.example.com/cb/"], 1, "use https"),
+        (
+            ["--redirect-uri", "https://a.example.com/", "--client-id", "nope"],
+            1,
+            "Unknown client 'nope'",
+        ),
+        (["--client-id", "demo-client.app.sage.com"], 2, "--client-id needs"),
+        (["--redirect-uri"], 2, "expected one argument"),
+    ],
+)
+def test_cli_bad_redirect_uri(args: list[str], status: int, message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "intacct_connect.testing.emulator", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == status, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    if status == 1:
+        assert result.stderr.startswith("Could not start the emulator: ")
+    assert result.stdout == ""  # refused before it listened

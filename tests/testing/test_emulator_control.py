@@ -265,3 +265,70 @@ def test_huge_body_is_rejected_without_error(
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 413
+
+
+def test_redirect_uris_register_list_and_authorize(intacct_emulator: EmulatorServer) -> None:
+    uri = "http://localhost:28123/intacct/callback/"
+    authorize = {
+        "response_type": "code",
+        "client_id": "demo-client.app.sage.com",
+        "redirect_uri": uri,
+        "state": "s",
+    }
+    before = requests.get(intacct_emulator.authorize_url, params=authorize, timeout=10)
+    assert before.status_code == 400  # not registered yet: an error page, not a redirect
+    listed = control(intacct_emulator, "GET", "redirect-uris").json()
+    assert listed["client_id"] == "demo-client.app.sage.com"
+    assert uri not in listed["redirect_uris"]
+
+    added = control(intacct_emulator, "POST", "redirect-uris", json={"uri": uri})
+    assert added.status_code == 200, added.text
+    assert added.json()["redirect_uris"][-1] == uri
+    again = control(intacct_emulator, "POST", "redirect-uris", json={"uri": uri}).json()
+    assert again["redirect_uris"].count(uri) == 1  # idempotent
+    assert uri in intacct_emulator.redirect_uris()
+    page = requests.get(intacct_emulator.authorize_url, params=authorize, timeout=10)
+    assert page.status_code == 200
+    assert 'name="password"' in page.text
+
+    sandbox = "demo-sandbox-client.app.sage.com"
+    other = control(
+        intacct_emulator,
+        "POST",
+        "redirect-uris",
+        json={"uri": "https://other.example.com/cb/", "client_id": sandbox},
+    ).json()
+    assert other["client_id"] == sandbox
+    listed = control(intacct_emulator, "GET", "redirect-uris", params={"client_id": sandbox})
+    assert "https://other.example.com/cb/" in listed.json()["redirect_uris"]
+    assert "https://other.example.com/cb/" not in intacct_emulator.redirect_uris()
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "message"),
+    [
+        ("POST", {"json": {"uri": "not a url"}}, "is not an absolute URL"),
+        ("POST", {"json": {"uri": "/intacct/callback/"}}, "is not an absolute URL"),
+        ("POST", {"json": {"uri": "http://app.example.com/cb/"}}, "use https"),
+        ("POST", {"json": {"uri": "https://app.example.com/cb/#x"}}, "must not have a fragment"),
+        ("POST", {"json": {"uri": 5}}, "uri must be a string"),
+        ("POST", {"json": {}}, "uri is required"),
+        ("POST", {"json": {"uri": "https://a.example.com/", "x": 1}}, "Unknown field(s) x"),
+        (
+            "POST",
+            {"json": {"uri": "https://a.example.com/", "client_id": "nope"}},
+            "Unknown client 'nope'",
+        ),
+        ("POST", {"json": {"uri": "https://a.example.com/", "client_id": 3}}, "client_id must"),
+        ("POST", {"data": "uri=https://a.example.com/"}, "must be a JSON object"),
+        ("POST", {"json": ["https://a.example.com/"]}, "must be a JSON object"),
+        ("GET", {"params": {"client_id": "nope"}}, "Unknown client 'nope'"),
+        ("GET", {"params": {"uri": "x"}}, "Unknown parameter(s) uri"),
+    ],
+)
+def test_redirect_uris_bad_input(
+    intacct_emulator: EmulatorServer, method: str, kwargs: dict[str, Any], message: str
+) -> None:
+    response = control(intacct_emulator, method, "redirect-uris", **kwargs)
+    assert response.status_code == 400
+    assert message in response.json()["error"]

@@ -1,5 +1,6 @@
 """``python -m intacct_connect.testing.emulator --port 8765 [--host 127.0.0.1] [--state FILE]
-[--access-token-ttl SECONDS] [--refresh-mode none|rotate|reuse_detection]``
+[--access-token-ttl SECONDS] [--refresh-mode none|rotate|reuse_detection]
+[--redirect-uri URI ...] [--client-id CLIENT_ID]``
 
 Runs the emulator until Ctrl-C or SIGTERM, then saves the state file (if any) and exits 0.
 """
@@ -44,7 +45,22 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="refresh-token behaviour (default reuse_detection, the strictest)",
     )
+    parser.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="register this redirect URI for the application (repeatable)",
+    )
+    parser.add_argument(
+        "--client-id",
+        default=None,
+        metavar="CLIENT_ID",
+        help="the application --redirect-uri registers for (default: the demo application)",
+    )
     args = parser.parse_args(argv)
+    if args.client_id is not None and not args.redirect_uri:
+        parser.error("--client-id needs at least one --redirect-uri")
     options = {
         name: value
         for name, value in (
@@ -54,19 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None
     }
 
+    from intacct_connect.testing.emulator.seed import DEMO_CLIENT_ID
     from intacct_connect.testing.emulator.server import EmulatorServer
 
+    client_id = args.client_id or DEMO_CLIENT_ID
     try:
         server = EmulatorServer(args.host, args.port, state_path=args.state)
-        server.start()
-    except (OSError, ValueError) as err:
-        sys.stderr.write(f"Could not start the emulator: {err}\n")
-        return 1
-    try:
         if options:
             server.configure(**options)
-    except ValueError as err:
-        server.stop()
+        for uri in args.redirect_uri:
+            server.add_redirect_uri(uri, client_id)
+        server.start()
+    except (OSError, ValueError) as err:
         sys.stderr.write(f"Could not start the emulator: {err}\n")
         return 1
     stop = threading.Event()
@@ -82,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"  control:   {server.control_url}/")
     if args.state:
         say(f"  state file: {args.state}")
+    for uri in args.redirect_uri:
+        say(f"  redirect URI registered for {client_id}: {uri}")
     while not stop.wait(0.5):
         pass
     server.stop()

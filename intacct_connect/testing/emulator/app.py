@@ -16,6 +16,7 @@ import logging
 import random
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -381,14 +382,33 @@ class Emulator:
         return dict(app)
 
     def add_redirect_uri(self, uri: str, client_id: str = seed.DEMO_CLIENT_ID) -> None:
+        """Register ``uri`` for the application ``client_id`` (idempotent)."""
+        if not isinstance(uri, str) or not isinstance(client_id, str):
+            raise ValueError("The redirect URI and the client ID must be strings")
+        parts = urlsplit(uri)
+        if not parts.scheme or not parts.netloc:
+            raise ValueError(
+                f"Redirect URI {uri!r} is not an absolute URL "
+                "(e.g. http://localhost:8000/intacct/callback/)"
+            )
         seed.check_redirect_uri(uri)
         with self.state.lock:
-            app = self.state.data["applications"].get(client_id)
-            if app is None:
-                raise ValueError(f"Unknown client {client_id!r}")
+            app = self._application(client_id)
             if uri not in app["redirectUris"]:
                 app["redirectUris"].append(uri)
             self.state.dirty = True
+
+    def redirect_uris(self, client_id: str = seed.DEMO_CLIENT_ID) -> list[str]:
+        """The redirect URIs registered for the application ``client_id``."""
+        with self.state.lock:
+            return list(self._application(client_id)["redirectUris"])
+
+    def _application(self, client_id: str) -> dict[str, Any]:
+        app: dict[str, Any] | None = self.state.data["applications"].get(client_id)
+        if app is None:
+            known = ", ".join(sorted(self.state.data["applications"])) or "none"
+            raise ValueError(f"Unknown client {client_id!r} (known clients: {known})")
+        return app
 
     def authorize_sender(self, company: str, sender_id: str = seed.DEMO_SENDER_ID) -> None:
         """Add ``sender_id`` to the company's Web Services authorizations."""

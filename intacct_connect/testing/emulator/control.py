@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.wrappers import Request, Response
 
 from intacct_connect.testing.emulator.responses import json_response
+from intacct_connect.testing.emulator.seed import DEMO_CLIENT_ID
 
 if TYPE_CHECKING:
     from intacct_connect.testing.emulator.app import Emulator
@@ -63,6 +64,37 @@ def _advance(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
     return {"now": emu.now()}
 
 
+def _client_id(body: dict[str, Any]) -> str:
+    client_id = body.get("client_id")
+    if client_id is None:
+        return DEMO_CLIENT_ID
+    if not isinstance(client_id, str) or not client_id:
+        raise ControlError("client_id must be a non-empty string")
+    return client_id
+
+
+def _list_redirect_uris(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(body) - {"client_id"})
+    if unknown:
+        raise ControlError(f"Unknown parameter(s) {', '.join(unknown)}: expected client_id")
+    client_id = _client_id(body)
+    return {"client_id": client_id, "redirect_uris": emu.redirect_uris(client_id)}
+
+
+def _add_redirect_uri(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(body) - {"uri", "client_id"})
+    if unknown:
+        raise ControlError(f"Unknown field(s) {', '.join(unknown)}: expected uri, client_id")
+    uri = body.get("uri")
+    if uri is None:
+        raise ControlError("uri is required")
+    if not isinstance(uri, str):
+        raise ControlError("uri must be a string (an absolute URL)")
+    client_id = _client_id(body)
+    emu.add_redirect_uri(uri, client_id)
+    return {"client_id": client_id, "redirect_uris": emu.redirect_uris(client_id)}
+
+
 ROUTES: dict[tuple[str, str], Callable[[Emulator, dict[str, Any]], Any]] = {
     ("POST", "reset"): _reset,
     ("GET", "config"): lambda emu, body: emu.config(),
@@ -85,6 +117,8 @@ ROUTES: dict[tuple[str, str], Callable[[Emulator, dict[str, Any]], Any]] = {
     ("POST", "applications"): lambda emu, body: _call(
         emu.seed_application, body, "client_id", "client_secret"
     ),
+    ("GET", "redirect-uris"): _list_redirect_uris,
+    ("POST", "redirect-uris"): _add_redirect_uri,
     ("POST", "authorize-sender"): lambda emu, body: (
         _call(emu.authorize_sender, body, "company") or {"authorized": True}
     ),

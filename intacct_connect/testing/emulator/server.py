@@ -307,6 +307,9 @@ class EmulatorServer:
     def add_redirect_uri(self, uri: str, client_id: str = seed.DEMO_CLIENT_ID) -> None:
         self.emulator.add_redirect_uri(uri, client_id)
 
+    def redirect_uris(self, client_id: str = seed.DEMO_CLIENT_ID) -> list[str]:
+        return self.emulator.redirect_uris(client_id)
+
     def authorize_sender(self, company: str, sender_id: str = seed.DEMO_SENDER_ID) -> None:
         self.emulator.authorize_sender(company, sender_id)
 
