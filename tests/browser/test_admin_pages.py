@@ -268,6 +268,20 @@ def test_client_credentials_add_view(
     assert page.locator(".errorlist, .errornote").count()
     assert not Connection.objects.exists()
 
+    # A Web Services user the company authorised: connected, then its change page.
+    page.fill("input[name=tenant_key]", "team:7")
+    page.fill("input[name=username]", "admin@DEMO-CO|WEST")
+    guard.submit(page.locator("input[type=submit]"), "client-credentials connect")
+    conn = Connection.objects.get()
+    assert (conn.company_id, conn.entity_id, conn.grant_type) == (
+        "DEMO-CO",
+        "WEST",
+        "client_credentials",
+    )
+    assert page.url == site.path(admin_url(Connection, "change", conn.pk))
+    assert "Connected" in messages_text(guard)
+    assert site.emulator.token_requests("client_credentials") == 1
+
 
 FORGE_ACTION = """({url, action, pk}) => {
   const form = document.createElement("form");
