@@ -87,6 +87,17 @@ def confirm_action(
     return TemplateResponse(request, CONFIRMATION_TEMPLATE, context)
 
 
+def action_parts(action: Any) -> tuple[Callable[..., Any], str]:
+    """(function, description) of an entry of ``ModelAdmin.get_actions()``: a
+    ``(func, name, description)`` tuple up to Django 6.0, an ``Action`` object from 6.1
+    (whose tuple indexing is deprecated)."""
+    func = getattr(action, "func", None)
+    if func is not None:
+        return func, str(action.description)
+    func, _name, description = action
+    return func, str(description)
+
+
 def posted_action_name(request: HttpRequest) -> str:
     """The action a changelist POST asks for (as Django's ``response_action`` reads it)."""
     names = request.POST.getlist("action")
@@ -144,7 +155,7 @@ class ActionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """(name, description) of the ``object_actions`` this user may run."""
         allowed = self.get_actions(request)
         return [
-            (name, str(action[2]))
+            (name, action_parts(action)[1])
             for name in self.object_actions
             if (action := allowed.get(name)) is not None
         ]
@@ -167,7 +178,7 @@ class ActionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             args=[quote(obj.pk)],
             current_app=self.admin_site.name,
         )
-        func: Callable[..., Any] = action[0]
+        func = action_parts(action)[0]
         response = func(self, request, self.get_queryset(request).filter(pk=obj.pk))
         if isinstance(response, TemplateResponse) and response.context_data is not None:
             # a confirmation page: "take me back" returns to the change page
