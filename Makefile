@@ -8,7 +8,8 @@
 #   make dist        build wheel + sdist and check their metadata
 #   make screenshots run the browser tests and save the docs' screenshots (docs/images/screenshots)
 #
-# Variables: PYTHON (interpreter that creates the venv), VENV (its directory), PYTEST_ARGS.
+# Variables: PYTHON (interpreter that creates the venv), VENV (its directory), PYTEST_ARGS,
+# DJANGO_SPEC (a requirement pinning Django in a new venv, e.g. 'django>=6.0,<6.1').
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -22,7 +23,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[testing]" --group dev $(DJANGO_SPEC)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[testing]" --group dev $(if $(DJANGO_SPEC),"$(DJANGO_SPEC)")
 	@touch $(STAMP)
 
 venv: $(STAMP)

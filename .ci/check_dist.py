@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import sys
 import tarfile
 import zipfile
@@ -25,6 +26,18 @@ assert not any(n.startswith(("tests/", "example_project/", "docs/")) for n in na
 )
 meta_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
 meta = Parser().parsestr(zipfile.ZipFile(wheel).read(meta_name).decode())
+# The one source of the version (pyproject.toml reads it with [tool.hatch.version]).
+init = Path(__file__).resolve().parent.parent / "intacct_connect" / "__init__.py"
+version = next(
+    node.value.value
+    for node in ast.parse(init.read_text()).body
+    if isinstance(node, ast.Assign)
+    and any(isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets)
+    and isinstance(node.value, ast.Constant)
+)
+assert meta["Version"] == version, f"wheel says version {meta['Version']}, __init__ {version}"
+assert f"-{version}-" in wheel.name, f"{wheel.name} does not carry version {version}"
+assert sdist.name.endswith(f"-{version}.tar.gz"), f"{sdist.name} does not carry version {version}"
 classifiers = meta.get_all("Classifier") or []
 for c in [
     "Framework :: Django :: 5.2",
@@ -45,4 +58,7 @@ assert "environ" not in requires.split("extra ==")[0], (
 members = tarfile.open(sdist).getnames()
 for r in ("tests/settings.py", "docs/index.rst", "CHANGELOG.rst", "LICENSE", "pyproject.toml"):
     assert any(m.endswith(r) for m in members), f"sdist lacks {r}"
-print(f"OK: {wheel.name} ({len(names)} files), {sdist.name} ({len(members)} members)")
+print(
+    f"OK: version {version}: {wheel.name} ({len(names)} files), "
+    f"{sdist.name} ({len(members)} members)"
+)

@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
+from intacct_connect import http
 from intacct_connect.conf import app_settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    import requests
 
     from intacct_connect.models import Connection
 
@@ -92,6 +95,22 @@ class DefaultIntacctAdapter:
 
         Must be a same-site path or URL; the default is :meth:`get_connections_url`."""
         return self.get_connections_url(request)
+
+    def get_requests_session(self, purpose: str) -> requests.Session:
+        """The ``requests.Session`` for ``purpose``: ``"token"`` (token endpoint and revoke)
+        or ``"api"`` (the REST API client). Called once per thread and purpose.
+
+        Override to add proxies, client certificates, a CA bundle or tracing to every
+        outbound call; start from ``super().get_requests_session(purpose)`` to keep the
+        pooling and ``trust_env = False`` (the environment's proxies are still passed with
+        every request, read once per origin)."""
+        return http.build_session()
+
+
+def requests_session(purpose: str) -> requests.Session:
+    """The adapter's session for ``purpose``: the factory :func:`intacct_connect.http.get_session`
+    calls once per thread and purpose."""
+    return get_adapter().get_requests_session(purpose)
 
 
 def get_adapter() -> DefaultIntacctAdapter:

@@ -12,7 +12,7 @@ deletes its history with it (history admins themselves never delete).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -27,8 +27,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator, capfirst
+from django.utils.translation import gettext, ngettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from intacct_connect import admin_client, flows
 from intacct_connect.admin_base import (
@@ -47,6 +47,9 @@ from intacct_connect.models import (
     ConnectionStatus,
     Token,
 )
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
 
 SECRET_COLUMNS = ("token__access_token", "token__refresh_token")
 
@@ -67,12 +70,12 @@ def describe_delta(delta: timedelta) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes = rest // 60
     if hours >= 48:
-        text = f"{hours // 24} d {hours % 24} h"
+        text = gettext("%(days)d d %(hours)d h") % {"days": hours // 24, "hours": hours % 24}
     elif hours:
-        text = f"{hours} h {minutes:02d} min"
+        text = gettext("%(hours)d h %(minutes)02d min") % {"hours": hours, "minutes": minutes}
     else:
-        text = f"{minutes} min"
-    return f"expired {text} ago" if past else text
+        text = gettext("%(minutes)d min") % {"minutes": minutes}
+    return gettext("expired %(time)s ago") % {"time": text} if past else text
 
 
 def _short_error(err: Exception) -> str:
@@ -369,12 +372,11 @@ class ConnectionAdmin(ActionAdmin):
     # --- actions (the same functions the views and commands use) -------------------------
 
     def _report(
-        self, request: HttpRequest, ok: int, failures: list[str], singular: str, plural: str
+        self, request: HttpRequest, ok: int, failures: list[str], success: _StrPromise
     ) -> None:
+        """``success`` is an ``ngettext_lazy(singular, plural, "count")`` message."""
         if ok:
-            self.message_user(
-                request, ngettext(singular, plural, ok) % {"count": ok}, messages.SUCCESS
-            )
+            self.message_user(request, success % {"count": ok}, messages.SUCCESS)
         if failures:
             self.message_user(
                 request,
@@ -403,8 +405,9 @@ class ConnectionAdmin(ActionAdmin):
             request,
             ok,
             failures,
-            "%(count)d connection refreshed.",
-            "%(count)d connections refreshed.",
+            ngettext_lazy(
+                "%(count)d connection refreshed.", "%(count)d connections refreshed.", "count"
+            ),
         )
 
     @admin.action(description=_("Test connection (one cheap API call)"), permissions=["change"])
@@ -421,14 +424,18 @@ class ConnectionAdmin(ActionAdmin):
             if result.ok:
                 ok += 1
             else:
-                detail = " ".join(filter(None, [result.error_code, result.message])) or "failed"
+                detail = " ".join(filter(None, [result.error_code, result.message]))
+                detail = detail or gettext("failed")
                 failures.append(f"{conn.company_id}: {detail[:200]}")
         self._report(
             request,
             ok,
             failures,
-            "%(count)d connection answered the test call.",
-            "%(count)d connections answered the test call.",
+            ngettext_lazy(
+                "%(count)d connection answered the test call.",
+                "%(count)d connections answered the test call.",
+                "count",
+            ),
         )
 
     @admin.action(description=_("Disconnect and revoke at Intacct"), permissions=["disconnect"])
@@ -466,13 +473,19 @@ class ConnectionAdmin(ActionAdmin):
             if result.revoked_at_intacct:
                 ok += 1
             else:
-                failures.append(f"{conn.company_id}: disconnected locally; {result.error}")
+                failures.append(
+                    gettext("%(company)s: disconnected locally; %(error)s")
+                    % {"company": conn.company_id, "error": result.error}
+                )
         self._report(
             request,
             ok,
             failures,
-            "%(count)d connection disconnected and revoked at Intacct.",
-            "%(count)d connections disconnected and revoked at Intacct.",
+            ngettext_lazy(
+                "%(count)d connection disconnected and revoked at Intacct.",
+                "%(count)d connections disconnected and revoked at Intacct.",
+                "count",
+            ),
         )
         return None
 
@@ -512,8 +525,11 @@ class ConnectionAdmin(ActionAdmin):
             request,
             changed,
             [],
-            "%(count)d connection marked as needing re-authorisation.",
-            "%(count)d connections marked as needing re-authorisation.",
+            ngettext_lazy(
+                "%(count)d connection marked as needing re-authorisation.",
+                "%(count)d connections marked as needing re-authorisation.",
+                "count",
+            ),
         )
         if skipped:
             self.message_user(

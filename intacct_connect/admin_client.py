@@ -18,8 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from intacct_connect.admin_base import ReadOnlyModelAdmin, company_label
 from intacct_connect.client import usage
@@ -64,9 +64,10 @@ class ApiCallLogAdmin(ReadOnlyModelAdmin):
 
 def _calls_and_errors(calls: int, errors: int) -> str:
     """'1 call (0 errors)', '2 calls (1 error)'."""
-    return ngettext("%(calls)d call", "%(calls)d calls", calls) % {"calls": calls} + (
-        " (" + ngettext("%(errors)d error", "%(errors)d errors", errors) % {"errors": errors} + ")"
-    )
+    return gettext("%(calls)s (%(errors)s)") % {
+        "calls": ngettext("%(calls)d call", "%(calls)d calls", calls) % {"calls": calls},
+        "errors": ngettext("%(errors)d error", "%(errors)d errors", errors) % {"errors": errors},
+    }
 
 
 def api_usage_html(connection: Connection) -> SafeString:
@@ -80,13 +81,15 @@ def api_usage_html(connection: Connection) -> SafeString:
         reverse("admin:intacct_connect_apicalllog_changelist")
         + f"?connection__id__exact={connection.pk}"
     )
-    last = f"{month.last_call_at:%Y-%m-%d %H:%M:%S}" if month.last_call_at else "never"
+    last = f"{month.last_call_at:%Y-%m-%d %H:%M:%S}" if month.last_call_at else gettext("never")
     return format_html(
-        '{} in 24 h · {} in 30 days · last call {} · <a href="{}">see calls</a>',
-        _calls_and_errors(day.calls, day.errors),
-        _calls_and_errors(month.calls, month.errors),
-        last,
-        url,
+        gettext(
+            '{day} in 24 h · {month} in 30 days · last call {last} · <a href="{url}">see calls</a>'
+        ),
+        day=_calls_and_errors(day.calls, day.errors),
+        month=_calls_and_errors(month.calls, month.errors),
+        last=last,
+        url=url,
     )
 
 

@@ -24,8 +24,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from intacct_connect import jobs, scheduling
 from intacct_connect.admin_base import (
@@ -194,8 +194,8 @@ class ScheduleAdmin(ActionAdmin):
     @admin.display(description=_("every"))
     def cadence(self, obj: Schedule) -> str:
         if obj.crontab:
-            return f"cron {obj.crontab}"
-        return f"{obj.interval_seconds} s"
+            return gettext("cron %(crontab)s") % {"crontab": obj.crontab}
+        return gettext("%(seconds)s s") % {"seconds": obj.interval_seconds}
 
     @admin.display(description=_("runs"))
     def runs_link(self, obj: Schedule) -> SafeString:
@@ -347,7 +347,9 @@ class JobRunAdmin(ReadOnlyModelAdmin):
     @admin.display(description=_("duration"))
     def duration(self, obj: JobRun) -> str:
         delta = obj.duration
-        return f"{delta.total_seconds():.1f} s" if delta is not None else "—"
+        if delta is None:
+            return "—"
+        return gettext("%(seconds).1f s") % {"seconds": delta.total_seconds()}
 
     @admin.display(description=_("connection"), ordering="connection__company_id")
     def company(self, obj: JobRun) -> str:

@@ -26,6 +26,24 @@ from typing import Any
 #: least twice the longest hard time limit (600 s) and longer than any countdown (≤ 15 min).
 VISIBILITY_TIMEOUT = 7200
 
+# --- task time limits and retries (see docs/tasks.rst, "Worker settings and why") ------
+
+#: Time limits of the job-run task; a run's lease (``scheduling.JOB_LEASE_SECONDS``)
+#: outlives the hard one.
+JOB_SOFT_TIME_LIMIT = 540
+JOB_HARD_TIME_LIMIT = 600
+#: Refresh task limits: lock wait (20 s) + one token request (3.05 + 10 s) < soft limit.
+REFRESH_SOFT_TIME_LIMIT = 60
+REFRESH_HARD_TIME_LIMIT = 90
+#: Dispatchers run every minute (and stop claiming after ``DISPATCH_TIME_BUDGET``).
+DISPATCH_SOFT_TIME_LIMIT = 50
+DISPATCH_HARD_TIME_LIMIT = 60
+#: The daily pruning tasks.
+PRUNE_SOFT_TIME_LIMIT = 240
+PRUNE_HARD_TIME_LIMIT = 300
+#: Celery retries of a failed run (transient errors only).
+JOB_MAX_RETRIES = 5
+
 #: Short, latency-sensitive tasks: dispatchers and token refreshes.
 REFRESH_QUEUE = "intacct.refresh"
 #: Long tasks: job runs (API calls, storage) and housekeeping.

@@ -39,10 +39,9 @@ import email.utils
 import logging
 import random
 import re
-import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,9 +50,8 @@ from urllib.parse import quote
 import requests
 from django.db.models import Count, Max, Q
 from django.utils import timezone
-from requests.adapters import HTTPAdapter
 
-from intacct_connect import calllog, oauth, ratelimit, tokens
+from intacct_connect import adapter, calllog, http, ratelimit, tokens
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import (
     AuthenticationError,
@@ -151,6 +149,28 @@ class HealthResult:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    """What every attempt of one call sends."""
+
+    url: str
+    json: Any = field(repr=False)
+    params: Mapping[str, Any] | None = field(repr=False)
+    headers: Mapping[str, str] = field(repr=False)
+    idempotency_key: str | None
+    retryable: bool
+
+
+@dataclass
+class _ErrorAnswer:
+    """An answer of status 400 or more, before it is mapped onto an exception."""
+
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+    error: dict[str, Any]
+
+
 @dataclass
 class _Call:
     """Bookkeeping of one logical call (all its attempts)."""
@@ -161,7 +181,10 @@ class _Call:
     status: int | None = None
     error_code: str = ""
     request_id: str = ""
-    started: float = field(default_factory=time.monotonic)
+    started: float = 0.0
+    #: The access token the attempts send, and whether it was already replaced once.
+    token: tokens.AccessToken | None = field(default=None, repr=False)
+    replayed: bool = False
     #: The concurrency slot held by the current attempt (released by ``_release_slot`` or,
     #: for the last attempt, together with the call-log write).
     lease: ratelimit.Lease | None = None
@@ -169,28 +192,53 @@ class _Call:
 
 # --- sessions ------------------------------------------------------------------------
 
-_local = threading.local()
-
-
-def build_session(pool_maxsize: int = 10) -> requests.Session:
-    """A pooled ``requests.Session`` without transport retries (the client retries)."""
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    # The environment's proxies are read once per origin and passed with every request
-    # (intacct_connect.oauth.proxies_for); never .netrc credentials.
-    session.trust_env = False
-    return session
+#: Kept here for callers that imported it from the client; see :mod:`intacct_connect.http`.
+build_session = http.build_session
 
 
 def default_session() -> requests.Session:
-    """One pooled session per thread, shared by the clients created on that thread."""
-    session: requests.Session | None = getattr(_local, "session", None)
-    if session is None:
-        session = build_session()
-        _local.session = session
-    return session
+    """This thread's API session (:func:`intacct_connect.http.get_session` ``("api")``),
+    shared by the clients created on that thread."""
+    return http.get_session("api", adapter.requests_session)
+
+
+# --- retries -------------------------------------------------------------------------
+
+
+@dataclass
+class RetryPolicy:
+    """How long the client waits before each retry, and the ``sleep`` and ``clock`` it
+    waits and measures with (tests pass fakes: nothing sleeps for real)."""
+
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    @property
+    def max_retries(self) -> int:
+        return max(0, int(app_settings.MAX_RETRIES))
+
+    def allows(self, retries: int, wait: float | None) -> bool:
+        """Whether a call that was retried ``retries`` times may be retried again, when
+        the server asks for ``wait`` seconds (None: it did not say)."""
+        return retries < self.max_retries and (
+            wait is None or wait <= float(app_settings.RETRY_AFTER_MAX)
+        )
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with full jitter; a server-given wait plus a little jitter."""
+        cap = min(
+            float(app_settings.RETRY_BACKOFF_MAX),
+            float(app_settings.RETRY_BACKOFF) * (2**attempt),
+        )
+        delay = random.uniform(0, cap)  # noqa: S311 - full jitter
+        if retry_after is not None:
+            delay = retry_after + random.uniform(0, min(1.0, float(app_settings.RETRY_BACKOFF)))  # noqa: S311
+        return delay
+
+
+#: The policy of every client created without ``sleep=`` or ``clock=`` (a test can swap
+#: its ``sleep`` for all clients, including those made inside flows and tasks).
+default_retry_policy = RetryPolicy()
 
 
 # --- error parsing -------------------------------------------------------------------
@@ -344,7 +392,10 @@ class IntacctClient:
     :param connection: a :class:`~intacct_connect.models.Connection` or its primary key.
     :param entity_id: entity sent as ``X-IA-API-Param-Entity`` on every call; defaults to
         the connection's entity (blank = top level). Pass ``""`` to force top level.
-    :param session: a ``requests.Session`` to use (default: one pooled session per thread).
+    :param session: a ``requests.Session`` to use (default: this thread's ``"api"``
+        session, made by the adapter's ``get_requests_session()``).
+    :param sleep: how to wait between retries (default ``time.sleep``).
+    :param clock: the monotonic clock that times calls (default ``time.monotonic``).
     """
 
     def __init__(
@@ -353,12 +404,19 @@ class IntacctClient:
         *,
         entity_id: str | None = None,
         session: requests.Session | None = None,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if not isinstance(connection, Connection):
             connection = Connection.objects.get(pk=connection)
         self.connection = connection
         self.entity_id = connection.entity_id if entity_id is None else entity_id
         self.session = session or default_session()
+        self.retry_policy = (
+            default_retry_policy
+            if sleep is None and clock is None
+            else RetryPolicy(sleep or time.sleep, clock or time.monotonic)
+        )
         self._token: tokens.AccessToken | None = None
 
     def __repr__(self) -> str:
@@ -418,16 +476,6 @@ class IntacctClient:
         headers.update(extra)
         return headers
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        cap = min(
-            float(app_settings.RETRY_BACKOFF_MAX),
-            float(app_settings.RETRY_BACKOFF) * (2**attempt),
-        )
-        delay = random.uniform(0, cap)  # noqa: S311 - full jitter
-        if retry_after is not None:
-            delay = retry_after + random.uniform(0, min(1.0, float(app_settings.RETRY_BACKOFF)))  # noqa: S311
-        return delay
-
     def _request(
         self,
         method: str,
@@ -449,11 +497,12 @@ class IntacctClient:
             retryable = method == "GET" or idempotency_key is not None
         if not path.startswith("/"):
             path = "/" + path
-        call = _Call(method=method, path=path.split("?", 1)[0][:500])  # logged: no query
+        call = _Call(method, path.split("?", 1)[0][:500], started=self.retry_policy.clock())
+        outgoing = _Outgoing(
+            self._url(path), json, params, headers or {}, idempotency_key, retryable
+        )
         try:
-            return self._send(
-                call, self._url(path), json, params, headers or {}, idempotency_key, retryable
-            )
+            return self._send_with_retries(call, outgoing)
         except IntacctConnectError as err:
             if not call.error_code:
                 call.error_code = (err.error_id or err.code or type(err).__name__)[:100]
@@ -465,52 +514,17 @@ class IntacctClient:
         finally:
             self._finish(call)
 
-    def _send(
-        self,
-        call: _Call,
-        url: str,
-        json: Any,
-        params: Mapping[str, Any] | None,
-        extra_headers: Mapping[str, str],
-        idempotency_key: str | None,
-        retryable: bool,
-    ) -> ApiResponse:
-        max_retries = max(0, int(app_settings.MAX_RETRIES))
-        token = self._current_token()
-        replayed = False
-        attempt = 0
+    # The layers of one call: retries -> token replay -> one send -> error mapping.
+
+    def _send_with_retries(self, call: _Call, outgoing: _Outgoing) -> ApiResponse:
+        """Retry transport failures (any that cannot have reached Intacct, and all of a
+        retryable call) and transient statuses; map the last failure onto an exception."""
         while True:
-            headers = self._headers(token, idempotency_key, extra_headers)
-            if app_settings.COMPANY_CONCURRENCY > 0:
-                call.lease = ratelimit.acquire(self.connection.company_id)
             try:
-                response = self.session.request(
-                    call.method,
-                    url,
-                    json=json,
-                    params=params,
-                    headers=headers,
-                    timeout=app_settings.HTTP_TIMEOUT,
-                    allow_redirects=False,
-                    proxies=oauth.proxies_for(app_settings.API_BASE_URL),
-                )
+                answer = self._send_with_token_replay(call, outgoing)
             except requests.RequestException as err:
-                sent = not isinstance(err, requests.ConnectTimeout) and not _never_sent(err)
-                can_retry = retryable or not sent
-                if can_retry and attempt < max_retries:
-                    self._release_slot(call)
-                    delay = self._backoff(attempt, None)
-                    logger.info(
-                        "%s %s: %s; retry %s in %.2f s",
-                        call.method,
-                        call.path,
-                        type(err).__name__,
-                        attempt + 1,
-                        delay,
-                    )
-                    attempt += 1
-                    call.retries = attempt
-                    time.sleep(delay)
+                sent = not isinstance(err, requests.ConnectTimeout) and not http.never_sent(err)
+                if (outgoing.retryable or not sent) and self._retry(call, type(err).__name__, None):
                     continue
                 call.error_code = type(err).__name__
                 raise TransportError(
@@ -518,70 +532,98 @@ class IntacctClient:
                     + (" (the request may have reached Intacct)" if sent else ""),
                     connection_id=self.connection.pk,
                 ) from err
+            if isinstance(answer, ApiResponse):
+                return answer
+            if (
+                answer.status in RETRY_STATUSES
+                and (outgoing.retryable or answer.status == 429)
+                and self._retry(call, f"HTTP {answer.status}", _retry_after(answer.headers))
+            ):
+                continue
+            raise error_for(
+                answer.status,
+                answer.body,
+                method=call.method,
+                path=call.path,
+                headers=answer.headers,
+                connection_id=self.connection.pk,
+            )
 
-            self._release_slot(call)
-            call.status = response.status_code
-            body = _parse_json(response)
-            status = response.status_code
-            if status < 400:
-                if body is _GARBAGE:
-                    call.error_code = "unreadable_body"
-                    raise TransportError(
-                        f"{call.method} {call.path}: HTTP {status} with a body that is not JSON",
-                        status_code=status,
-                        connection_id=self.connection.pk,
-                    )
-                call.request_id = _request_id(response, {})
-                call.error_code = ""  # an earlier attempt may have failed
-                return ApiResponse(
-                    status_code=status,
-                    data=body,
-                    headers=response.headers,
-                    retries=call.retries,
-                    request_id=call.request_id,
-                )
+    def _retry(self, call: _Call, reason: str, wait: float | None) -> bool:
+        """Wait before the next attempt if the policy allows one; False if it does not."""
+        policy = self.retry_policy
+        if not policy.allows(call.retries, wait):
+            return False
+        delay = policy.delay(call.retries, wait)
+        logger.info(
+            "%s %s: %s; retry %s in %.2f s", call.method, call.path, reason, call.retries + 1, delay
+        )
+        call.retries += 1
+        self._release_slot(call)
+        policy.sleep(delay)
+        return True
 
+    def _send_with_token_replay(
+        self, call: _Call, outgoing: _Outgoing
+    ) -> ApiResponse | _ErrorAnswer:
+        """Send; if the token is rejected, refresh it once per call and send again."""
+        if call.token is None:  # the first attempt: the token stays for all the others
+            call.token = self._current_token()
+        answer = self._send_once(call, outgoing, call.token)
+        if (
+            isinstance(answer, ApiResponse)
+            or call.replayed
+            or not _is_token_error(answer.status, answer.error)
+        ):
+            return answer
+        call.replayed = True
+        logger.info(
+            "%s %s: token rejected (%s); refreshing once and replaying",
+            call.method,
+            call.path,
+            call.error_code or answer.status,
+        )
+        self._release_slot(call)
+        call.token = self._refresh_after_rejection(call.token)
+        return self._send_once(call, outgoing, call.token)
+
+    def _send_once(
+        self, call: _Call, outgoing: _Outgoing, token: tokens.AccessToken
+    ) -> ApiResponse | _ErrorAnswer:
+        """One attempt: hold a concurrency slot, send, read the answer."""
+        headers = self._headers(token, outgoing.idempotency_key, outgoing.headers)
+        if app_settings.COMPANY_CONCURRENCY > 0:
+            call.lease = ratelimit.acquire(self.connection.company_id)
+        response = self.session.request(
+            call.method,
+            outgoing.url,
+            json=outgoing.json,
+            params=outgoing.params,
+            headers=headers,
+            timeout=app_settings.HTTP_TIMEOUT,
+            allow_redirects=False,
+            proxies=http.proxies_for(app_settings.API_BASE_URL),
+        )
+        self._release_slot(call)
+        call.status = status = response.status_code
+        body = _parse_json(response)
+        if status >= 400:
             error = extract_error(body if body is not _GARBAGE else None)
             call.error_code = str(error.get("errorId") or error.get("code") or "")[:100]
             call.request_id = _request_id(response, error)
-            if _is_token_error(status, error) and not replayed:
-                replayed = True
-                logger.info(
-                    "%s %s: token rejected (%s); refreshing once and replaying",
-                    call.method,
-                    call.path,
-                    call.error_code or status,
-                )
-                self._release_slot(call)
-                token = self._refresh_after_rejection(token)
-                continue
-            if status in RETRY_STATUSES and (retryable or status == 429):
-                wait = _retry_after(response.headers)
-                if attempt < max_retries and (
-                    wait is None or wait <= float(app_settings.RETRY_AFTER_MAX)
-                ):
-                    delay = self._backoff(attempt, wait)
-                    logger.info(
-                        "%s %s: HTTP %s; retry %s in %.2f s",
-                        call.method,
-                        call.path,
-                        status,
-                        attempt + 1,
-                        delay,
-                    )
-                    attempt += 1
-                    call.retries = attempt
-                    self._release_slot(call)
-                    time.sleep(delay)
-                    continue
-            raise error_for(
-                status,
-                body if body is not _GARBAGE else None,
-                method=call.method,
-                path=call.path,
-                headers=response.headers,
+            return _ErrorAnswer(
+                status, body if body is not _GARBAGE else None, response.headers, error
+            )
+        if body is _GARBAGE:
+            call.error_code = "unreadable_body"
+            raise TransportError(
+                f"{call.method} {call.path}: HTTP {status} with a body that is not JSON",
+                status_code=status,
                 connection_id=self.connection.pk,
             )
+        call.request_id = _request_id(response, {})
+        call.error_code = ""  # an earlier attempt may have failed
+        return ApiResponse(status, body, response.headers, call.retries, call.request_id)
 
     def _release_slot(self, call: _Call) -> None:
         """The current attempt is over: park or release its slot (``ratelimit.finish``:
@@ -602,7 +644,7 @@ class IntacctClient:
                 call.path,
                 call.status,
                 call.error_code,
-                int((time.monotonic() - call.started) * 1000),
+                int((self.retry_policy.clock() - call.started) * 1000),
                 call.retries,
                 call.request_id,
                 timezone.now(),
@@ -831,7 +873,8 @@ class IntacctClient:
         """One cheap call proving the connection works; records the outcome on the
         connection (``health_ok``, ``health_checked_at``) and as a HEALTH_CHECK event.
         Never raises for API or transport errors (configuration errors still raise)."""
-        started = time.monotonic()
+        clock = self.retry_policy.clock
+        started = clock()
         status: int | None = None
         code = message = ""
         ok = False
@@ -843,7 +886,7 @@ class IntacctClient:
             status = err.status_code
             code = (err.error_id or err.code or type(err).__name__)[:100]
             message = err.message
-        duration = int((time.monotonic() - started) * 1000)
+        duration = int((clock() - started) * 1000)
         now = timezone.now()
         Connection.objects.filter(pk=self.connection.pk).update(
             health_ok=ok, health_checked_at=now, updated_at=now
@@ -885,14 +928,6 @@ def _parse_json(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return _GARBAGE
-
-
-def _never_sent(err: requests.RequestException) -> bool:
-    from urllib3.exceptions import NewConnectionError
-
-    reason = err.args[0] if err.args else None
-    reason = getattr(reason, "reason", reason)
-    return isinstance(reason, NewConnectionError)
 
 
 # --- call log: usage and retention ---------------------------------------------------

@@ -28,17 +28,25 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db import connection as db_connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_variables
 
 from intacct_connect import crypto, oauth, signals
+from intacct_connect.client import IntacctClient
 from intacct_connect.conf import app_settings
+
+# Re-exported, so the public names stay flows.<name>: their home is connection_state.
+from intacct_connect.connection_state import ClientCredentialsUser as ClientCredentialsUser
+from intacct_connect.connection_state import UserLike, actor_of, next_refresh_at, user_id_of
+from intacct_connect.connection_state import (
+    client_credentials_username as client_credentials_username,
+)
+from intacct_connect.connection_state import mark_needs_reauth as mark_needs_reauth
+from intacct_connect.connection_state import parse_username as parse_username
 from intacct_connect.exceptions import (
     AuthorizationDenied,
     IntacctConnectError,
@@ -53,12 +61,12 @@ from intacct_connect.models import (
     EventKind,
     GrantType,
     OAuthFlow,
+    OAuthFlowQuerySet,
     Token,
+    TokenQuerySet,
 )
 
 logger = logging.getLogger(__name__)
-
-UserLike = AbstractBaseUser | AnonymousUser | None
 
 #: Most characters kept from an Intacct error description shown to a user or stored.
 MAX_ERROR_TEXT = 500
@@ -69,16 +77,6 @@ MAX_ERROR_TEXT = 500
 
 def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
-def _user_id(user: UserLike) -> Any:
-    if user is None or not getattr(user, "is_authenticated", False):
-        return None
-    return user.pk
-
-
-def _actor(user: UserLike) -> Any:
-    return user if _user_id(user) is not None else None
 
 
 def current_environment() -> str:
@@ -168,7 +166,7 @@ def start_connect(
     flow = OAuthFlow(
         state_hash=sha256_hex(request.state),
         session_key_hash=sha256_hex(session_key),
-        user_id=_user_id(user),
+        user_id=user_id_of(user),
         tenant_key=tenant_key,
         redirect_uri=app_settings.REDIRECT_URI,
         token_url=app_settings.TOKEN_URL,
@@ -233,7 +231,7 @@ def consume_flow(
     state_hash = sha256_hex(state)
     now = timezone.now()
     session_hash = sha256_hex(session_key) if session_key else ""
-    user_id = _user_id(user)
+    user_id = user_id_of(user)
     bound = Q(
         state_hash=state_hash,
         consumed_at__isnull=True,
@@ -314,25 +312,17 @@ def complete_callback(
             "The access token does not name the Intacct company and user (claims cnyId, userId)."
         )
     try:
-        return _save_authorization(flow, token_set, actor=_actor(user))
+        return _save_authorization(flow, token_set, actor=actor_of(user))
     except IntegrityError:
         # A concurrent callback of another flow created the same connection first:
         # this one now finds it and updates it in place.
-        return _save_authorization(flow, token_set, actor=_actor(user))
+        return _save_authorization(flow, token_set, actor=actor_of(user))
 
 
 def _denied(error: str, description: str) -> AuthorizationDenied:
     return AuthorizationDenied(
         _clean_text(description) or None, code=_clean_text(error, 100) or "access_denied"
     )
-
-
-def _lock(qs: QuerySet[Connection]) -> QuerySet[Connection]:
-    if db_connection.features.has_select_for_update:
-        if db_connection.features.has_select_for_no_key_update:
-            return qs.select_for_update(no_key=True)
-        return qs.select_for_update()
-    return qs
 
 
 @sensitive_variables("token_set")
@@ -343,18 +333,20 @@ def _save_authorization(
     user_id = token_set.user_id
     with transaction.atomic():
         target: Connection | None = None
-        same = _lock(
+        same = (
             Connection.objects.filter(
                 tenant_key=flow.tenant_key,
                 company_id=company_id,
                 intacct_user_id=user_id,
                 grant_type=GrantType.AUTHORIZATION_CODE,
             )
-        ).first()
+            .locked(no_key=True)
+            .first()
+        )
         if same is not None:
             target = same
         elif flow.reconnect_id is not None:
-            reconnect = _lock(Connection.objects.filter(pk=flow.reconnect_id)).first()
+            reconnect = Connection.objects.filter(pk=flow.reconnect_id).locked(no_key=True).first()
             if reconnect is not None and reconnect.company_id == company_id:
                 target = reconnect  # same company, other Intacct user: keep the identity
         created = target is None
@@ -372,12 +364,12 @@ def _save_authorization(
         target.last_error_message = ""
         target.last_error_at = None
         target.refresh_failures = 0
-        if _user_id(actor) is not None:
+        if user_id_of(actor) is not None:
             target.connected_by = actor  # type: ignore[assignment]
         name = token_set.claims.get("cnyName") or token_set.claims.get("companyName")
         if isinstance(name, str) and name:
             target.company_name = name[:200]
-        target.next_refresh_at = _next_refresh_at(token_set)
+        target.next_refresh_at = next_refresh_at(token_set.expires_at)
         target.save()
         store_tokens(target, token_set)
         kind = EventKind.CONNECTED if created else EventKind.RECONNECTED
@@ -385,39 +377,32 @@ def _save_authorization(
             target,
             kind,
             f"Authorised by Intacct user {user_id} of company {company_id}.",
-            actor=_actor(actor),
+            actor=actor_of(actor),
         )
         superseded = _supersede_others(target)
         signal = signals.connection_created if created else signals.connection_reconnected
-        signals.send_on_commit(signal, connection=target, actor=_actor(actor))
+        signals.send_on_commit(signal, connection=target, actor=actor_of(actor))
     return CallbackResult(
         connection=target, created=created, next_url=flow.next_url, superseded=superseded
     )
 
 
-def _next_refresh_at(token_set: oauth.TokenSet) -> Any:
-    """When the background refresher should renew these tokens (same rule as refreshes)."""
-    from intacct_connect.tokens import _next_refresh_at as schedule
-
-    return schedule(token_set.expires_at)
-
-
 def _supersede_others(connection: Connection) -> tuple[int, ...]:
     """Intacct keeps one grant per (Intacct user, company): mark the older ones superseded."""
     others = list(
-        _lock(
-            Connection.objects.filter(
-                company_id=connection.company_id,
-                intacct_user_id=connection.intacct_user_id,
-                grant_type=GrantType.AUTHORIZATION_CODE,
-                environment=connection.environment,
-                status__in=(
-                    ConnectionStatus.ACTIVE,
-                    ConnectionStatus.NEEDS_REAUTH,
-                    ConnectionStatus.ERROR,
-                ),
-            ).exclude(pk=connection.pk)
+        Connection.objects.filter(
+            company_id=connection.company_id,
+            intacct_user_id=connection.intacct_user_id,
+            grant_type=GrantType.AUTHORIZATION_CODE,
+            environment=connection.environment,
+            status__in=(
+                ConnectionStatus.ACTIVE,
+                ConnectionStatus.NEEDS_REAUTH,
+                ConnectionStatus.ERROR,
+            ),
         )
+        .exclude(pk=connection.pk)
+        .locked(no_key=True)
     )
     for other in others:
         other.status = ConnectionStatus.SUPERSEDED
@@ -476,43 +461,6 @@ def store_tokens(connection: Connection, token_set: oauth.TokenSet) -> Token:
 # --- client credentials ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ClientCredentialsUser:
-    user_id: str
-    company_id: str
-    entity_id: str
-
-    @property
-    def username(self) -> str:
-        entity = f"|{self.entity_id}" if self.entity_id else ""
-        return f"{self.user_id}@{self.company_id}{entity}"
-
-
-def parse_username(username: str) -> ClientCredentialsUser:
-    """Parse ``user@company`` or ``user@company|entity`` (raises ``ValidationError``)."""
-    value = (username or "").strip()
-    if any(unicodedata.category(ch)[0] == "C" for ch in value):
-        raise ValidationError("The username contains control characters.")
-    user_part, at, rest = value.partition("@")
-    company, bar, entity = rest.partition("|")
-    user_part, company, entity = user_part.strip(), company.strip(), entity.strip()
-    if (
-        not at
-        or not user_part
-        or not company
-        or "@" in rest
-        or "|" in entity
-        or (bar and not entity)
-    ):
-        raise ValidationError(
-            "Enter the Web Services user as user@company or user@company|entity "
-            "(for example ws_user@ACME or ws_user@ACME|US-EAST)."
-        )
-    if len(user_part) > 100 or len(company) > 100 or len(entity) > 100:
-        raise ValidationError("Each part of the username is limited to 100 characters.")
-    return ClientCredentialsUser(user_id=user_part, company_id=company, entity_id=entity)
-
-
 @sensitive_variables("token_set")
 def create_client_credentials_connection(
     *, tenant_key: str, username: str, actor: UserLike = None
@@ -537,7 +485,7 @@ def create_client_credentials_connection(
             f"Intacct issued a token for company {company_id}, not {who.company_id}."
         )
     with transaction.atomic():
-        existing = _lock(
+        existing = (
             Connection.objects.filter(
                 tenant_key=tenant_key,
                 company_id=company_id,
@@ -545,7 +493,9 @@ def create_client_credentials_connection(
                 entity_id=who.entity_id,
                 grant_type=GrantType.CLIENT_CREDENTIALS,
             )
-        ).first()
+            .locked(no_key=True)
+            .first()
+        )
         created = existing is None
         conn = existing or Connection(
             tenant_key=tenant_key,
@@ -560,27 +510,20 @@ def create_client_credentials_connection(
         conn.last_error_message = ""
         conn.last_error_at = None
         conn.refresh_failures = 0
-        if _user_id(actor) is not None:
+        if user_id_of(actor) is not None:
             conn.connected_by = actor  # type: ignore[assignment]
-        conn.next_refresh_at = _next_refresh_at(token_set)
+        conn.next_refresh_at = next_refresh_at(token_set.expires_at)
         conn.save()
         store_tokens(conn, token_set)
         ConnectionEvent.log(
             conn,
             EventKind.CONNECTED if created else EventKind.RECONNECTED,
             f"Client-credentials token issued for Web Services user {user_id}.",
-            actor=_actor(actor),
+            actor=actor_of(actor),
         )
         signal = signals.connection_created if created else signals.connection_reconnected
-        signals.send_on_commit(signal, connection=conn, actor=_actor(actor))
+        signals.send_on_commit(signal, connection=conn, actor=actor_of(actor))
     return conn
-
-
-def client_credentials_username(connection: Connection) -> str:
-    """The ``user@company|entity`` a client-credentials connection authenticates as."""
-    return ClientCredentialsUser(
-        connection.intacct_user_id, connection.company_id, connection.entity_id
-    ).username
 
 
 def reconnect_client_credentials(connection: Connection, *, actor: UserLike = None) -> Connection:
@@ -638,7 +581,7 @@ def disconnect(connection: Connection | int, *, actor: UserLike = None) -> Disco
         error = "Not revoked at Intacct: the grant had already been superseded."
     secret = ""
     with transaction.atomic():
-        conn = _lock(Connection.objects.filter(pk=pk)).get()
+        conn = Connection.objects.filter(pk=pk).locked(no_key=True).get()
         Token.objects.filter(pk=pk).delete()
         OAuthFlow.objects.filter(reconnect=conn, consumed_at__isnull=True).delete()
         conn.status = ConnectionStatus.REVOKED
@@ -652,63 +595,22 @@ def disconnect(connection: Connection | int, *, actor: UserLike = None) -> Disco
         conn.save()
         if revoked:
             ConnectionEvent.log(
-                conn, EventKind.REVOKED, "Grant revoked at Intacct.", actor=_actor(actor)
+                conn, EventKind.REVOKED, "Grant revoked at Intacct.", actor=actor_of(actor)
             )
         ConnectionEvent.log(
             conn,
             EventKind.DISCONNECTED,
             "Disconnected; tokens deleted." + ("" if revoked else f" {error}".rstrip()),
             error_code=error_code,
-            actor=_actor(actor),
+            actor=actor_of(actor),
         )
         signals.send_on_commit(
             signals.connection_revoked,
             connection=conn,
-            actor=_actor(actor),
+            actor=actor_of(actor),
             revoked_at_intacct=revoked,
         )
     return DisconnectResult(connection=conn, revoked_at_intacct=revoked, error=error)
-
-
-def mark_needs_reauth(
-    connection: Connection | int,
-    *,
-    reason: str,
-    error_code: str = "",
-    message: str = "",
-    actor: UserLike = None,
-) -> bool:
-    """Mark an active (or failing) connection as needing re-authorisation.
-
-    Returns True if the status changed; the ``connection_needs_reauth`` signal is sent
-    once per incident (not again while the connection stays in that state).
-    """
-    pk = connection.pk if isinstance(connection, Connection) else connection
-    with transaction.atomic():
-        conn = _lock(Connection.objects.filter(pk=pk)).get()
-        if conn.status not in (ConnectionStatus.ACTIVE, ConnectionStatus.ERROR):
-            return False
-        conn.status = ConnectionStatus.NEEDS_REAUTH
-        conn.next_refresh_at = None
-        conn.record_error(error_code or reason, message or f"Needs re-authorisation ({reason}).")
-        conn.save()
-        ConnectionEvent.log(
-            conn,
-            EventKind.NEEDS_REAUTH,
-            message or f"Needs re-authorisation ({reason}).",
-            error_code=error_code[:100],
-            actor=_actor(actor),
-        )
-        signals.send_on_commit(
-            signals.connection_needs_reauth,
-            connection=conn,
-            reason=reason,
-            error_code=error_code,
-            actor=_actor(actor),
-        )
-    if isinstance(connection, Connection):
-        connection.refresh_from_db()
-    return True
 
 
 # --- listing -------------------------------------------------------------------------------
@@ -752,8 +654,6 @@ def company_entities(connection: Connection) -> list[EntityChoice]:
     Raises the :class:`~intacct_connect.exceptions.IntacctConnectError` family when
     Intacct cannot be reached or refuses. An empty list means a single-entity company.
     """
-    from intacct_connect.client import IntacctClient
-
     with IntacctClient(connection, entity_id="") as client:
         rows = list(
             client.query(
@@ -805,7 +705,7 @@ def set_default_entity(
                 code="unknown_entity",
             )
     with transaction.atomic():
-        locked = _lock(Connection.objects.filter(pk=pk)).get()
+        locked = Connection.objects.filter(pk=pk).locked(no_key=True).get()
         if locked.entity_id != entity_id:
             locked.entity_id = entity_id
             locked.save(update_fields=["entity_id", "updated_at"])
@@ -813,7 +713,7 @@ def set_default_entity(
                 "Connection %s: default entity set to %s by user %s.",
                 pk,
                 entity_id or "top level",
-                _user_id(actor),
+                user_id_of(actor),
             )
     if isinstance(connection, Connection):
         connection.entity_id = entity_id
@@ -827,8 +727,6 @@ def fill_company_name(connection: Connection) -> str:
     secret) and leaves the connection as it was. Real Intacct does not put the name in its
     tokens, so this is where ``company_name`` comes from.
     """
-    from intacct_connect.client import IntacctClient
-
     try:
         with IntacctClient(connection, entity_id="") as client:
             data = client.request(
@@ -894,7 +792,7 @@ def _old_key_q(field_name: str, primary_prefix: str, *, optional: bool) -> Q:
     return under_old
 
 
-def rows_under_old_keys() -> tuple[QuerySet[Token], QuerySet[OAuthFlow]]:
+def rows_under_old_keys() -> tuple[TokenQuerySet, OAuthFlowQuerySet]:
     """Token and flow rows holding ciphertext not encrypted with the newest key."""
     prefix = f"{crypto.PREFIX}:{crypto.get_keyring().primary_id}:"
     tokens = Token.objects.filter(
@@ -915,13 +813,8 @@ def _rewrap(model_instance: Any, field_name: str, ring: crypto.Keyring) -> tuple
     return str(old), ring.encrypt(ring.decrypt(old, aad), aad)
 
 
-def _claim(qs: QuerySet[Any], batch_size: int) -> list[Any]:
-    if db_connection.features.has_select_for_update_skip_locked:
-        if db_connection.features.has_select_for_no_key_update:
-            qs = qs.select_for_update(skip_locked=True, no_key=True, of=("self",))
-        else:
-            qs = qs.select_for_update(skip_locked=True)
-    return list(qs.order_by("pk")[:batch_size])
+def _claim(qs: TokenQuerySet | OAuthFlowQuerySet, batch_size: int) -> list[Any]:
+    return list(qs.locked(skip_locked=True, no_key=True).order_by("pk")[:batch_size])
 
 
 def rotate_keys(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self, TypeVar
 
 from django.conf import settings
+from django.db import connection as db_connection
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -33,7 +34,58 @@ class GrantType(models.TextChoices):
     CLIENT_CREDENTIALS = "client_credentials", _("Client credentials")
 
 
-class ConnectionQuerySet(models.QuerySet["Connection"]):
+_M = TypeVar("_M", bound=models.Model)
+
+
+class LockingQuerySet(models.QuerySet[_M]):
+    """A queryset that can lock its rows: the one row-lock rule of the app."""
+
+    def locked(
+        self,
+        *,
+        skip_locked: bool = False,
+        nowait: bool = False,
+        no_key: bool = False,
+        of: tuple[str, ...] = ("self",),
+    ) -> Self:
+        """These rows, locked by the transaction that reads them, as far as the database can.
+
+        ``SELECT … FOR [NO KEY] UPDATE [OF …] [SKIP LOCKED | NOWAIT]``; each option is used
+        only where the database supports it. ``of`` names the rows to lock (default: the
+        model's own rows, not those of ``select_related`` tables). ``skip_locked`` on a
+        database without it returns the rows unlocked, as does SQLite, which has no row
+        locks: its writing transactions are serialised instead.
+        """
+        features = db_connection.features
+        if not features.has_select_for_update:
+            return self
+        if skip_locked and not features.has_select_for_update_skip_locked:
+            return self
+        return self.select_for_update(
+            skip_locked=skip_locked,
+            nowait=nowait and features.has_select_for_update_nowait,
+            no_key=no_key and features.has_select_for_no_key_update,
+            of=of if features.has_select_for_update_of else (),
+        )
+
+
+class TokenQuerySet(LockingQuerySet["Token"]):
+    pass
+
+
+class OAuthFlowQuerySet(LockingQuerySet["OAuthFlow"]):
+    pass
+
+
+class ScheduleQuerySet(LockingQuerySet["Schedule"]):
+    pass
+
+
+class JobRunQuerySet(LockingQuerySet["JobRun"]):
+    pass
+
+
+class ConnectionQuerySet(LockingQuerySet["Connection"]):
     def for_tenant(self, tenant_key: str) -> ConnectionQuerySet:
         """Only the tenant's connections: every tenant-facing query path starts here."""
         return self.filter(tenant_key=tenant_key)
@@ -173,6 +225,8 @@ class Token(models.Model):
     )
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
+    objects = TokenQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("token")
         verbose_name_plural = _("tokens")
@@ -213,6 +267,8 @@ class OAuthFlow(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     consumed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OAuthFlowQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("authorization request")
@@ -261,9 +317,6 @@ class ConnectionEvent(models.Model):
     @classmethod
     def log(cls, connection: Connection, kind: str, message: str = "", **kwargs: Any) -> Any:
         return cls.objects.create(connection=connection, kind=kind, message=message, **kwargs)
-
-
-# --- API client (issue 5) ---
 
 
 class ApiCallLog(models.Model):
@@ -329,9 +382,6 @@ class ConcurrencySlot(models.Model):
         return f"{self.company_id} slot {self.slot}"
 
 
-# --- Background jobs (issue 6) ---
-
-
 class ScheduleScope(models.TextChoices):
     CONNECTION = "connection", _("One connection")
     TENANT = "tenant", _("All active connections of a tenant")
@@ -379,6 +429,8 @@ class Schedule(models.Model):
     last_run_at = models.DateTimeField(_("last run at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = ScheduleQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("job schedule")
@@ -453,6 +505,8 @@ class JobRun(models.Model):
     attempt = models.PositiveSmallIntegerField(_("attempt"), default=0)
     delivery_count = models.PositiveSmallIntegerField(_("deliveries of this attempt"), default=0)
     task_id = models.CharField(_("Celery task ID"), max_length=64, blank=True)
+
+    objects = JobRunQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("job run")

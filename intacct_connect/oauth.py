@@ -2,8 +2,8 @@
 
 No request, session or database access happens here: callers (``flows``, ``tokens``)
 store what these functions return. OAuth messages are built and validated with
-oauthlib (the engine of requests-oauthlib) and sent through one ``requests.Session``
-so that timeouts, error mapping and logging are ours:
+oauthlib (the engine of requests-oauthlib) and sent through the ``"token"`` session of
+:mod:`intacct_connect.http` so that timeouts, error mapping and logging are ours:
 
 * every token request has the ``TOKEN_HTTP_TIMEOUT`` timeout and is **never re-sent**
   automatically once it may have reached the server (a lost response raises
@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import json
 import secrets
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,8 +34,8 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from oauthlib.oauth2 import BackendApplicationClient, WebApplicationClient
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
-from urllib3.exceptions import NewConnectionError
 
+from intacct_connect import adapter, http
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import (
     IntacctConfigurationError,
@@ -46,6 +44,9 @@ from intacct_connect.exceptions import (
     TokenRequestError,
     TokenResponseLost,
 )
+
+#: Kept for callers that imported it from here; it lives in :mod:`intacct_connect.http`.
+proxies_for = http.proxies_for
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 #: RFC 7636 §4.1 allows 43-128 characters; we use the maximum entropy we can carry.
@@ -96,36 +97,6 @@ def check_endpoint(url: str, setting: str) -> None:
         f"INTACCT_CONNECT[{setting!r}] must be an https URL (plain http is accepted only for "
         f"loopback hosts such as the local emulator), not {url!r}."
     )
-
-
-_local = threading.local()
-
-
-def _session() -> requests.Session:
-    """One pooled session per thread for token-endpoint calls (environment read once: see
-    :func:`proxies_for`)."""
-    session: requests.Session | None = getattr(_local, "session", None)
-    if session is None:
-        session = requests.Session()
-        session.trust_env = False
-        _local.session = session
-    return session
-
-
-@functools.lru_cache(maxsize=64)
-def _proxies_for_origin(scheme: str, netloc: str) -> dict[str, str]:
-    return dict(requests.utils.get_environ_proxies(f"{scheme}://{netloc}/"))
-
-
-def proxies_for(url: str) -> dict[str, str]:
-    """The proxies the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
-    ``NO_PROXY``) sets for ``url``'s origin, read once per origin and process.
-
-    The sessions of this app have ``trust_env = False``: requests would otherwise re-read
-    the whole environment on every request (a large share of a loopback call's CPU), and
-    take credentials from ``~/.netrc``. Proxies still work: every request passes these."""
-    parts = urlsplit(url)
-    return _proxies_for_origin(parts.scheme, parts.netloc)
 
 
 def decode_claims(token: str) -> dict[str, Any]:
@@ -235,12 +206,12 @@ def _post(url: str, data: dict[str, str] | str) -> requests.Response:
     }
     for attempt in (1, 2):
         try:
-            return _session().post(
+            return http.get_session("token", adapter.requests_session).post(
                 url,
                 data=data,
                 headers=headers,
                 timeout=app_settings.TOKEN_HTTP_TIMEOUT,
-                proxies=proxies_for(url),
+                proxies=http.proxies_for(url),
             )
         except requests.ConnectTimeout:
             if attempt == 2:
@@ -248,7 +219,7 @@ def _post(url: str, data: dict[str, str] | str) -> requests.Response:
                     "Could not connect to the Intacct token endpoint (timeout); nothing was sent."
                 ) from None
         except requests.ConnectionError as err:
-            if _never_sent(err):
+            if http.never_sent(err):
                 if attempt == 2:
                     raise TokenRequestError(
                         "Could not connect to the Intacct token endpoint; nothing was sent "
@@ -265,12 +236,6 @@ def _post(url: str, data: dict[str, str] | str) -> requests.Response:
         except requests.RequestException as err:
             raise TokenRequestError(f"Token request failed: {type(err).__name__}") from None
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _never_sent(err: requests.ConnectionError) -> bool:
-    reason = err.args[0] if err.args else None
-    reason = getattr(reason, "reason", reason)
-    return isinstance(reason, NewConnectionError)
 
 
 @sensitive_variables("body", "payload", "token", "response")

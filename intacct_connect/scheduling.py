@@ -3,10 +3,11 @@ are thin wrappers around them.
 
 **Proactive refresh.** :func:`dispatch_due_refreshes` claims, in batches of
 ``DISPATCH_BATCH_SIZE``, the active connections whose ``next_refresh_at`` has passed.
-``next_refresh_at`` is set whenever tokens are stored: ``REFRESH_WINDOW`` plus up to
+``next_refresh_at`` is set whenever tokens are stored, by the one rule
+:func:`intacct_connect.connection_state.next_refresh_at`: ``REFRESH_WINDOW`` plus up to
 ``REFRESH_JITTER`` seconds before the access token expires, and never later than
 ``IDLE_REFRESH_AFTER`` after the last refresh (connections without it are scheduled here,
-with a jitter derived from the connection ID). A claim moves ``next_refresh_at`` forward in
+by the same rule). A claim moves ``next_refresh_at`` forward in
 the same transaction (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL), so a second
 dispatcher never claims the same connection, and one refresh task per connection is
 enqueued after commit. The task calls :func:`intacct_connect.tokens.refresh_connection`
@@ -38,18 +39,30 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
+from celery import current_app, signature
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.schedules import crontab as celery_crontab
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from intacct_connect import jobs, tokens
-from intacct_connect.celery import VISIBILITY_TIMEOUT
+from intacct_connect.celery import (
+    DISPATCH_HARD_TIME_LIMIT,
+    DISPATCH_SOFT_TIME_LIMIT,
+    JOB_HARD_TIME_LIMIT,
+    JOB_MAX_RETRIES,
+    JOB_SOFT_TIME_LIMIT,
+    REFRESH_HARD_TIME_LIMIT,
+    REFRESH_SOFT_TIME_LIMIT,
+    VISIBILITY_TIMEOUT,
+)
+from intacct_connect.client import IntacctClient
 from intacct_connect.conf import app_settings
+from intacct_connect.connection_state import next_refresh_at
 from intacct_connect.exceptions import (
     IntacctConfigurationError,
     IntacctConnectError,
@@ -68,37 +81,26 @@ from intacct_connect.models import (
     JobRunStatus,
     JobRunTrigger,
     Schedule,
+    ScheduleQuerySet,
     ScheduleScope,
     TaskDelivery,
 )
 
-if TYPE_CHECKING:
-    from celery import Task
-
 logger = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=Model)
-
 # --- timing constants (see docs/tasks.rst, "Worker settings and why") ------------------
+# The tasks' time limits and JOB_MAX_RETRIES live in intacct_connect.celery.
 
-#: Hard time limit of the job-run task; a run's lease outlives it.
-JOB_SOFT_TIME_LIMIT = 540
-JOB_HARD_TIME_LIMIT = 600
+#: A run's lease outlives the hard time limit of the job-run task.
 JOB_LEASE_SECONDS = JOB_HARD_TIME_LIMIT + 60
-#: Refresh task limits: lock wait (20 s) + one token request (3.05 + 10 s) < soft limit.
-REFRESH_SOFT_TIME_LIMIT = 60
-REFRESH_HARD_TIME_LIMIT = 90
 #: Dispatchers run every minute and stop claiming after this many seconds.
-DISPATCH_SOFT_TIME_LIMIT = 50
-DISPATCH_HARD_TIME_LIMIT = 60
 DISPATCH_TIME_BUDGET = 40.0
 #: A claimed refresh that did not move ``next_refresh_at`` is claimed again after this.
 REFRESH_CLAIM_SECONDS = 600
 #: Exponential backoff of failed proactive refreshes: 60 s, 120 s, … up to 1 h.
 REFRESH_BACKOFF_BASE = 60
 REFRESH_BACKOFF_MAX = 3600
-#: Celery retries of a failed run (transient errors only), countdown capped at 10 min.
-JOB_MAX_RETRIES = 5
+#: Countdown of the Celery retries of a failed run, capped at 10 min.
 JOB_RETRY_BACKOFF = 30
 JOB_RETRY_BACKOFF_MAX = 600
 #: A queued run not started within this long is taken as lost (e.g. broker data lost).
@@ -135,31 +137,14 @@ TERMINAL_STATUSES = (
 ACTIVE_RUN_STATUSES = (JobRunStatus.QUEUED, JobRunStatus.RUNNING)
 
 
-# --- locking helpers --------------------------------------------------------------------
-
-
-def _skip_locked(qs: QuerySet[M]) -> QuerySet[M]:
-    """``SELECT … FOR UPDATE SKIP LOCKED`` of the model's own rows where supported."""
-    features = connection.features
-    if not features.has_select_for_update or not features.has_select_for_update_skip_locked:
-        return qs  # SQLite: the transaction's write lock serialises claims (module docs)
-    if features.has_select_for_update_of:
-        return qs.select_for_update(skip_locked=True, of=("self",))
-    return qs.select_for_update(skip_locked=True)  # pragma: no cover
-
-
-def _locked(qs: QuerySet[M]) -> QuerySet[M]:
-    """Blocking ``SELECT … FOR UPDATE`` (of the model's own rows) where supported."""
-    features = connection.features
-    if not features.has_select_for_update:
-        return qs
-    if features.has_select_for_update_of:
-        return qs.select_for_update(of=("self",))
-    return qs.select_for_update()  # pragma: no cover
+# --- helpers ----------------------------------------------------------------------------
+# Row locks: ``<queryset>.locked()`` (models.LockingQuerySet); SQLite's transaction write
+# lock serialises claims instead (module docs).
 
 
 def _jitter(seed: int, spread: int) -> int:
-    """A stable per-connection offset in ``[0, spread)`` seconds (hash of the ID)."""
+    """A stable per-connection offset in ``[0, spread)`` seconds (hash of the ID), for the
+    backoff of failed refreshes."""
     if spread <= 0:
         return 0
     return zlib.crc32(str(seed).encode()) % spread
@@ -203,14 +188,24 @@ def prune_deliveries(now: datetime | None = None) -> int:
 # --- publishing -----------------------------------------------------------------------
 
 
-def _publish(task: Task[Any, Any], arg_lists: Sequence[Sequence[Any]]) -> None:
-    """Send one message per argument list, reusing one broker connection."""
+#: Names of the tasks this module publishes (defined in :mod:`intacct_connect.tasks`).
+REFRESH_TASK = "intacct_connect.refresh_connection"
+RUN_JOB_TASK = "intacct_connect.run_job"
+
+
+def _publish(task_name: str, arg_lists: Sequence[Sequence[Any]]) -> None:
+    """Send one message per argument list, reusing one broker connection.
+
+    The task is named, not imported (``tasks`` imports this module): through the registered
+    task when the app knows it (so eager mode and the task's options apply), else by name
+    (``send_task``, routed by ``task_routes``; ``ignore_result`` as every task sets it)."""
     if not arg_lists:
         return
-    app = task.app
+    app = current_app
+    task = signature(task_name, app=app)
     with app.producer_or_acquire() as producer:
         for args in arg_lists:
-            task.apply_async(args=tuple(args), producer=producer)
+            task.apply_async(args=tuple(args), producer=producer, ignore_result=True)
 
 
 def _enqueue_on_commit(task_name: str, arg_lists: list[list[Any]]) -> None:
@@ -218,13 +213,7 @@ def _enqueue_on_commit(task_name: str, arg_lists: list[list[Any]]) -> None:
     the rows it is sent)."""
     if not arg_lists:
         return
-
-    def send() -> None:
-        from intacct_connect import tasks
-
-        _publish(getattr(tasks, task_name), arg_lists)
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: _publish(task_name, arg_lists))
 
 
 # --- proactive refresh ------------------------------------------------------------------
@@ -236,13 +225,9 @@ def refresh_due_at(
     last_refreshed_at: datetime | None,
     now: datetime,
 ) -> datetime:
-    """When the proactive refresh of a token should happen (jitter derived from the ID)."""
-    jitter = _jitter(connection_id, app_settings.REFRESH_JITTER)
-    due = expires_at - timedelta(seconds=app_settings.REFRESH_WINDOW + jitter)
-    idle_due = (last_refreshed_at or now) + timedelta(
-        seconds=max(app_settings.IDLE_REFRESH_AFTER - jitter, 0)
-    )
-    return max(min(due, idle_due), now)
+    """When the proactive refresh of a token should happen: kept for callers of this name;
+    the rule is :func:`intacct_connect.connection_state.next_refresh_at`."""
+    return next_refresh_at(expires_at, last_refreshed_at=last_refreshed_at, now=now)
 
 
 def schedule_missing_refreshes(*, now: datetime | None = None, limit: int | None = None) -> int:
@@ -251,13 +236,12 @@ def schedule_missing_refreshes(*, now: datetime | None = None, limit: int | None
     limit = limit or app_settings.DISPATCH_BATCH_SIZE
     with transaction.atomic():
         rows = list(
-            _skip_locked(
-                Connection.objects.filter(
-                    status=ConnectionStatus.ACTIVE,
-                    next_refresh_at__isnull=True,
-                    token__isnull=False,
-                )
+            Connection.objects.filter(
+                status=ConnectionStatus.ACTIVE,
+                next_refresh_at__isnull=True,
+                token__isnull=False,
             )
+            .locked(skip_locked=True)
             .order_by("pk")
             .values_list("pk", "token__expires_at", "token__last_refreshed_at", "created_at")[
                 :limit
@@ -266,7 +250,10 @@ def schedule_missing_refreshes(*, now: datetime | None = None, limit: int | None
         if not rows:
             return 0
         conns = [
-            Connection(pk=pk, next_refresh_at=refresh_due_at(pk, exp, last or created, now))
+            Connection(
+                pk=pk,
+                next_refresh_at=next_refresh_at(exp, last_refreshed_at=last or created, now=now),
+            )
             for pk, exp, last, created in rows
         ]
         Connection.objects.bulk_update(conns, ["next_refresh_at"])
@@ -285,18 +272,17 @@ def claim_due_refreshes(
     limit = limit or app_settings.DISPATCH_BATCH_SIZE
     with transaction.atomic():
         rows: list[tuple[int, int | None]] = list(
-            _skip_locked(
-                Connection.objects.filter(
-                    status=ConnectionStatus.ACTIVE, next_refresh_at__lte=now
-                ).order_by("next_refresh_at", "pk")
-            ).values_list("pk", "token__version")[:limit]
+            Connection.objects.filter(status=ConnectionStatus.ACTIVE, next_refresh_at__lte=now)
+            .order_by("next_refresh_at", "pk")
+            .locked(skip_locked=True)
+            .values_list("pk", "token__version")[:limit]
         )
         if not rows:
             return []
         Connection.objects.filter(pk__in=[pk for pk, _ in rows]).update(
             next_refresh_at=now + timedelta(seconds=REFRESH_CLAIM_SECONDS)
         )
-        _enqueue_on_commit("refresh_connection", [[pk, version] for pk, version in rows])
+        _enqueue_on_commit(REFRESH_TASK, [[pk, version] for pk, version in rows])
     return rows
 
 
@@ -341,7 +327,8 @@ def _back_off_refresh(connection_id: int, *, count_failure: bool, now: datetime)
     try:
         with transaction.atomic():
             conn = (
-                _locked(Connection.objects.filter(pk=connection_id))
+                Connection.objects.filter(pk=connection_id)
+                .locked()
                 .only("pk", "refresh_failures")
                 .first()
             )
@@ -522,7 +509,10 @@ def resume_schedules(schedules: QuerySet[Schedule]) -> int:
     now = timezone.now()
     with transaction.atomic():
         resumed = []
-        for schedule in _locked(schedules.filter(enabled=False)):
+        pending = schedules.filter(enabled=False)
+        if not isinstance(pending, ScheduleQuerySet):  # pragma: no cover - not from a manager
+            pending = Schedule.objects.filter(pk__in=pending.values("pk"))
+        for schedule in pending.locked():
             try:
                 schedule.next_run_at = first_run_time(schedule, now)
             except ValidationError as err:  # saved without validation: stays paused
@@ -656,7 +646,7 @@ def _fan_out(schedules: Sequence[Schedule], now: datetime, trigger: str) -> list
                 busy.add((s.job, conn.pk))
             runs.append(run)
     JobRun.objects.bulk_create(runs, batch_size=1000)
-    _enqueue_on_commit("run_job", [[r.pk] for r in runs if r.status == JobRunStatus.QUEUED])
+    _enqueue_on_commit(RUN_JOB_TASK, [[r.pk] for r in runs if r.status == JobRunStatus.QUEUED])
     return runs
 
 
@@ -670,11 +660,9 @@ def claim_due_schedules(*, now: datetime | None = None, limit: int | None = None
 def _claim_schedule_batch(now: datetime, limit: int) -> tuple[int, list[JobRun]]:
     with transaction.atomic():
         schedules = list(
-            _skip_locked(
-                Schedule.objects.filter(enabled=True, next_run_at__lte=now).order_by(
-                    "next_run_at", "pk"
-                )
-            )[:limit]
+            Schedule.objects.filter(enabled=True, next_run_at__lte=now)
+            .order_by("next_run_at", "pk")
+            .locked(skip_locked=True)[:limit]
         )
         if not schedules:
             return 0, []
@@ -704,9 +692,9 @@ def schedule_unscheduled(*, now: datetime | None = None, limit: int | None = Non
     limit = limit or app_settings.DISPATCH_BATCH_SIZE
     with transaction.atomic():
         schedules = list(
-            _skip_locked(Schedule.objects.filter(enabled=True, next_run_at__isnull=True)).order_by(
-                "pk"
-            )[:limit]
+            Schedule.objects.filter(enabled=True, next_run_at__isnull=True)
+            .locked(skip_locked=True)
+            .order_by("pk")[:limit]
         )
         for s in schedules:
             try:
@@ -762,7 +750,7 @@ def enqueue_run(
         run = JobRun.objects.create(
             job=job, connection_id=connection_id, params=clean, trigger=trigger, schedule=schedule
         )
-        _enqueue_on_commit("run_job", [[run.pk]])
+        _enqueue_on_commit(RUN_JOB_TASK, [[run.pk]])
     return run
 
 
@@ -796,7 +784,7 @@ def _start(run_id: int, task_id: str, attempt: int) -> _Claim | None:
     """Count the delivery, park/skip as needed, claim the lease. Commits on return."""
     now = timezone.now()
     with transaction.atomic():
-        run = _locked(JobRun.objects.filter(pk=run_id).select_related("connection")).first()
+        run = JobRun.objects.filter(pk=run_id).select_related("connection").locked().first()
         if run is None:
             logger.warning("Job run %s no longer exists; ignoring its task", run_id)
             return None
@@ -849,11 +837,14 @@ def _start(run_id: int, task_id: str, attempt: int) -> _Claim | None:
             _finish(run, JobRunStatus.FAILED, now, "unknown_job", str(err))
             run.save(update_fields=fields)
             return None
-        other = _locked(
+        other = (
             JobRun.objects.filter(
                 job=run.job, connection_id=run.connection_id, status=JobRunStatus.RUNNING
-            ).exclude(pk=run.pk)
-        ).first()
+            )
+            .exclude(pk=run.pk)
+            .locked()
+            .first()
+        )
         if other is not None:
             if other.lease_until is not None and other.lease_until > now:
                 _finish(
@@ -915,7 +906,7 @@ def _settle(
     same transaction. Returns False when another delivery took the run over."""
     now = timezone.now()
     with transaction.atomic():
-        run = _locked(JobRun.objects.filter(pk=claim.run.pk)).first()
+        run = JobRun.objects.filter(pk=claim.run.pk).locked().first()
         if (
             run is None
             or run.status != JobRunStatus.RUNNING
@@ -974,8 +965,6 @@ def execute_run(
         params=dict(run.params or {}),
         cursor_name=schedule_cursor,
     )
-    from intacct_connect.client import IntacctClient
-
     client: IntacctClient | None = None
     try:
         client = IntacctClient(run.connection)
@@ -1079,6 +1068,14 @@ def retry_countdown(retries: int) -> float:
 
 
 __all__ = [
+    # The Celery timing constants live in intacct_connect.celery; re-exported here.
+    "DISPATCH_HARD_TIME_LIMIT",
+    "DISPATCH_SOFT_TIME_LIMIT",
+    "JOB_HARD_TIME_LIMIT",
+    "JOB_MAX_RETRIES",
+    "JOB_SOFT_TIME_LIMIT",
+    "REFRESH_HARD_TIME_LIMIT",
+    "REFRESH_SOFT_TIME_LIMIT",
     "VISIBILITY_TIMEOUT",
     "RefreshOutcome",
     "RetryRun",

@@ -6,7 +6,7 @@ is idempotent and runs with late acknowledgement, so a worker killed mid-task ge
 message redelivered (``reject_on_worker_lost``); each delivery is counted in the database
 and a message delivered more than ``MAX_DELIVERIES`` times is parked instead of looping.
 Time limits are consistent with the HTTP timeouts and with a broker visibility timeout of
-:data:`~intacct_connect.scheduling.VISIBILITY_TIMEOUT` seconds (``docs/tasks.rst``).
+:data:`~intacct_connect.celery.VISIBILITY_TIMEOUT` seconds (``docs/tasks.rst``).
 
 =================================================  ========================================
 Task name                                          What it does
@@ -28,6 +28,17 @@ from typing import Any
 from celery import Task, shared_task
 
 from intacct_connect import client, scheduling
+from intacct_connect.celery import (
+    DISPATCH_HARD_TIME_LIMIT,
+    DISPATCH_SOFT_TIME_LIMIT,
+    JOB_HARD_TIME_LIMIT,
+    JOB_MAX_RETRIES,
+    JOB_SOFT_TIME_LIMIT,
+    PRUNE_HARD_TIME_LIMIT,
+    PRUNE_SOFT_TIME_LIMIT,
+    REFRESH_HARD_TIME_LIMIT,
+    REFRESH_SOFT_TIME_LIMIT,
+)
 from intacct_connect.conf import app_settings
 
 logger = logging.getLogger(__name__)
@@ -49,8 +60,8 @@ def _over_delivered(task: Task[Any, Any]) -> int:
 @shared_task(
     bind=True,
     name="intacct_connect.dispatch_due_refreshes",
-    soft_time_limit=scheduling.DISPATCH_SOFT_TIME_LIMIT,
-    time_limit=scheduling.DISPATCH_HARD_TIME_LIMIT,
+    soft_time_limit=DISPATCH_SOFT_TIME_LIMIT,
+    time_limit=DISPATCH_HARD_TIME_LIMIT,
     max_deliveries_counted=True,
     **COMMON_OPTIONS,
 )
@@ -64,9 +75,9 @@ def dispatch_due_refreshes(self: Task[Any, Any]) -> int:
 
 @shared_task(
     bind=True,
-    name="intacct_connect.refresh_connection",
-    soft_time_limit=scheduling.REFRESH_SOFT_TIME_LIMIT,
-    time_limit=scheduling.REFRESH_HARD_TIME_LIMIT,
+    name=scheduling.REFRESH_TASK,
+    soft_time_limit=REFRESH_SOFT_TIME_LIMIT,
+    time_limit=REFRESH_HARD_TIME_LIMIT,
     max_deliveries_counted=True,
     **COMMON_OPTIONS,
 )
@@ -85,8 +96,8 @@ def refresh_connection(
 @shared_task(
     bind=True,
     name="intacct_connect.dispatch_due_schedules",
-    soft_time_limit=scheduling.DISPATCH_SOFT_TIME_LIMIT,
-    time_limit=scheduling.DISPATCH_HARD_TIME_LIMIT,
+    soft_time_limit=DISPATCH_SOFT_TIME_LIMIT,
+    time_limit=DISPATCH_HARD_TIME_LIMIT,
     max_deliveries_counted=True,
     **COMMON_OPTIONS,
 )
@@ -100,10 +111,10 @@ def dispatch_due_schedules(self: Task[Any, Any]) -> int:
 
 @shared_task(
     bind=True,
-    name="intacct_connect.run_job",
-    soft_time_limit=scheduling.JOB_SOFT_TIME_LIMIT,
-    time_limit=scheduling.JOB_HARD_TIME_LIMIT,
-    max_retries=scheduling.JOB_MAX_RETRIES,
+    name=scheduling.RUN_JOB_TASK,
+    soft_time_limit=JOB_SOFT_TIME_LIMIT,
+    time_limit=JOB_HARD_TIME_LIMIT,
+    max_retries=JOB_MAX_RETRIES,
     max_deliveries_counted=True,  # JobRun.delivery_count, see scheduling.execute_run
     **COMMON_OPTIONS,
 )
@@ -131,8 +142,8 @@ def run_job(self: Task[Any, Any], run_id: int) -> str:
 @shared_task(
     bind=True,
     name="intacct_connect.prune_api_call_log",
-    soft_time_limit=240,
-    time_limit=300,
+    soft_time_limit=PRUNE_SOFT_TIME_LIMIT,
+    time_limit=PRUNE_HARD_TIME_LIMIT,
     max_deliveries_counted=True,
     **COMMON_OPTIONS,
 )
@@ -146,8 +157,8 @@ def prune_api_call_log(self: Task[Any, Any]) -> int:
 @shared_task(
     bind=True,
     name="intacct_connect.prune_job_runs",
-    soft_time_limit=240,
-    time_limit=300,
+    soft_time_limit=PRUNE_SOFT_TIME_LIMIT,
+    time_limit=PRUNE_HARD_TIME_LIMIT,
     max_deliveries_counted=True,
     **COMMON_OPTIONS,
 )

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -39,8 +38,13 @@ from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from intacct_connect import crypto, flows, oauth, signals
+from intacct_connect import crypto, oauth, signals
 from intacct_connect.conf import app_settings
+from intacct_connect.connection_state import (
+    client_credentials_username,
+    mark_needs_reauth,
+    next_refresh_at,
+)
 from intacct_connect.crypto import get_keyring
 from intacct_connect.exceptions import (
     IntacctConfigurationError,
@@ -254,13 +258,7 @@ def _set_lock_timeout(wait: bool = True) -> None:
 
 
 def _lock_connection(connection_id: int, wait: bool) -> Connection | None:
-    qs = Connection.objects.all()
-    features = connection.features
-    if features.has_select_for_update:
-        qs = qs.select_for_update(
-            nowait=not wait and features.has_select_for_update_nowait,
-            no_key=features.has_select_for_no_key_update,
-        )
+    qs = Connection.objects.locked(nowait=not wait, no_key=True)
     try:
         return qs.get(pk=connection_id)
     except Connection.DoesNotExist:
@@ -286,14 +284,9 @@ def _lock_for_refresh(connection_id: int, wait: bool) -> tuple[Connection, Token
     PostgreSQL re-reads the newest committed version of both if another worker changed
     them while this one waited: the token read is never older than the lock. Without a
     token, the connection is locked alone and the token re-read after it."""
-    features = connection.features
-    qs = Token.objects.select_related("connection")
-    if features.has_select_for_update:
-        qs = qs.select_for_update(
-            nowait=not wait and features.has_select_for_update_nowait,
-            no_key=features.has_select_for_no_key_update,
-            of=("connection", "self") if features.has_select_for_update_of else (),
-        )
+    qs = Token.objects.select_related("connection").locked(
+        nowait=not wait, no_key=True, of=("connection", "self")
+    )
     try:
         token = qs.get(pk=connection_id)
     except Token.DoesNotExist:
@@ -338,7 +331,7 @@ def _locked_refresh(
 
 def _request_tokens(conn: Connection, token: Token | None, attempt: _Attempt) -> oauth.TokenSet:
     if conn.grant_type == GrantType.CLIENT_CREDENTIALS:
-        return oauth.client_credentials(flows.client_credentials_username(conn))
+        return oauth.client_credentials(client_credentials_username(conn))
     refresh_token = str(token.refresh_token) if token is not None else ""
     if not refresh_token:
         raise InvalidGrant(
@@ -348,14 +341,6 @@ def _request_tokens(conn: Connection, token: Token | None, attempt: _Attempt) ->
         )
     attempt.refresh_fingerprint = crypto.fingerprint(refresh_token)
     return oauth.refresh(refresh_token)
-
-
-def _next_refresh_at(expires_at: datetime) -> datetime:
-    now = timezone.now()
-    lead = app_settings.REFRESH_WINDOW + random.uniform(0, app_settings.REFRESH_JITTER)  # noqa: S311
-    due = expires_at - timedelta(seconds=lead)
-    due = min(due, now + timedelta(seconds=app_settings.IDLE_REFRESH_AFTER))
-    return max(due, now)
 
 
 def _store(conn: Connection, token: Token | None, tokens: oauth.TokenSet) -> Token:
@@ -374,7 +359,7 @@ def _store(conn: Connection, token: Token | None, tokens: oauth.TokenSet) -> Tok
     token.refresh_count += 1
     token.fingerprint = crypto.fingerprint(tokens.access_token)
     token.save()
-    conn.next_refresh_at = _next_refresh_at(tokens.expires_at)
+    conn.next_refresh_at = next_refresh_at(tokens.expires_at, now=now)
     conn.refresh_failures = 0
     conn.save(update_fields=["next_refresh_at", "refresh_failures", "updated_at"])
     ConnectionEvent.log(
@@ -429,7 +414,7 @@ def resolve_invalid_grant(
                 connection_id,
             )
             return token
-        flows.mark_needs_reauth(
+        mark_needs_reauth(
             conn,
             reason="invalid_grant",
             error_code=(err.error_id or err.code or "invalid_grant")[:100],

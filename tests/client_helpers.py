@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from intacct_connect import client as client_module
 from intacct_connect import crypto
 from intacct_connect.models import Connection, GrantType, Token
 from intacct_connect.testing.emulator import EmulatorServer
@@ -88,3 +90,26 @@ def emulator(intacct_emulator: EmulatorServer, settings: Any) -> Iterator[Emulat
     point_at_emulator(settings, intacct_emulator)
     yield intacct_emulator
     assert intacct_emulator.unexpected_errors() == 0
+
+
+class FakeSleep:
+    """A ``sleep`` that records the delays instead of waiting, and a ``clock`` that moves
+    forward by what was "slept" (so call durations still include the waits)."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+    def clock(self) -> float:
+        return time.monotonic() + sum(self.delays)
+
+
+@pytest.fixture
+def fake_sleep(monkeypatch: pytest.MonkeyPatch) -> FakeSleep:
+    """Every client created without its own ``sleep=`` retries without sleeping."""
+    fake = FakeSleep()
+    monkeypatch.setattr(client_module.default_retry_policy, "sleep", fake)
+    monkeypatch.setattr(client_module.default_retry_policy, "clock", fake.clock)
+    return fake

@@ -46,10 +46,16 @@ from intacct_connect.models import (
     Token,
 )
 from intacct_connect.testing.emulator import EmulatorServer
-from tests.client_helpers import emulator, make_connection, point_at_emulator
+from tests.client_helpers import (
+    FakeSleep,
+    emulator,
+    fake_sleep,
+    make_connection,
+    point_at_emulator,
+)
 from tests.helpers import count_statements, require_postgres
 
-__all__ = ["emulator"]
+__all__ = ["emulator", "fake_sleep"]
 
 pytestmark = pytest.mark.django_db
 
@@ -394,33 +400,35 @@ def test_sender_id_not_authorised_is_a_permission_error(emulator: EmulatorServer
 # --- retries ---------------------------------------------------------------------------
 
 
-def test_throttling_honours_retry_after(emulator: EmulatorServer) -> None:
+def test_throttling_honours_retry_after(emulator: EmulatorServer, fake_sleep: FakeSleep) -> None:
     emulator.configure(retry_after=1)
     emulator.set_fault("429", company="DEMO-CO", count=1)
     conn = make_connection(emulator)
-    started = time.monotonic()
     assert IntacctClient(conn).get(VENDOR, "1")["key"] == "1"
-    assert time.monotonic() - started >= 1.0
+    # Retry-After: 1, plus at most RETRY_BACKOFF (0.01) of jitter.
+    assert len(fake_sleep.delays) == 1
+    assert 1.0 <= fake_sleep.delays[0] <= 1.01
     assert emulator.api_calls("DEMO-CO") == 2
-    assert ApiCallLog.objects.get().retries == 1
+    call = ApiCallLog.objects.get()
+    assert call.retries == 1
+    assert call.duration_ms >= 1000  # the injected clock counts the wait
 
 
 def test_retry_after_beyond_the_cap_raises_rate_limited_at_once(
-    emulator: EmulatorServer, settings: Any
+    emulator: EmulatorServer, settings: Any, fake_sleep: FakeSleep
 ) -> None:
     point_at_emulator(settings, emulator, RETRY_AFTER_MAX=0.5)
     emulator.configure(retry_after=30)
     emulator.set_fault("429", company="DEMO-CO")
-    started = time.monotonic()
     with pytest.raises(RateLimited) as info:
         IntacctClient(make_connection(emulator)).get(VENDOR, "1")
-    assert time.monotonic() - started < 0.5
+    assert fake_sleep.delays == []
     assert info.value.retry_after == 30
     assert info.value.code == "GW-0010"
     assert emulator.api_calls("DEMO-CO") == 1
 
 
-def test_server_errors_followed_by_success(emulator: EmulatorServer) -> None:
+def test_server_errors_followed_by_success(emulator: EmulatorServer, fake_sleep: FakeSleep) -> None:
     emulator.set_fault("500", company="DEMO-CO", count=2)
     emulator.set_fault("503", company="DEMO-CO", count=1)
     conn = make_connection(emulator)
@@ -429,10 +437,16 @@ def test_server_errors_followed_by_success(emulator: EmulatorServer) -> None:
     assert emulator.api_calls("DEMO-CO") == 4
     call = ApiCallLog.objects.get()
     assert (call.status, call.retries, call.error_code) == (200, 3, "")
+    # Two 500s: full-jitter backoff under the caps of attempts 0 and 1 (0.01, 0.02);
+    # the 503 carries Retry-After: 1.
+    waits = sorted(fake_sleep.delays)
+    assert len(waits) == 3
+    assert all(0 <= w <= 0.02 for w in waits[:2])
+    assert 1.0 <= waits[2] <= 1.01
 
 
 def test_persistent_server_errors_raise_after_max_retries(
-    emulator: EmulatorServer, settings: Any
+    emulator: EmulatorServer, settings: Any, fake_sleep: FakeSleep
 ) -> None:
     point_at_emulator(settings, emulator, MAX_RETRIES=2)
     emulator.set_fault("500", company="DEMO-CO")
@@ -443,6 +457,36 @@ def test_persistent_server_errors_raise_after_max_retries(
     assert emulator.api_calls("DEMO-CO") == 3
     call = ApiCallLog.objects.get()
     assert (call.status, call.retries, call.error_code) == (500, 2, "GW-0001")
+    assert len(fake_sleep.delays) == 2  # one wait before each retry, none after the last
+
+
+def test_backoff_is_exponential_with_full_jitter_and_capped(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The policy's delays: uniform(0, min(MAX, BASE * 2**attempt)); a server-given wait
+    plus up to min(1, BASE) of jitter."""
+    settings.INTACCT_CONNECT = {
+        **settings.INTACCT_CONNECT,
+        "RETRY_BACKOFF": 0.5,
+        "RETRY_BACKOFF_MAX": 3.0,
+    }
+    monkeypatch.setattr(client_module.random, "uniform", lambda low, high: high)
+    policy = client_module.RetryPolicy()
+    assert [policy.delay(n, None) for n in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert policy.delay(0, 7.0) == 7.5
+
+
+def test_a_client_waits_with_its_own_sleep_and_clock(emulator: EmulatorServer) -> None:
+    """``sleep=`` and ``clock=`` replace the defaults for one client only."""
+    slept: list[float] = []
+    ticks = iter(range(0, 1000, 5))
+    emulator.set_fault("503", company="DEMO-CO", count=1)
+    client = IntacctClient(make_connection(emulator), sleep=slept.append, clock=lambda: next(ticks))
+    assert client.get(VENDOR, "1")["key"] == "1"
+    assert len(slept) == 1
+    assert slept[0] >= 1.0  # Retry-After: 1
+    assert ApiCallLog.objects.get().duration_ms == 5000  # one tick of the fake clock
+    assert client_module.default_retry_policy.sleep is time.sleep
 
 
 def test_delete_is_not_retried_after_a_server_error(emulator: EmulatorServer) -> None:
@@ -463,7 +507,9 @@ def test_garbage_body_is_a_transport_error(emulator: EmulatorServer) -> None:
     assert IntacctClient(conn).get(VENDOR, "1")["key"] == "1"
 
 
-def test_dropped_connection_on_a_read_is_retried(emulator: EmulatorServer) -> None:
+def test_dropped_connection_on_a_read_is_retried(
+    emulator: EmulatorServer, fake_sleep: FakeSleep
+) -> None:
     emulator.set_fault("drop", company="DEMO-CO", count=1)
     conn = make_connection(emulator)
     assert IntacctClient(conn).get(VENDOR, "1")["key"] == "1"
@@ -492,7 +538,7 @@ def test_post_whose_answer_is_lost_is_retried_with_the_same_key(
 
 
 def test_post_on_a_dropped_connection_is_retried_with_the_same_key(
-    emulator: EmulatorServer,
+    emulator: EmulatorServer, fake_sleep: FakeSleep
 ) -> None:
     """The emulator closes the socket without answering: the POST is sent again with the
     same Idempotency-Key (the emulator echoes it) and creates one record."""
@@ -512,7 +558,10 @@ def test_post_on_a_dropped_connection_is_retried_with_the_same_key(
 
 
 def test_transport_errors_never_leak_the_token(
-    emulator: EmulatorServer, settings: Any, caplog: pytest.LogCaptureFixture
+    emulator: EmulatorServer,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
+    fake_sleep: FakeSleep,
 ) -> None:
     conn = make_connection(emulator)
     secret = Token.objects.get(pk=conn.pk).access_token

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from intacct_connect import oauth
+from intacct_connect import http, oauth
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import (
     IntacctConfigurationError,
@@ -291,10 +291,10 @@ def proxy(monkeypatch):
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
-    oauth._proxies_for_origin.cache_clear()
+    http._proxies_for_origin.cache_clear()
     yield server
     server.close()
-    oauth._proxies_for_origin.cache_clear()
+    http._proxies_for_origin.cache_clear()
 
 
 @pytest.mark.django_db

@@ -1,0 +1,162 @@
+"""Rules about a connection's state that several layers share, in one place.
+
+Below :mod:`~intacct_connect.flows` (connect, reconnect, disconnect),
+:mod:`~intacct_connect.tokens` (the single-flight refresh) and
+:mod:`~intacct_connect.scheduling` (the proactive refresher), above the models: it imports
+only models, settings and signals, so each of those layers can use it without importing
+the others.
+
+* :func:`next_refresh_at`: when the background refresher should renew a token set (the one
+  rule, with the one jitter).
+* :func:`mark_needs_reauth`: the one way a connection becomes ``needs_reauth``.
+* :class:`ClientCredentialsUser`, :func:`parse_username` and
+  :func:`client_credentials_username`: the Web Services user a client-credentials
+  connection authenticates as.
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from intacct_connect import signals
+from intacct_connect.conf import app_settings
+from intacct_connect.models import Connection, ConnectionEvent, ConnectionStatus, EventKind
+
+UserLike = AbstractBaseUser | AnonymousUser | None
+
+
+def user_id_of(user: UserLike) -> Any:
+    """The primary key of an authenticated user, else None."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return user.pk
+
+
+def actor_of(user: UserLike) -> Any:
+    """``user`` when authenticated (for an event's ``actor``), else None."""
+    return user if user_id_of(user) is not None else None
+
+
+# --- the next proactive refresh -----------------------------------------------------------
+
+
+def next_refresh_at(
+    expires_at: datetime,
+    *,
+    last_refreshed_at: datetime | None = None,
+    now: datetime | None = None,
+) -> datetime:
+    """When the background refresher should renew a token set expiring at ``expires_at``.
+
+    ``REFRESH_WINDOW`` plus a random share of ``REFRESH_JITTER`` seconds before the access
+    token expires, and never later than ``IDLE_REFRESH_AFTER`` (less the same jitter) after
+    the last refresh (``last_refreshed_at``, default ``now``: tokens just stored), so an
+    idle refresh token is used before Intacct forgets it. Never in the past.
+    """
+    now = now or timezone.now()
+    jitter = random.uniform(0, max(app_settings.REFRESH_JITTER, 0))  # noqa: S311 - not crypto
+    due = expires_at - timedelta(seconds=app_settings.REFRESH_WINDOW + jitter)
+    idle_due = (last_refreshed_at or now) + timedelta(
+        seconds=max(app_settings.IDLE_REFRESH_AFTER - jitter, 0)
+    )
+    return max(min(due, idle_due), now)
+
+
+# --- needs re-authorisation ---------------------------------------------------------------
+
+
+def mark_needs_reauth(
+    connection: Connection | int,
+    *,
+    reason: str,
+    error_code: str = "",
+    message: str = "",
+    actor: UserLike = None,
+) -> bool:
+    """Mark an active (or failing) connection as needing re-authorisation.
+
+    Returns True if the status changed; the ``connection_needs_reauth`` signal is sent
+    once per incident (not again while the connection stays in that state).
+    """
+    pk = connection.pk if isinstance(connection, Connection) else connection
+    with transaction.atomic():
+        conn = Connection.objects.filter(pk=pk).locked(no_key=True).get()
+        if conn.status not in (ConnectionStatus.ACTIVE, ConnectionStatus.ERROR):
+            return False
+        conn.status = ConnectionStatus.NEEDS_REAUTH
+        conn.next_refresh_at = None
+        conn.record_error(error_code or reason, message or f"Needs re-authorisation ({reason}).")
+        conn.save()
+        ConnectionEvent.log(
+            conn,
+            EventKind.NEEDS_REAUTH,
+            message or f"Needs re-authorisation ({reason}).",
+            error_code=error_code[:100],
+            actor=actor_of(actor),
+        )
+        signals.send_on_commit(
+            signals.connection_needs_reauth,
+            connection=conn,
+            reason=reason,
+            error_code=error_code,
+            actor=actor_of(actor),
+        )
+    if isinstance(connection, Connection):
+        connection.refresh_from_db()
+    return True
+
+
+# --- the Web Services user of a client-credentials connection ------------------------------
+
+
+@dataclass(frozen=True)
+class ClientCredentialsUser:
+    user_id: str
+    company_id: str
+    entity_id: str
+
+    @property
+    def username(self) -> str:
+        entity = f"|{self.entity_id}" if self.entity_id else ""
+        return f"{self.user_id}@{self.company_id}{entity}"
+
+
+def parse_username(username: str) -> ClientCredentialsUser:
+    """Parse ``user@company`` or ``user@company|entity`` (raises ``ValidationError``)."""
+    value = (username or "").strip()
+    if any(unicodedata.category(ch)[0] == "C" for ch in value):
+        raise ValidationError("The username contains control characters.")
+    user_part, at, rest = value.partition("@")
+    company, bar, entity = rest.partition("|")
+    user_part, company, entity = user_part.strip(), company.strip(), entity.strip()
+    if (
+        not at
+        or not user_part
+        or not company
+        or "@" in rest
+        or "|" in entity
+        or (bar and not entity)
+    ):
+        raise ValidationError(
+            "Enter the Web Services user as user@company or user@company|entity "
+            "(for example ws_user@ACME or ws_user@ACME|US-EAST)."
+        )
+    if len(user_part) > 100 or len(company) > 100 or len(entity) > 100:
+        raise ValidationError("Each part of the username is limited to 100 characters.")
+    return ClientCredentialsUser(user_id=user_part, company_id=company, entity_id=entity)
+
+
+def client_credentials_username(connection: Connection) -> str:
+    """The ``user@company|entity`` a client-credentials connection authenticates as."""
+    return ClientCredentialsUser(
+        connection.intacct_user_id, connection.company_id, connection.entity_id
+    ).username
