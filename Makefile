@@ -37,7 +37,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy intacct_connect example_project
+	$(BIN)/mypy intacct_connect example_project tests
 
 # The browser tests (tests/browser, Chromium through Playwright) save their screenshots here.
 screenshots: $(STAMP)

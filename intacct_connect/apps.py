@@ -10,7 +10,14 @@ class IntacctConnectConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from intacct_connect import checks, logging_filters  # noqa: F401  (registers checks)
+        # Register the @shared_task's with every Celery app of the process, so publishing by
+        # name (intacct_connect.scheduling) finds the task, its options and eager mode even
+        # in a process whose Celery app never autodiscovers tasks (a site's web process).
+        from intacct_connect import (  # noqa: F401  (registers checks)
+            checks,
+            logging_filters,
+            tasks,
+        )
 
         logging_filters.install()
         _connect_end_of_work_handlers()

@@ -18,6 +18,9 @@ answers; only a process killed outright (``SIGKILL``, power loss) can lose the r
 last few calls. A connection deleted while its rows wait is skipped (its rows went with
 it); a batch that cannot be written is logged as an error and dropped, never raised into
 the caller.
+
+:func:`usage` reads a connection's figures back from the log (one aggregate query), and
+:func:`prune_api_call_log` deletes rows past ``API_CALL_LOG_RETENTION_DAYS``.
 """
 
 from __future__ import annotations
@@ -29,10 +32,13 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db.models import Count, Max, Q
+from django.utils import timezone
 
 from intacct_connect.conf import app_settings
 from intacct_connect.models import ApiCallLog, Connection
@@ -177,3 +183,46 @@ def _flush_at_exit() -> None:
 
 
 atexit.register(_flush_at_exit)
+
+
+# --- call log: usage and retention ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Per-connection API usage derived from the call log."""
+
+    calls: int
+    errors: int
+    last_call_at: datetime | None
+
+
+def usage(connection: Connection | int, *, since: datetime | None = None) -> Usage:
+    """Calls and errors of a connection since ``since`` (default: the last 24 hours);
+    one aggregate query on the indexed call log."""
+    since = since or timezone.now() - timedelta(days=1)
+    pk = connection if isinstance(connection, int) else connection.pk
+    row = ApiCallLog.objects.filter(connection_id=pk, created_at__gte=since).aggregate(
+        calls=Count("pk"),
+        errors=Count("pk", filter=Q(status__isnull=True) | Q(status__gte=400)),
+        last=Max("created_at"),
+    )
+    return Usage(calls=row["calls"] or 0, errors=row["errors"] or 0, last_call_at=row["last"])
+
+
+def prune_api_call_log(*, days: int | None = None, batch_size: int = 5000) -> int:
+    """Delete call-log rows older than ``API_CALL_LOG_RETENTION_DAYS``; returns the count.
+
+    Deletes in batches so a large backlog never holds a long lock."""
+    days = app_settings.API_CALL_LOG_RETENTION_DAYS if days is None else days
+    cutoff = timezone.now() - timedelta(days=days)
+    total = 0
+    while True:
+        pks = list(
+            ApiCallLog.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[
+                :batch_size
+            ]
+        )
+        if not pks:
+            return total
+        total += ApiCallLog.objects.filter(pk__in=pks).delete()[0]

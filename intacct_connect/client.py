@@ -30,6 +30,10 @@ Every HTTP exchange goes through :meth:`IntacctClient._request`, which
 * maps errors onto :mod:`intacct_connect.exceptions`;
 * logs one :class:`~intacct_connect.models.ApiCallLog` row per call (never a body or a
   secret) through :mod:`intacct_connect.calllog`, which writes them in batches.
+
+The call log's usage figures and retention (:func:`~intacct_connect.calllog.usage`,
+:class:`~intacct_connect.calllog.Usage`, :func:`~intacct_connect.calllog.prune_api_call_log`)
+live in :mod:`intacct_connect.calllog` and are importable from here too.
 """
 
 from __future__ import annotations
@@ -43,15 +47,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import requests
-from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from intacct_connect import adapter, calllog, http, ratelimit, tokens
+from intacct_connect.calllog import Usage as Usage
+from intacct_connect.calllog import prune_api_call_log as prune_api_call_log
+from intacct_connect.calllog import usage as usage
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import (
     AuthenticationError,
@@ -68,7 +74,7 @@ from intacct_connect.exceptions import (
     ServerError,
     TransportError,
 )
-from intacct_connect.models import ApiCallLog, Connection, ConnectionEvent, EventKind
+from intacct_connect.models import Connection, ConnectionEvent, EventKind
 
 logger = logging.getLogger(__name__)
 
@@ -928,46 +934,3 @@ def _parse_json(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return _GARBAGE
-
-
-# --- call log: usage and retention ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Per-connection API usage derived from the call log."""
-
-    calls: int
-    errors: int
-    last_call_at: datetime | None
-
-
-def usage(connection: Connection | int, *, since: datetime | None = None) -> Usage:
-    """Calls and errors of a connection since ``since`` (default: the last 24 hours);
-    one aggregate query on the indexed call log."""
-    since = since or timezone.now() - timedelta(days=1)
-    pk = connection if isinstance(connection, int) else connection.pk
-    row = ApiCallLog.objects.filter(connection_id=pk, created_at__gte=since).aggregate(
-        calls=Count("pk"),
-        errors=Count("pk", filter=Q(status__isnull=True) | Q(status__gte=400)),
-        last=Max("created_at"),
-    )
-    return Usage(calls=row["calls"] or 0, errors=row["errors"] or 0, last_call_at=row["last"])
-
-
-def prune_api_call_log(*, days: int | None = None, batch_size: int = 5000) -> int:
-    """Delete call-log rows older than ``API_CALL_LOG_RETENTION_DAYS``; returns the count.
-
-    Deletes in batches so a large backlog never holds a long lock."""
-    days = app_settings.API_CALL_LOG_RETENTION_DAYS if days is None else days
-    cutoff = timezone.now() - timedelta(days=days)
-    total = 0
-    while True:
-        pks = list(
-            ApiCallLog.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[
-                :batch_size
-            ]
-        )
-        if not pks:
-            return total
-        total += ApiCallLog.objects.filter(pk__in=pks).delete()[0]

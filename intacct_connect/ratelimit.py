@@ -534,16 +534,19 @@ def _release_loop() -> None:
     can be dropped and an idle process holds no extra connection)."""
     while True:
         with _parked_lock:
-            while not _parked:
-                _parked_lock.wait()
+            if not _parked:
+                # Checked under the lock: another thread may have emptied the table
+                # (release_parked) since this thread last released, with its connection
+                # still open; waiting first would keep that connection forever.
+                close_private_connection()
+                connections[DEFAULT_DB_ALIAS].close()
+                while not _parked:
+                    _parked_lock.wait()
             wake = min(e.release_at for entries in _parked.values() for e in entries)
             pause = wake - time.monotonic()
             if pause > 0:
                 _parked_lock.wait(pause)
         _release_entries(_take_due(time.monotonic()))
-        if not _parked:
-            close_private_connection()
-            connections[DEFAULT_DB_ALIAS].close()
 
 
 def release_parked(company_id: str | None = None) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from intacct_connect import client, scheduling
+from intacct_connect import calllog, scheduling
 from intacct_connect.celery import (
     DISPATCH_HARD_TIME_LIMIT,
     DISPATCH_SOFT_TIME_LIMIT,
@@ -151,7 +151,7 @@ def prune_api_call_log(self: Task[Any, Any]) -> int:
     """Delete API call log rows older than ``API_CALL_LOG_RETENTION_DAYS``."""
     if _over_delivered(self):
         return 0
-    return client.prune_api_call_log()
+    return calllog.prune_api_call_log()
 
 
 @shared_task(

@@ -25,7 +25,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(recommended_settings)
 app.conf.task_routes = task_routes
 if os.environ.get("INTACCT_WORKER_BROKER_URL"):
-    app.conf.broker_url = os.environ["INTACCT_WORKER_BROKER_URL"]
+    app.conf.broker_url = os.environ["INTACCT_WORKER_BROKER_URL"]  # type: ignore[misc]
     app.conf.task_always_eager = False
 if os.environ.get("INTACCT_WORKER_TEST_JOBS"):
     app.conf.imports = ["tests.worker_jobs"]

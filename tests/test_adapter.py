@@ -92,6 +92,6 @@ def test_connect_redirect_url_hook(
     response = client.get(f"{parts.path}?{parts.query}")
     assert response.status_code == 303
     assert response["Location"] == "/welcome/DEMO-CO/"
-    assert DefaultIntacctAdapter().get_connect_redirect_url(RequestFactory().get("/"), None) == (
+    assert DefaultIntacctAdapter().get_connect_redirect_url(RequestFactory().get("/"), None) == (  # type: ignore[arg-type]
         "/intacct/"
     )

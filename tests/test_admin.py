@@ -22,7 +22,7 @@ CHANGELIST = "admin:intacct_connect_connection_changelist"
 @pytest.fixture
 def staff(admin_user: AbstractBaseUser) -> Client:
     client = Client()
-    client.force_login(admin_user)
+    client.force_login(admin_user)  # type: ignore[arg-type]  # stub wants the concrete User
     return client
 
 

@@ -1,4 +1,4 @@
-"""Admin pieces of the API client (intacct_connect.admin_client)."""
+"""Admin pieces of the API client (intacct_connect.admin.calls)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from intacct_connect import admin_client
+from intacct_connect.admin import calls as admin_calls
 from intacct_connect.client import IntacctClient
 from intacct_connect.exceptions import NotFoundError
 from intacct_connect.models import ApiCallLog, Connection, Token
@@ -40,11 +40,11 @@ def _calls(emulator: EmulatorServer) -> Connection:
 
 def test_usage_summary_counts_calls_and_errors(emulator: EmulatorServer) -> None:
     conn = _calls(emulator)
-    html = admin_client.api_usage_html(conn)
+    html = admin_calls.api_usage_html(conn)
     assert "2 calls (1 error) in 24 h" in html
     assert "3 calls (1 error) in 30 days" in html
     assert f"?connection__id__exact={conn.pk}" in html
-    assert admin_client.api_usage_html(Connection()) == "—"
+    assert admin_calls.api_usage_html(Connection()) == "—"
 
 
 def test_call_log_admin_is_read_only_and_shows_no_secret(
@@ -53,7 +53,7 @@ def test_call_log_admin_is_read_only_and_shows_no_secret(
     conn = _calls(emulator)
     secret = Token.objects.get(pk=conn.pk).access_token
     browser = Client()
-    browser.force_login(admin_user)
+    browser.force_login(admin_user)  # type: ignore[arg-type]  # stub wants the concrete User
     changelist = reverse("admin:intacct_connect_apicalllog_changelist")
     page = browser.get(changelist, {"connection__id__exact": conn.pk})
     assert page.status_code == 200
@@ -73,7 +73,7 @@ def test_connection_change_page_shows_api_usage(
 ) -> None:
     conn = _calls(emulator)
     browser = Client()
-    browser.force_login(admin_user)
+    browser.force_login(admin_user)  # type: ignore[arg-type]  # stub wants the concrete User
     page = browser.get(reverse("admin:intacct_connect_connection_change", args=[conn.pk]))
     assert page.status_code == 200
     text = page.content.decode()
@@ -87,4 +87,4 @@ def test_connection_change_page_shows_api_usage(
     [(1, 0, "1 call (0 errors)"), (2, 1, "2 calls (1 error)"), (0, 0, "0 calls (0 errors)")],
 )
 def test_usage_plurals(calls: int, errors: int, text: str) -> None:
-    assert admin_client._calls_and_errors(calls, errors) == text
+    assert admin_calls._calls_and_errors(calls, errors) == text

@@ -3,12 +3,16 @@ and per schedule."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+from django.test import Client
 from django.urls import reverse
 
-import intacct_connect.admin_jobs  # noqa: F401  (registers the ModelAdmins)
+import intacct_connect.admin.jobs  # noqa: F401  (registers the ModelAdmins)
 import tests.celery_app  # noqa: F401
-from intacct_connect.admin_jobs import connection_runs_link, runs_url
+from intacct_connect.admin.jobs import connection_runs_link, runs_url
 from intacct_connect.models import JobRun, Schedule
 from tests.job_factories import Recorder, count_job, make_connection, make_schedule
 
@@ -20,7 +24,7 @@ ADD_URL = "admin:intacct_connect_schedule_add"
 CHANGELIST = "admin:intacct_connect_schedule_changelist"
 
 
-def form_data(**overrides):
+def form_data(**overrides: str) -> dict[str, str]:
     data = {
         "name": "Vendors nightly",
         "job": "count_job",
@@ -38,7 +42,7 @@ def form_data(**overrides):
     return data
 
 
-def test_add_schedule_computes_the_next_run(admin_client, count_job: Recorder):
+def test_add_schedule_computes_the_next_run(admin_client: Client, count_job: Recorder) -> None:
     conn = make_connection()
     response = admin_client.post(reverse(ADD_URL), form_data(connection=str(conn.pk)))
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -62,7 +66,9 @@ def test_add_schedule_computes_the_next_run(admin_client, count_job: Recorder):
         ({"job": "nope"}, "Select a valid choice"),
     ],
 )
-def test_bad_schedule_input_gets_a_precise_error(admin_client, count_job, overrides, message):
+def test_bad_schedule_input_gets_a_precise_error(
+    admin_client: Client, count_job: Recorder, overrides: dict[str, Any], message: str
+) -> None:
     conn = make_connection()
     data = form_data(connection=str(conn.pk), **overrides)
     if overrides.get("scope") == "tenant":
@@ -74,8 +80,10 @@ def test_bad_schedule_input_gets_a_precise_error(admin_client, count_job, overri
 
 
 def test_actions_run_now_pause_resume(
-    admin_client, count_job: Recorder, django_capture_on_commit_callbacks
-):
+    admin_client: Client,
+    count_job: Recorder,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
     make_connection(tenant="t")
     make_connection(tenant="t")
     tenant = make_schedule(scope="tenant", tenant="t", due=False)
@@ -101,7 +109,9 @@ def test_actions_run_now_pause_resume(
     assert tenant.next_run_at is not None
 
 
-def test_runs_visible_per_connection_and_per_schedule(admin_client, count_job: Recorder):
+def test_runs_visible_per_connection_and_per_schedule(
+    admin_client: Client, count_job: Recorder
+) -> None:
     a = make_connection(company="AAA-CO")
     b = make_connection(company="BBB-CO")
     sa = make_schedule(connection=a)
@@ -122,8 +132,10 @@ def test_runs_visible_per_connection_and_per_schedule(admin_client, count_job: R
 
 
 def test_run_again_action_and_read_only_pages(
-    admin_client, count_job: Recorder, django_capture_on_commit_callbacks
-):
+    admin_client: Client,
+    count_job: Recorder,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
     conn = make_connection()
     run = JobRun.objects.create(job="count_job", connection=conn, status="failed")
     gone = JobRun.objects.create(job="vanished_job", connection=conn, status="failed")
@@ -141,15 +153,17 @@ def test_run_again_action_and_read_only_pages(
     assert JobRun.objects.filter(trigger="manual", status="succeeded").count() == 1
     token = conn.token
     for name in ("jobrun", "storedrecord", "watermark", "schedule"):
-        page = admin_client.get(reverse(f"admin:intacct_connect_{name}_changelist"))
-        assert page.status_code == 200
-        assert str(token.access_token) not in page.content.decode()
+        listing = admin_client.get(reverse(f"admin:intacct_connect_{name}_changelist"))
+        assert listing.status_code == 200
+        assert str(token.access_token) not in listing.content.decode()
     detail = admin_client.get(reverse("admin:intacct_connect_jobrun_change", args=[run.pk]))
     assert detail.status_code == 200
     assert admin_client.get(reverse("admin:intacct_connect_jobrun_add")).status_code == 403
 
 
-def test_connection_change_page_links_to_its_runs(admin_client, count_job: Recorder):
+def test_connection_change_page_links_to_its_runs(
+    admin_client: Client, count_job: Recorder
+) -> None:
     connection = make_connection(company="LINK-CO")
     JobRun.objects.create(job="count_job", connection=connection)
     page = admin_client.get(
@@ -162,7 +176,7 @@ def test_connection_change_page_links_to_its_runs(admin_client, count_job: Recor
 # --- permissions and confirmations -------------------------------------------------------
 
 
-def staff_client(django_user_model, *codenames):
+def staff_client(django_user_model: Any, *codenames: str) -> Client:
     from django.contrib.auth.models import Permission
     from django.test import Client
 
@@ -177,7 +191,7 @@ def staff_client(django_user_model, *codenames):
     return client
 
 
-def post_action(client, url, action, *objs):
+def post_action(client: Client, url: str, action: str, *objs: Any) -> str:
     data = {"action": action, "_selected_action": [o.pk for o in objs], "post": "yes"}
     response = client.post(url, data, follow=True)
     assert response.status_code == 200
@@ -186,8 +200,11 @@ def post_action(client, url, action, *objs):
 
 @pytest.mark.parametrize("action", ["run_now", "pause", "resume"])
 def test_view_only_user_cannot_run_schedule_actions(
-    django_user_model, count_job: Recorder, django_capture_on_commit_callbacks, action
-):
+    django_user_model: Any,
+    count_job: Recorder,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+    action: str,
+) -> None:
     viewer = staff_client(django_user_model, "view_schedule")
     schedule = make_schedule(connection=make_connection(), due=False, enabled=action != "resume")
     before = (schedule.enabled, schedule.next_run_at)
@@ -206,8 +223,12 @@ def test_view_only_user_cannot_run_schedule_actions(
     [("run_now", "Queued 1 run for 1 schedule."), ("pause", "Paused 1 schedule.")],
 )
 def test_change_permission_runs_schedule_actions(
-    django_user_model, count_job: Recorder, django_capture_on_commit_callbacks, action, message
-):
+    django_user_model: Any,
+    count_job: Recorder,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+    action: str,
+    message: str,
+) -> None:
     changer = staff_client(django_user_model, "change_schedule")
     schedule = make_schedule(connection=make_connection(), due=False)
     with django_capture_on_commit_callbacks(execute=True):
@@ -220,7 +241,7 @@ def test_change_permission_runs_schedule_actions(
         assert not schedule.enabled
 
 
-def test_change_permission_resumes(django_user_model, count_job: Recorder):
+def test_change_permission_resumes(django_user_model: Any, count_job: Recorder) -> None:
     changer = staff_client(django_user_model, "change_schedule")
     schedule = make_schedule(connection=make_connection(), due=False, enabled=False)
     assert "Resumed 1 schedule." in post_action(changer, reverse(CHANGELIST), "resume", schedule)
@@ -228,7 +249,7 @@ def test_change_permission_resumes(django_user_model, count_job: Recorder):
     assert schedule.enabled
 
 
-def test_run_now_confirms_and_says_how_many_runs(admin_client, count_job: Recorder):
+def test_run_now_confirms_and_says_how_many_runs(admin_client: Client, count_job: Recorder) -> None:
     make_connection(tenant="t")
     make_connection(tenant="t")
     make_connection(tenant="t", status="needs_reauth")
@@ -250,8 +271,10 @@ def test_run_now_confirms_and_says_how_many_runs(admin_client, count_job: Record
 
 
 def test_view_only_user_cannot_run_jobs_again(
-    django_user_model, count_job: Recorder, django_capture_on_commit_callbacks
-):
+    django_user_model: Any,
+    count_job: Recorder,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
     viewer = staff_client(django_user_model, "view_jobrun")
     run = JobRun.objects.create(job="count_job", connection=make_connection(), status="failed")
     url = reverse("admin:intacct_connect_jobrun_changelist")
@@ -263,8 +286,10 @@ def test_view_only_user_cannot_run_jobs_again(
 
 
 def test_rerun_permission_runs_jobs_again(
-    django_user_model, count_job: Recorder, django_capture_on_commit_callbacks
-):
+    django_user_model: Any,
+    count_job: Recorder,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
     rerunner = staff_client(django_user_model, "view_jobrun", "rerun_jobrun")
     run = JobRun.objects.create(job="count_job", connection=make_connection(), status="failed")
     url = reverse("admin:intacct_connect_jobrun_changelist")
@@ -280,7 +305,9 @@ def test_rerun_permission_runs_jobs_again(
     assert JobRun.objects.filter(trigger="manual", status="succeeded").count() == 1
 
 
-def test_schedule_list_labels_tenants(admin_client, django_user_model, count_job: Recorder):
+def test_schedule_list_labels_tenants(
+    admin_client: Client, django_user_model: Any, count_job: Recorder
+) -> None:
     jane = django_user_model.objects.create_user("jane", first_name="Jane", last_name="Doe")
     make_schedule(scope="tenant", tenant=f"user:{jane.pk}", due=False)
     html = admin_client.get(reverse(CHANGELIST)).content.decode()

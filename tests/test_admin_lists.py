@@ -196,7 +196,15 @@ def test_every_admin_page_renders(admin_client: Client) -> None:
     Schedule.objects.create(name="s", job="count_job", connection=conn, interval_seconds=300)
     StoredRecord.objects.create(connection=conn, object="o", key="1", run=run)
     Watermark.objects.create(connection=conn, name="w", value="v")
-    models = [ConnectionEvent, JobRun, ApiCallLog, Schedule, StoredRecord, Watermark, Token]
+    models: list[type[Any]] = [
+        ConnectionEvent,
+        JobRun,
+        ApiCallLog,
+        Schedule,
+        StoredRecord,
+        Watermark,
+        Token,
+    ]
     for model in [type(conn), *models]:
         name = model._meta.model_name
         obj = model.objects.get()

@@ -393,7 +393,7 @@ def test_history_screens_never_delete(
     model = apps.get_model("intacct_connect", model_name)
     model_admin = admin.site.get_model_admin(model)
     request = RequestFactory().get("/")
-    request.user = admin_user
+    request.user = admin_user  # type: ignore[assignment]  # stub wants the concrete User
     assert not model_admin.has_delete_permission(request)
     assert "delete_selected" not in model_admin.get_actions(request)
     listing = admin_client.get(reverse(f"admin:intacct_connect_{model_name}_changelist"))

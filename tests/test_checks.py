@@ -33,7 +33,7 @@ BASE: dict[str, Any] = {
 }
 
 
-def ids(**overrides: Any) -> list[str]:
+def ids(**overrides: Any) -> list[str | None]:
     config = {**BASE, **overrides}
     config = {k: v for k, v in config.items() if v is not DROP}
     with override_settings(INTACCT_CONNECT=config):
@@ -49,7 +49,7 @@ def messages(**overrides: Any) -> list[Any]:
         return list(check_settings())
 
 
-def test_valid_configuration_passes():
+def test_valid_configuration_passes() -> None:
     assert ids() == []
 
 
@@ -86,7 +86,9 @@ def test_valid_configuration_passes():
         ({"API_CALL_LOG_MAX_DELAY": -1}, "intacct_connect.E015", "API_CALL_LOG_MAX_DELAY"),
     ],
 )
-def test_each_problem_has_a_stable_id_naming_the_setting(overrides, expected, names):
+def test_each_problem_has_a_stable_id_naming_the_setting(
+    overrides: dict[str, Any], expected: str, names: str
+) -> None:
     found = messages(**overrides)
     assert found
     assert {m.id for m in found} == {expected}
@@ -94,7 +96,7 @@ def test_each_problem_has_a_stable_id_naming_the_setting(overrides, expected, na
     assert names in found[0].msg
 
 
-def test_key_equal_to_secret_key(settings):
+def test_key_equal_to_secret_key(settings: Any) -> None:
     assert ids(TOKEN_KEYS=[settings.SECRET_KEY]) == ["intacct_connect.E006"]
     key = generate_key()
     settings.SECRET_KEY = key
@@ -103,25 +105,25 @@ def test_key_equal_to_secret_key(settings):
     assert "SECRET_KEY" in found[0].msg
 
 
-def test_key_equal_to_secret_key_fallback(settings):
+def test_key_equal_to_secret_key_fallback(settings: Any) -> None:
     key = generate_key()
     settings.SECRET_KEY_FALLBACKS = [key]
     assert ids(TOKEN_KEYS=[GOOD_KEY, key]) == ["intacct_connect.E006"]
 
 
-def test_http_redirect_allowed_while_debug(settings):
+def test_http_redirect_allowed_while_debug(settings: Any) -> None:
     settings.DEBUG = True
     assert ids(REDIRECT_URI="http://localhost:8000/intacct/callback/") == []
 
 
-def test_samesite_strict_breaks_the_return(settings):
+def test_samesite_strict_breaks_the_return(settings: Any) -> None:
     settings.SESSION_COOKIE_SAMESITE = "Strict"
     found = messages()
     assert [m.id for m in found] == ["intacct_connect.E009"]
     assert "SESSION_COOKIE_SAMESITE" in found[0].msg
 
 
-def test_sqlite_with_real_broker_warns():
+def test_sqlite_with_real_broker_warns() -> None:
     found = sqlite_broker_messages(
         engine="django.db.backends.sqlite3", eager=False, broker="redis://:pw@127.0.0.1:6379/0"
     )
@@ -140,11 +142,11 @@ def test_sqlite_with_real_broker_warns():
         (False, "redis://127.0.0.1:6379/0", "django.db.backends.postgresql"),
     ],
 )
-def test_sqlite_check_quiet_otherwise(eager, broker, engine):
+def test_sqlite_check_quiet_otherwise(eager: bool, broker: str, engine: str) -> None:
     assert sqlite_broker_messages(engine=engine, eager=eager, broker=broker) == []
 
 
-def test_registered_check_reads_settings(settings):
+def test_registered_check_reads_settings(settings: Any) -> None:
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
     expected = (
@@ -155,13 +157,13 @@ def test_registered_check_reads_settings(settings):
     assert check_sqlite_with_real_broker() == []
 
 
-def test_manage_py_check_fails_with_the_setting_named():
+def test_manage_py_check_fails_with_the_setting_named() -> None:
     with override_settings(INTACCT_CONNECT={**BASE, "CLIENT_SECRET": ""}):
         with pytest.raises(SystemCheckError, match=r"intacct_connect\.E003.*CLIENT_SECRET"):
             call_command("check")
 
 
-def test_test_settings_pass_all_checks():
+def test_test_settings_pass_all_checks() -> None:
     call_command("check", fail_level="WARNING")
 
 
@@ -180,7 +182,7 @@ REDIS = {
         "django.core.cache.backends.db.DatabaseCache",
     ],
 )
-def test_cache_backend_on_a_cache_not_shared_by_processes_warns(backend):
+def test_cache_backend_on_a_cache_not_shared_by_processes_warns(backend: str) -> None:
     found = unshared_cache_messages("default", backend)
     assert [m.id for m in found] == ["intacct_connect.W002"]
     assert isinstance(found[0], Warning)
@@ -188,7 +190,7 @@ def test_cache_backend_on_a_cache_not_shared_by_processes_warns(backend):
     assert backend.rsplit(".", 1)[-1] in found[0].msg
 
 
-def test_registered_check_warns_about_a_process_local_concurrency_cache(settings):
+def test_registered_check_warns_about_a_process_local_concurrency_cache(settings: Any) -> None:
     settings.CACHES = LOCMEM
     assert ids(CONCURRENCY_BACKEND="cache") == ["intacct_connect.W002"]
     # The database backend (the default) does not use the cache at all.
@@ -196,7 +198,7 @@ def test_registered_check_warns_about_a_process_local_concurrency_cache(settings
     assert ids(CONCURRENCY_BACKEND="database") == []
 
 
-def test_shared_concurrency_cache_passes(settings):
+def test_shared_concurrency_cache_passes(settings: Any) -> None:
     settings.CACHES = {**LOCMEM, **REDIS}
     assert ids(CONCURRENCY_BACKEND="cache", CONCURRENCY_CACHE="slots") == []
     assert (
@@ -208,7 +210,7 @@ def test_shared_concurrency_cache_passes(settings):
 
 
 @pytest.fixture
-def no_broker_env(monkeypatch):
+def no_broker_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Celery reads CELERY_BROKER_URL from the environment too (CI sets it)."""
     for name in ("CELERY_BROKER_URL", "CELERY_BROKER_WRITE_URL", "CELERY_BROKER_READ_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -221,17 +223,18 @@ def site_app(**conf: Any) -> Celery:
     return app
 
 
-def test_no_celery_app_loaded_warns():
+def test_no_celery_app_loaded_warns() -> None:
     found = celery_app_messages(app=None, eager=False)
     assert [m.id for m in found] == ["intacct_connect.W003"]
     assert isinstance(found[0], Warning)
     assert "fallback app" in found[0].msg
+    assert found[0].hint is not None
     assert "from .celery import app as celery_app" in found[0].hint
     assert "CELERY_BROKER_URL" in found[0].hint
     assert "docs/installation.rst" in found[0].hint
 
 
-def test_celerys_fallback_app_warns():
+def test_celerys_fallback_app_warns() -> None:
     # What celery.current_app creates when no app of the site made itself the default.
     fallback = Celery("default", fixups=[], set_as_current=False)
     assert [m.id for m in celery_app_messages(app=fallback, eager=False)] == [
@@ -239,14 +242,16 @@ def test_celerys_fallback_app_warns():
     ]
 
 
-def test_site_app_without_a_broker_warns(no_broker_env):
+def test_site_app_without_a_broker_warns(no_broker_env: None) -> None:
     found = celery_app_messages(app=site_app(), eager=False)
     assert [m.id for m in found] == ["intacct_connect.W003"]
     assert "'mysite'" in found[0].msg
     assert "amqp://guest@localhost//" in found[0].msg
 
 
-def test_site_app_with_a_broker_passes(no_broker_env, monkeypatch):
+def test_site_app_with_a_broker_passes(
+    no_broker_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert (
         celery_app_messages(app=site_app(broker_url="redis://127.0.0.1:6379/5"), eager=False) == []
     )
@@ -256,17 +261,19 @@ def test_site_app_with_a_broker_passes(no_broker_env, monkeypatch):
 
 
 @pytest.mark.parametrize("app", [None, Celery("default", fixups=[], set_as_current=False)])
-def test_eager_tasks_never_warn(app):
+def test_eager_tasks_never_warn(app: Celery | None) -> None:
     assert celery_app_messages(app=app, eager=True) == []
 
 
-def test_registered_check_reads_celerys_default_app(settings, monkeypatch, no_broker_env):
+def test_registered_check_reads_celerys_default_app(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, no_broker_env: None
+) -> None:
     from celery import _state
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
     monkeypatch.setattr(_state, "default_app", None)
     assert [m.id for m in check_celery_app()] == ["intacct_connect.W003"]
-    assert _state.default_app is None  # the check did not create Celery's fallback app
+    assert _state.default_app is None  # type: ignore[attr-defined]  # the check did not create Celery's fallback app
     monkeypatch.setattr(_state, "default_app", site_app(broker_url="memory://"))
     assert check_celery_app() == []
     monkeypatch.setattr(_state, "default_app", None)
@@ -299,10 +306,11 @@ def check_ids_in_a_fresh_process(settings_module: str, *paths: Path) -> list[str
         check=True,
         timeout=120,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    found: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+    return found
 
 
-def test_a_site_that_never_imports_its_celery_app_warns(tmp_path):
+def test_a_site_that_never_imports_its_celery_app_warns(tmp_path: Path) -> None:
     # The issue's fresh site: Celery configured in settings, the app never imported.
     (tmp_path / "site_without_app.py").write_text(
         "from tests.settings import *\n"
@@ -312,7 +320,7 @@ def test_a_site_that_never_imports_its_celery_app_warns(tmp_path):
     assert "intacct_connect.W003" in check_ids_in_a_fresh_process("site_without_app", tmp_path)
 
 
-def test_a_site_that_imports_its_celery_app_passes(tmp_path):
+def test_a_site_that_imports_its_celery_app_passes(tmp_path: Path) -> None:
     (tmp_path / "site_with_app.py").write_text(
         "from tests.settings import *\n"
         "CELERY_TASK_ALWAYS_EAGER = False\n"
@@ -322,6 +330,6 @@ def test_a_site_that_imports_its_celery_app_passes(tmp_path):
     assert "intacct_connect.W003" not in check_ids_in_a_fresh_process("site_with_app", tmp_path)
 
 
-def test_the_example_project_does_not_warn():
+def test_the_example_project_does_not_warn() -> None:
     # example_project/__init__.py imports its app (and the demo's broker is set).
     assert "intacct_connect.W003" not in check_ids_in_a_fresh_process("example_project.settings")

@@ -470,7 +470,7 @@ def test_backoff_is_exponential_with_full_jitter_and_capped(
         "RETRY_BACKOFF": 0.5,
         "RETRY_BACKOFF_MAX": 3.0,
     }
-    monkeypatch.setattr(client_module.random, "uniform", lambda low, high: high)
+    monkeypatch.setattr("intacct_connect.client.random.uniform", lambda low, high: high)
     policy = client_module.RetryPolicy()
     assert [policy.delay(n, None) for n in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
     assert policy.delay(0, 7.0) == 7.5

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 
 import tests.celery_app  # noqa: F401
 from intacct_connect.models import JobRun, StoredRecord
+from intacct_connect.testing.emulator import EmulatorServer
 from tests.job_factories import Recorder, count_job, emulator_connection, make_connection
 
 __all__ = ["count_job"]
@@ -23,7 +26,7 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
-def test_runs_a_job_now_and_records_the_run(intacct_connect_settings):
+def test_runs_a_job_now_and_records_the_run(intacct_connect_settings: EmulatorServer) -> None:
     conn = emulator_connection(intacct_connect_settings)
     params = '{"object": "general-ledger/account", "fields": ["key", "id"]}'
     out = run("query_to_storage", "--connection", str(conn.pk), "--params", params)
@@ -33,7 +36,9 @@ def test_runs_a_job_now_and_records_the_run(intacct_connect_settings):
     assert StoredRecord.objects.count() == 28
 
 
-def test_enqueue_and_list(count_job: Recorder, django_capture_on_commit_callbacks):
+def test_enqueue_and_list(
+    count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
     conn = make_connection()
     with django_capture_on_commit_callbacks(execute=True):
         out = run("count_job", "-c", str(conn.pk), "--enqueue")
@@ -59,7 +64,9 @@ def test_enqueue_and_list(count_job: Recorder, django_capture_on_commit_callback
         ),
     ],
 )
-def test_bad_input_is_a_command_error(count_job: Recorder, args, message):
+def test_bad_input_is_a_command_error(
+    count_job: Recorder, args: tuple[str, ...], message: str
+) -> None:
     conn = make_connection()
     args = tuple(a.replace("{conn}", str(conn.pk)) for a in args)
     with pytest.raises(CommandError, match=re.escape(message)):
@@ -67,7 +74,7 @@ def test_bad_input_is_a_command_error(count_job: Recorder, args, message):
     assert not JobRun.objects.exists()
 
 
-def test_unusable_connection_and_failed_run_are_errors(count_job: Recorder):
+def test_unusable_connection_and_failed_run_are_errors(count_job: Recorder) -> None:
     reauth = make_connection(status="needs_reauth")
     with pytest.raises(CommandError, match="needs re-authorisation"):
         run("count_job", "-c", str(reauth.pk))

@@ -189,7 +189,7 @@ def test_demo_runs_connects_and_stops(tmp_path: Path) -> None:
         )
         assert start.status_code in (302, 303)
         location = EmulatorServer.complete_authorization(
-            None,  # type: ignore[arg-type]  (uses no server state)
+            None,  # type: ignore[arg-type]  # uses no server state
             start.headers["Location"],
             "DEMO-CO",
             "admin",

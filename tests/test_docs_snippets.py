@@ -41,7 +41,7 @@ def included_snippets() -> set[str]:
     return found
 
 
-def test_every_snippet_is_in_the_docs_and_in_the_smoke_install():
+def test_every_snippet_is_in_the_docs_and_in_the_smoke_install() -> None:
     assert SNIPPET_FILES
     assert set(SNIPPET_FILES) <= included_snippets()
     for name in SNIPPET_FILES:
@@ -51,7 +51,7 @@ def test_every_snippet_is_in_the_docs_and_in_the_smoke_install():
     assert f"for part in {' '.join(SETTINGS_PARTS)}; do" in SMOKE
 
 
-def test_the_docs_include_only_existing_snippets():
+def test_the_docs_include_only_existing_snippets() -> None:
     assert included_snippets() <= set(SNIPPET_FILES)
 
 
@@ -73,7 +73,7 @@ def fresh_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any
     return namespace
 
 
-def test_settings_snippets_configure_a_fresh_site(monkeypatch):
+def test_settings_snippets_configure_a_fresh_site(monkeypatch: pytest.MonkeyPatch) -> None:
     conf = fresh_settings(monkeypatch, **ENV)
     assert conf["INSTALLED_APPS"][-1] == "intacct_connect"
     intacct = conf["INTACCT_CONNECT"]
@@ -91,7 +91,7 @@ def test_settings_snippets_configure_a_fresh_site(monkeypatch):
         assert conf[f"CELERY_{key.upper()}"] == value, key
 
 
-def test_emulator_snippet_follows_the_emulator_url(monkeypatch):
+def test_emulator_snippet_follows_the_emulator_url(monkeypatch: pytest.MonkeyPatch) -> None:
     conf = fresh_settings(monkeypatch, **ENV, INTACCT_EMULATOR_URL="http://127.0.0.1:9999")
     intacct = conf["INTACCT_CONNECT"]
     assert intacct["API_BASE_URL"] == "http://127.0.0.1:9999/ia/api/v1"
@@ -104,13 +104,13 @@ def test_emulator_snippet_follows_the_emulator_url(monkeypatch):
 
 
 @pytest.mark.parametrize("missing", sorted(ENV))
-def test_a_missing_variable_is_named(monkeypatch, missing):
+def test_a_missing_variable_is_named(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
     env = {k: v for k, v in ENV.items() if k != missing}
     with pytest.raises(ImproperlyConfigured, match=f"Set the environment variable {missing} "):
         fresh_settings(monkeypatch, **env)
 
 
-def test_w003_points_at_an_existing_section():
+def test_w003_points_at_an_existing_section() -> None:
     title = re.search(r"section '(.+)'", CELERY_DOC)
     assert title is not None
     assert re.search(
@@ -118,7 +118,7 @@ def test_w003_points_at_an_existing_section():
     )
 
 
-def test_readme_snippet_is_self_contained():
+def test_readme_snippet_is_self_contained() -> None:
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Adding it to an existing site", 1)[1].split("\n## ", 1)[0]
     code = re.findall(r"```python\n(.*?)```", section, flags=re.S)

@@ -57,9 +57,10 @@ class Browser:
 
 def make_user(django_user_model: Any, name: str, **extra: Any) -> AbstractBaseUser:
     # Tenant users sign in through Django's own login form (the admin's, in the test site).
-    return django_user_model.objects.create_user(
+    user: AbstractBaseUser = django_user_model.objects.create_user(
         name, password=f"{name}-pw", is_staff=True, **extra
-    )  # type: ignore[no-any-return]
+    )
+    return user
 
 
 @pytest.fixture

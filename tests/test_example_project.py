@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -48,10 +49,11 @@ def probe(**env: str) -> dict[str, object]:
         text=True,
         check=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    values: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return values
 
 
-def test_defaults_need_no_server():
+def test_defaults_need_no_server() -> None:
     values = probe()
     assert values["engine"] == "django.db.backends.sqlite3"
     assert str(values["db_name"]).endswith(".demo/db.sqlite3")
@@ -66,10 +68,10 @@ def test_defaults_need_no_server():
     assert values["client_id"] == "demo-client.app.sage.com"
     assert values["keys"] == 1  # the demo-only key, because DEBUG is on
     assert values["prefetch"] == 1
-    assert "intacct_connect" in values["apps"]
+    assert "intacct_connect" in cast(list[str], values["apps"])
 
 
-def test_environment_switches_to_postgres_redis_and_another_intacct():
+def test_environment_switches_to_postgres_redis_and_another_intacct() -> None:
     values = probe(
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/somedb",
         CELERY_BROKER_URL="redis://127.0.0.1:6379/3",
@@ -83,13 +85,13 @@ def test_environment_switches_to_postgres_redis_and_another_intacct():
     assert values["client_id"] == "abc.app.sage.com"
 
 
-def test_production_has_no_demo_key():
+def test_production_has_no_demo_key() -> None:
     values = probe(DJANGO_DEBUG="false", DJANGO_SECRET_KEY="x" * 60)
     assert values["debug"] is False
     assert values["keys"] == 0  # so check --deploy fails with intacct_connect.E004
 
 
-def test_env_example_documents_every_variable():
+def test_env_example_documents_every_variable() -> None:
     text = (ROOT / ".env.example").read_text()
     settings_src = (ROOT / "example_project" / "settings.py").read_text()
     import re
@@ -103,7 +105,7 @@ def test_env_example_documents_every_variable():
 
 
 @pytest.mark.parametrize("variable", ["DATABASE_URL", "CELERY_BROKER_URL", "INTACCT_TOKEN_KEYS"])
-def test_key_variables_named_in_env_example(variable):
+def test_key_variables_named_in_env_example(variable: str) -> None:
     assert variable in (ROOT / ".env.example").read_text()
 
 

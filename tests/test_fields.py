@@ -110,7 +110,7 @@ def test_deferred_field_loads_on_access() -> None:
 def test_primary_key_required_before_encrypting() -> None:
     field = Token._meta.get_field("access_token")
     with pytest.raises(ValueError, match="primary key"):
-        field.associated_data(Token())  # type: ignore[attr-defined]
+        field.associated_data(Token())
 
 
 def test_not_editable_so_forms_never_render_it() -> None:

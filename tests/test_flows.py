@@ -566,7 +566,12 @@ def test_exception_report_hides_code_verifier_and_secret(alice: AbstractBaseUser
     assert exc_info[0] is TokenRequestError
     reporter = ExceptionReporter(RequestFactory().get("/intacct/callback/"), *exc_info)
     texts = (reporter.get_traceback_text(), reporter.get_traceback_html())
-    for secret in (params["code"], flow.code_verifier, INTACCT_CONNECT["CLIENT_SECRET"], state):
+    for secret in (
+        params["code"],
+        flow.code_verifier,
+        str(INTACCT_CONNECT["CLIENT_SECRET"]),
+        state,
+    ):
         for text in texts:
             assert secret not in text
 

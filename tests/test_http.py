@@ -114,8 +114,8 @@ def test_proxies_are_read_once_per_origin(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_never_sent_is_true_only_when_no_connection_was_made() -> None:
-    refused = NewConnectionError(None, "Connection refused")
-    wrapped = requests.ConnectionError(MaxRetryError(None, "/", refused))
+    refused = NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    wrapped = requests.ConnectionError(MaxRetryError(None, "/", refused))  # type: ignore[arg-type]
     assert http.never_sent(wrapped)
     assert http.never_sent(requests.ConnectionError(refused))
     assert not http.never_sent(requests.ConnectionError("Connection reset by peer"))

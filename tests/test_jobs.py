@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
@@ -14,6 +16,7 @@ from intacct_connect.models import (
     StoredRecord,
     Watermark,
 )
+from intacct_connect.testing.emulator import EmulatorServer
 from tests.job_factories import emulator_connection, make_connection, make_schedule
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +29,7 @@ VENDORS = {
 }
 
 
-def run_now(job: str, conn_id: int, params: dict | None = None, **kw) -> JobRun:
+def run_now(job: str, conn_id: int, params: dict[str, Any] | None = None, **kw: Any) -> JobRun:
     run = JobRun.objects.create(job=job, connection_id=conn_id, params=params or {}, **kw)
     done = scheduling.execute_run(run.pk, task_id=f"task-{run.pk}")
     assert done is not None
@@ -36,8 +39,8 @@ def run_now(job: str, conn_id: int, params: dict | None = None, **kw) -> JobRun:
 # --- registry ---------------------------------------------------------------------------
 
 
-def test_registry_registers_lists_and_rejects_duplicates():
-    def mine(client, ctx):
+def test_registry_registers_lists_and_rejects_duplicates() -> None:
+    def mine(client: IntacctClient, ctx: jobs.JobContext) -> int:
         return 0
 
     jobs.register("sync_vendors", description="Copy vendors")(mine)
@@ -47,7 +50,7 @@ def test_registry_registers_lists_and_rejects_duplicates():
         assert {"health_check", "query_to_storage"} <= set(jobs.registered())
         jobs.register("sync_vendors")(mine)  # same function again: fine (module reload)
 
-        def other(client, ctx):
+        def other(client: IntacctClient, ctx: jobs.JobContext) -> int:
             return 1
 
         with pytest.raises(ImproperlyConfigured, match="already registered"):
@@ -60,7 +63,7 @@ def test_registry_registers_lists_and_rejects_duplicates():
         jobs.register("")
 
 
-def test_query_to_storage_validates_params_precisely():
+def test_query_to_storage_validates_params_precisely() -> None:
     job = jobs.get("query_to_storage")
     with pytest.raises(ValidationError) as err:
         job.clean_params({"fields": ["id"], "page_size": 0, "colour": 1})
@@ -79,7 +82,9 @@ def test_query_to_storage_validates_params_precisely():
 # --- health_check -------------------------------------------------------------------------
 
 
-def test_health_check_job_updates_connection_health(intacct_connect_settings):
+def test_health_check_job_updates_connection_health(
+    intacct_connect_settings: EmulatorServer,
+) -> None:
     conn = emulator_connection(intacct_connect_settings)
     run = run_now("health_check", conn.pk)
     assert (run.status, run.records_processed) == ("succeeded", 1)
@@ -89,7 +94,9 @@ def test_health_check_job_updates_connection_health(intacct_connect_settings):
     assert ConnectionEvent.objects.filter(connection=conn, kind="health_check").count() == 1
 
 
-def test_failed_health_check_fails_the_run_and_marks_the_connection(intacct_connect_settings):
+def test_failed_health_check_fails_the_run_and_marks_the_connection(
+    intacct_connect_settings: EmulatorServer,
+) -> None:
     emulator = intacct_connect_settings
     conn = emulator_connection(emulator)
     emulator.revoke_grants("DEMO-CO")  # tokens now answer REST-2102
@@ -104,7 +111,9 @@ def test_failed_health_check_fails_the_run_and_marks_the_connection(intacct_conn
 # --- query_to_storage ---------------------------------------------------------------------
 
 
-def test_query_to_storage_stores_rows_once_and_advances_the_watermark(intacct_connect_settings):
+def test_query_to_storage_stores_rows_once_and_advances_the_watermark(
+    intacct_connect_settings: EmulatorServer,
+) -> None:
     emulator = intacct_connect_settings
     conn = emulator_connection(emulator)
     schedule = make_schedule("query_to_storage", connection=conn, params=VENDORS)
@@ -116,7 +125,9 @@ def test_query_to_storage_stores_rows_once_and_advances_the_watermark(intacct_co
     assert mark.value  # the newest audit.modifiedDateTime
 
     # a redelivery of the finished run does nothing
-    assert scheduling.execute_run(first.pk).records_processed == 250
+    first_done = scheduling.execute_run(first.pk)
+    assert first_done is not None
+    assert first_done.records_processed == 250
 
     # one vendor changes at Intacct: the next run fetches from the watermark only
     rows = emulator.records("DEMO-CO", "accounts-payable/vendor")
@@ -137,7 +148,9 @@ def test_query_to_storage_stores_rows_once_and_advances_the_watermark(intacct_co
     assert StoredRecord.objects.filter(connection=conn).count() == 250
 
 
-def test_failed_run_leaves_previous_data_and_watermark_intact(intacct_connect_settings):
+def test_failed_run_leaves_previous_data_and_watermark_intact(
+    intacct_connect_settings: EmulatorServer,
+) -> None:
     emulator = intacct_connect_settings
     conn = emulator_connection(emulator)
     first = run_now("query_to_storage", conn.pk, VENDORS)
@@ -155,7 +168,7 @@ def test_failed_run_leaves_previous_data_and_watermark_intact(intacct_connect_se
     assert Watermark.objects.get(pk=mark.pk).value == mark.value
 
 
-def test_too_many_rows_fails_without_storing(intacct_connect_settings):
+def test_too_many_rows_fails_without_storing(intacct_connect_settings: EmulatorServer) -> None:
     conn = emulator_connection(intacct_connect_settings)
     run = run_now("query_to_storage", conn.pk, {**VENDORS, "max_records": 10})
     assert (run.status, run.error_code) == ("failed", "too_many_records")
@@ -163,7 +176,9 @@ def test_too_many_rows_fails_without_storing(intacct_connect_settings):
     assert not Watermark.objects.exists()
 
 
-def test_query_to_storage_without_watermark_refreshes_every_row(intacct_connect_settings):
+def test_query_to_storage_without_watermark_refreshes_every_row(
+    intacct_connect_settings: EmulatorServer,
+) -> None:
     conn = emulator_connection(intacct_connect_settings)
     params = {"object": "general-ledger/account", "fields": ["key", "id", "name"]}
     for _ in range(2):
@@ -172,7 +187,7 @@ def test_query_to_storage_without_watermark_refreshes_every_row(intacct_connect_
     assert StoredRecord.objects.filter(object="general-ledger/account").count() == 28
 
 
-def test_job_receives_an_authenticated_client(intacct_connect_settings):
+def test_job_receives_an_authenticated_client(intacct_connect_settings: EmulatorServer) -> None:
     conn = emulator_connection(intacct_connect_settings)
     seen = {}
 
@@ -189,7 +204,9 @@ def test_job_receives_an_authenticated_client(intacct_connect_settings):
     assert seen["client"].connection.pk == conn.pk
 
 
-def test_needs_reauth_connection_job_is_skipped_not_called(intacct_connect_settings):
+def test_needs_reauth_connection_job_is_skipped_not_called(
+    intacct_connect_settings: EmulatorServer,
+) -> None:
     emulator = intacct_connect_settings
     conn = make_connection(status="needs_reauth", company="DEMO-CO")
     calls = emulator.api_calls()

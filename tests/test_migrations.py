@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 
 @pytest.mark.django_db
-def test_models_match_migrations():
+def test_models_match_migrations() -> None:
     out = StringIO()
     try:
         call_command(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -45,7 +46,7 @@ def test_one_authorization_code_connection_per_tenant_company_user() -> None:
 
 
 def test_client_credentials_unique_per_entity() -> None:
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "tenant": "t1",
         "company": "ACME",
         "user": "ws",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -17,14 +19,22 @@ from intacct_connect.exceptions import (
     TokenRequestError,
     TokenResponseLost,
 )
+from intacct_connect.testing.emulator import EmulatorServer
 
 
 @pytest.fixture
-def emu(intacct_connect_settings):
+def emu(intacct_connect_settings: EmulatorServer) -> EmulatorServer:
     return intacct_connect_settings
 
 
-def authorize(emu, *, company="DEMO-CO", user="admin", password="admin", entity=None):
+def authorize(
+    emu: EmulatorServer,
+    *,
+    company: str = "DEMO-CO",
+    user: str = "admin",
+    password: str = "admin",
+    entity: str | None = None,
+) -> tuple[oauth.AuthorizationRequest, str]:
     """Start a flow and approve it at the emulator; returns (request, code)."""
     request = oauth.start_authorization()
     location = emu.complete_authorization(
@@ -35,7 +45,9 @@ def authorize(emu, *, company="DEMO-CO", user="admin", password="admin", entity=
     return request, query["code"][0]
 
 
-def test_authorize_url_uses_pkce_s256_and_exact_redirect_uri(emu, settings):
+def test_authorize_url_uses_pkce_s256_and_exact_redirect_uri(
+    emu: EmulatorServer, settings: Any
+) -> None:
     request = oauth.start_authorization()
     query = parse_qs(urlsplit(request.url).query)
     assert request.url.startswith(emu.authorize_url + "?")
@@ -52,13 +64,13 @@ def test_authorize_url_uses_pkce_s256_and_exact_redirect_uri(emu, settings):
     assert request.code_verifier not in repr(request)
 
 
-def test_each_authorization_is_unique(emu):
+def test_each_authorization_is_unique(emu: EmulatorServer) -> None:
     a, b = oauth.start_authorization(), oauth.start_authorization()
     assert a.state != b.state
     assert a.code_verifier != b.code_verifier
 
 
-def test_exchange_code_returns_tokens_and_claims(emu):
+def test_exchange_code_returns_tokens_and_claims(emu: EmulatorServer) -> None:
     request, code = authorize(emu, entity="EAST")
     tokens = oauth.exchange_code(code, request.code_verifier)
     assert tokens.company_id == "DEMO-CO"
@@ -72,7 +84,7 @@ def test_exchange_code_returns_tokens_and_claims(emu):
     assert emu.token_requests("authorization_code") == 1
 
 
-def test_code_is_single_use(emu):
+def test_code_is_single_use(emu: EmulatorServer) -> None:
     request, code = authorize(emu)
     oauth.exchange_code(code, request.code_verifier)
     with pytest.raises(InvalidGrant) as info:
@@ -81,20 +93,20 @@ def test_code_is_single_use(emu):
     assert info.value.code == "invalid_grant"
 
 
-def test_wrong_verifier_is_invalid_grant(emu):
+def test_wrong_verifier_is_invalid_grant(emu: EmulatorServer) -> None:
     _request, code = authorize(emu)
     with pytest.raises(InvalidGrant):
         oauth.exchange_code(code, oauth.start_authorization().code_verifier)
 
 
-def test_expired_code_is_invalid_grant(emu):
+def test_expired_code_is_invalid_grant(emu: EmulatorServer) -> None:
     request, code = authorize(emu)
     emu.advance_time(601)
     with pytest.raises(InvalidGrant):
         oauth.exchange_code(code, request.code_verifier)
 
 
-def test_refresh_rotates_and_reuse_revokes_the_grant(emu):
+def test_refresh_rotates_and_reuse_revokes_the_grant(emu: EmulatorServer) -> None:
     request, code = authorize(emu)
     first = oauth.exchange_code(code, request.code_verifier)
     second = oauth.refresh(first.refresh_token or "")
@@ -109,7 +121,9 @@ def test_refresh_rotates_and_reuse_revokes_the_grant(emu):
     assert emu.token_requests("refresh_token") == 3
 
 
-def test_refresh_without_rotation_returns_no_new_refresh_token_or_the_same(emu):
+def test_refresh_without_rotation_returns_no_new_refresh_token_or_the_same(
+    emu: EmulatorServer,
+) -> None:
     emu.configure(refresh_mode="none")
     request, code = authorize(emu)
     first = oauth.exchange_code(code, request.code_verifier)
@@ -118,7 +132,7 @@ def test_refresh_without_rotation_returns_no_new_refresh_token_or_the_same(emu):
     oauth.refresh(first.refresh_token or "")  # still valid
 
 
-def test_client_credentials_entity_token(emu):
+def test_client_credentials_entity_token(emu: EmulatorServer) -> None:
     tokens = oauth.client_credentials("admin@DEMO-CO|EAST")
     assert tokens.company_id == "DEMO-CO"
     assert tokens.entity_id == "EAST"
@@ -126,14 +140,14 @@ def test_client_credentials_entity_token(emu):
     assert emu.token_requests("client_credentials") == 1
 
 
-def test_wrong_client_secret_is_invalid_client(emu, settings):
+def test_wrong_client_secret_is_invalid_client(emu: EmulatorServer, settings: Any) -> None:
     settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "CLIENT_SECRET": "wrong"}
     with pytest.raises(InvalidClient) as info:
         oauth.client_credentials("admin@DEMO-CO")
     assert "wrong" not in str(info.value)
 
 
-def test_revoke_kills_the_grant(emu):
+def test_revoke_kills_the_grant(emu: EmulatorServer) -> None:
     request, code = authorize(emu)
     tokens = oauth.exchange_code(code, request.code_verifier)
     oauth.revoke(tokens.refresh_token or "")
@@ -142,7 +156,7 @@ def test_revoke_kills_the_grant(emu):
 
 
 @pytest.mark.parametrize("kind", ["500", "503"])
-def test_server_errors_are_token_request_errors(emu, kind):
+def test_server_errors_are_token_request_errors(emu: EmulatorServer, kind: str) -> None:
     emu.set_fault(kind, endpoint="token", count=1)
     with pytest.raises(TokenRequestError) as info:
         oauth.client_credentials("admin@DEMO-CO")
@@ -150,13 +164,13 @@ def test_server_errors_are_token_request_errors(emu, kind):
     assert info.value.status_code == int(kind)
 
 
-def test_garbage_body_is_a_clear_error(emu):
+def test_garbage_body_is_a_clear_error(emu: EmulatorServer) -> None:
     emu.set_fault("garbage", endpoint="token", count=1)
     with pytest.raises(TokenRequestError, match="not JSON"):
         oauth.client_credentials("admin@DEMO-CO")
 
 
-def test_lost_response_is_never_resent(emu):
+def test_lost_response_is_never_resent(emu: EmulatorServer) -> None:
     request, code = authorize(emu)
     first = oauth.exchange_code(code, request.code_verifier)
     emu.set_fault("token_lost", endpoint="token", count=1)
@@ -166,21 +180,21 @@ def test_lost_response_is_never_resent(emu):
     assert emu.token_requests("refresh_token") == before + 1  # exactly one request reached it
 
 
-def test_dropped_connection_is_lost_response(emu):
+def test_dropped_connection_is_lost_response(emu: EmulatorServer) -> None:
     emu.set_fault("drop", endpoint="token", count=1)
     with pytest.raises(TokenResponseLost):
         oauth.client_credentials("admin@DEMO-CO")
     assert emu.token_requests("client_credentials") <= 1
 
 
-def test_slow_token_endpoint_times_out_as_lost_response(emu, settings):
+def test_slow_token_endpoint_times_out_as_lost_response(emu: EmulatorServer, settings: Any) -> None:
     settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "TOKEN_HTTP_TIMEOUT": (1.0, 0.3)}
     emu.set_fault("slow", endpoint="token", count=1, seconds=1.5)
     with pytest.raises(TokenResponseLost, match="did not answer in time"):
         oauth.client_credentials("admin@DEMO-CO")
 
 
-def test_unreachable_token_endpoint_says_nothing_was_sent(settings):
+def test_unreachable_token_endpoint_says_nothing_was_sent(settings: Any) -> None:
     settings.INTACCT_CONNECT = {
         **settings.INTACCT_CONNECT,
         "TOKEN_URL": "http://127.0.0.1:9/ia/api/v1/oauth2/token",
@@ -193,13 +207,13 @@ def test_unreachable_token_endpoint_says_nothing_was_sent(settings):
     "url",
     ["http://api.intacct.com/ia/api/v1/oauth2/token", "ftp://127.0.0.1/token", "//x/token"],
 )
-def test_plain_http_refused_except_loopback(settings, url):
+def test_plain_http_refused_except_loopback(settings: Any, url: str) -> None:
     settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "TOKEN_URL": url}
     with pytest.raises(IntacctConfigurationError, match="TOKEN_URL"):
         oauth.client_credentials("admin@DEMO-CO")
 
 
-def test_intacct_style_errors_are_mapped(emu):
+def test_intacct_style_errors_are_mapped(emu: EmulatorServer) -> None:
     emu.configure(error_style="intacct")
     request, code = authorize(emu)
     oauth.exchange_code(code, request.code_verifier)
@@ -209,13 +223,15 @@ def test_intacct_style_errors_are_mapped(emu):
     assert info.value.code
 
 
-def test_decode_claims_tolerates_garbage():
+def test_decode_claims_tolerates_garbage() -> None:
     assert oauth.decode_claims("not-a-jwt") == {}
     assert oauth.decode_claims("a.!!!.c") == {}
     assert oauth.decode_claims("a.bnVsbA.c") == {}  # "null"
 
 
-def test_nothing_secret_is_logged_even_at_debug(emu, caplog):
+def test_nothing_secret_is_logged_even_at_debug(
+    emu: EmulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     request, code = authorize(emu)
     tokens = oauth.exchange_code(code, request.code_verifier)
@@ -234,7 +250,7 @@ def test_nothing_secret_is_logged_even_at_debug(emu, caplog):
     for secret in secrets:
         assert secret
         assert secret not in text
-        assert requests.utils.quote(secret, safe="") not in text
+        assert requests.utils.quote(secret, safe="") not in text  # type: ignore[attr-defined]
 
 
 # --- outbound proxies ----------------------------------------------------------------------
@@ -286,7 +302,7 @@ class _ForwardingProxy:
 
 
 @pytest.fixture
-def proxy(monkeypatch):
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[_ForwardingProxy]:
     server = _ForwardingProxy()
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
@@ -298,7 +314,9 @@ def proxy(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_token_and_api_requests_go_through_the_environments_proxy(emu, proxy, monkeypatch):
+def test_token_and_api_requests_go_through_the_environments_proxy(
+    emu: EmulatorServer, proxy: _ForwardingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """HTTP_PROXY is honoured by the token endpoint calls and the API client alike (read
     once per origin: the sessions do not re-read the environment on every request)."""
     from intacct_connect.client import IntacctClient
@@ -314,7 +332,9 @@ def test_token_and_api_requests_go_through_the_environments_proxy(emu, proxy, mo
 
 
 @pytest.mark.django_db
-def test_no_proxy_bypasses_the_proxy(emu, proxy, monkeypatch):
+def test_no_proxy_bypasses_the_proxy(
+    emu: EmulatorServer, proxy: _ForwardingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
     request, code = authorize(emu)
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,6 +24,7 @@ from intacct_connect.models import (
     ScheduleScope,
     TaskDelivery,
 )
+from intacct_connect.testing.emulator import EmulatorServer
 from tests.job_factories import (
     Recorder,
     count_job,
@@ -39,8 +42,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_claim_due_refreshes_claims_due_active_connections_once(
-    django_capture_on_commit_callbacks,
-):
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
     due = make_connection(next_refresh_in=-10)
     make_connection(next_refresh_in=600)  # not due
     for status in (
@@ -54,13 +57,16 @@ def test_claim_due_refreshes_claims_due_active_connections_once(
     assert claimed == [(due.pk, 1)]
     assert len(callbacks) == 1  # the enqueue waits for the commit
     due.refresh_from_db()
+    assert due.next_refresh_at is not None
     assert due.next_refresh_at > timezone.now() + timedelta(
         seconds=scheduling.REFRESH_CLAIM_SECONDS - 5
     )
     assert scheduling.claim_due_refreshes() == []  # claimed once
 
 
-def test_claim_due_refreshes_works_in_batches(django_capture_on_commit_callbacks):
+def test_claim_due_refreshes_works_in_batches(
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
     conns = [make_connection(next_refresh_in=-100 + i) for i in range(7)]
     with django_capture_on_commit_callbacks():
         first = scheduling.claim_due_refreshes(limit=3)
@@ -71,7 +77,9 @@ def test_claim_due_refreshes_works_in_batches(django_capture_on_commit_callbacks
     assert ids == [c.pk for c in conns]  # oldest due first, each exactly once
 
 
-def test_dispatch_due_refreshes_drains_all_batches(settings, django_capture_on_commit_callbacks):
+def test_dispatch_due_refreshes_drains_all_batches(
+    settings: Any, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
     settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "DISPATCH_BATCH_SIZE": 2}
     for _ in range(5):
         make_connection(next_refresh_in=-1)
@@ -80,32 +88,33 @@ def test_dispatch_due_refreshes_drains_all_batches(settings, django_capture_on_c
     assert len(callbacks) == 3  # one publish per batch (2 + 2 + 1)
 
 
-def test_missing_next_refresh_is_scheduled_with_per_connection_jitter():
+def test_missing_next_refresh_is_scheduled_with_per_connection_jitter() -> None:
     conns = [make_connection(expires_in=3600) for _ in range(40)]
     assert scheduling.schedule_missing_refreshes() == 40
     times = set()
     for conn in conns:
         conn.refresh_from_db()
         token = conn.token
+        assert conn.next_refresh_at is not None
         lead = (token.expires_at - conn.next_refresh_at).total_seconds()
         assert 900 <= lead <= 900 + 300  # REFRESH_WINDOW + up to REFRESH_JITTER
         times.add(conn.next_refresh_at)
     assert len(times) > 30  # tokens issued together do not all refresh together
 
 
-def test_idle_connection_is_refreshed_before_the_refresh_token_idles_out():
+def test_idle_connection_is_refreshed_before_the_refresh_token_idles_out() -> None:
     now = timezone.now()
     due = scheduling.refresh_due_at(7, now + timedelta(days=30), now - timedelta(hours=1), now)
     assert now < due <= now + timedelta(hours=23)  # IDLE_REFRESH_AFTER = 24 h
 
 
-def test_refresh_one_skips_unusable_and_missing_connections():
+def test_refresh_one_skips_unusable_and_missing_connections() -> None:
     conn = make_connection(status=ConnectionStatus.NEEDS_REAUTH)
     assert scheduling.refresh_one(conn.pk).result == "skipped"
     assert scheduling.refresh_one(987654).result == "missing"
 
 
-def test_failed_refreshes_back_off_exponentially():
+def test_failed_refreshes_back_off_exponentially() -> None:
     """Token endpoint unreachable (tests' dead URL): no status change, growing backoff."""
     conn = make_connection(expires_in=60, next_refresh_in=-1)
     delays = []
@@ -114,13 +123,14 @@ def test_failed_refreshes_back_off_exponentially():
         outcome = scheduling.refresh_one(conn.pk, seen_version=1)
         assert outcome.result == "failed"
         conn.refresh_from_db()
+        assert conn.next_refresh_at is not None
         delays.append((conn.next_refresh_at - before).total_seconds())
     assert conn.status == ConnectionStatus.ACTIVE
     assert conn.refresh_failures == 3
     assert 60 <= delays[0] < 120 <= delays[1] < 240 <= delays[2] < 480
 
 
-def test_count_delivery_counts_per_task_id():
+def test_count_delivery_counts_per_task_id() -> None:
     assert scheduling.count_delivery("task-1", "x") == 1
     assert scheduling.count_delivery("task-1", "x") == 2
     assert scheduling.count_delivery("task-2", "x") == 1
@@ -133,7 +143,7 @@ def test_count_delivery_counts_per_task_id():
 # --- schedules --------------------------------------------------------------------------
 
 
-def test_crontab_next_run_and_validation():
+def test_crontab_next_run_and_validation() -> None:
     after = datetime(2026, 3, 1, 10, 7, 30, tzinfo=UTC)
     assert scheduling.next_crontab_run("*/15 * * * *", after) == datetime(
         2026, 3, 1, 10, 15, tzinfo=UTC
@@ -148,14 +158,14 @@ def test_crontab_next_run_and_validation():
 
 
 @override_settings(TIME_ZONE="Europe/Paris")
-def test_crontab_is_evaluated_in_the_site_time_zone():
+def test_crontab_is_evaluated_in_the_site_time_zone() -> None:
     after = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)  # 14:00 in Paris
     nxt = scheduling.next_crontab_run("0 3 * * *", after)
     assert nxt.astimezone(ZoneInfo("Europe/Paris")).hour == 3
     assert nxt == datetime(2026, 7, 2, 1, 0, tzinfo=UTC)
 
 
-def test_validate_schedule_reports_each_problem(count_job: Recorder):
+def test_validate_schedule_reports_each_problem(count_job: Recorder) -> None:
     conn = make_connection()
     bad = Schedule(name="x", job="nope", scope=ScheduleScope.CONNECTION, interval_seconds=10)
     with pytest.raises(ValidationError) as err:
@@ -180,8 +190,8 @@ def test_validate_schedule_reports_each_problem(count_job: Recorder):
 
 
 def test_dispatch_fans_out_per_scope_and_records_skips(
-    count_job: Recorder, django_capture_on_commit_callbacks
-):
+    count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
     a1 = make_connection(tenant="a")
     a2 = make_connection(tenant="a")
     a3 = make_connection(tenant="a", status=ConnectionStatus.NEEDS_REAUTH, last_error_code="x1")
@@ -214,6 +224,7 @@ def test_dispatch_fans_out_per_scope_and_records_skips(
     assert "x1" in skipped.error_message
     # schedules advanced in the same transaction: a second dispatch claims nothing
     s_conn.refresh_from_db()
+    assert s_conn.next_run_at is not None
     assert s_conn.next_run_at > timezone.now() + timedelta(seconds=250)
     assert s_conn.last_run_at is not None
     with django_capture_on_commit_callbacks():
@@ -222,8 +233,8 @@ def test_dispatch_fans_out_per_scope_and_records_skips(
 
 
 def test_connection_scope_records_skip_for_revoked_connection(
-    count_job: Recorder, django_capture_on_commit_callbacks
-):
+    count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
     conn = make_connection(status=ConnectionStatus.REVOKED)
     make_schedule(connection=conn)
     with django_capture_on_commit_callbacks():
@@ -232,7 +243,7 @@ def test_connection_scope_records_skip_for_revoked_connection(
     assert (run.status, run.error_code) == ("skipped", "revoked")
 
 
-def test_interval_schedule_does_not_catch_up_missed_runs(count_job: Recorder):
+def test_interval_schedule_does_not_catch_up_missed_runs(count_job: Recorder) -> None:
     now = timezone.now()
     s = make_schedule(connection=make_connection(), interval=600)
     s.next_run_at = now - timedelta(hours=5)
@@ -241,7 +252,7 @@ def test_interval_schedule_does_not_catch_up_missed_runs(count_job: Recorder):
     assert scheduling.next_run_time(s, now) == now + timedelta(seconds=500)  # keeps its phase
 
 
-def test_unscheduled_schedule_gets_a_first_run(count_job: Recorder):
+def test_unscheduled_schedule_gets_a_first_run(count_job: Recorder) -> None:
     s = make_schedule(connection=make_connection(), interval=120)
     Schedule.objects.filter(pk=s.pk).update(next_run_at=None)
     assert scheduling.schedule_unscheduled() == 1
@@ -250,8 +261,8 @@ def test_unscheduled_schedule_gets_a_first_run(count_job: Recorder):
 
 
 def test_stale_queued_run_is_failed_as_lost_and_replaced(
-    count_job: Recorder, django_capture_on_commit_callbacks
-):
+    count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
     conn = make_connection()
     s = make_schedule(connection=conn)
     old = JobRun.objects.create(
@@ -266,7 +277,9 @@ def test_stale_queued_run_is_failed_as_lost_and_replaced(
     assert (old.status, old.error_code) == ("failed", "lost")
 
 
-def test_pause_resume_and_run_now(count_job: Recorder, django_capture_on_commit_callbacks):
+def test_pause_resume_and_run_now(
+    count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
     conn = make_connection()
     make_schedule(connection=conn, due=False)
     qs = Schedule.objects.all()
@@ -275,12 +288,14 @@ def test_pause_resume_and_run_now(count_job: Recorder, django_capture_on_commit_
     assert scheduling.resume_schedules(qs) == 1
     s = qs.get()
     assert s.enabled
+    assert s.next_run_at is not None
     assert s.next_run_at > timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
         assert scheduling.run_schedules_now(qs) == 1
     run = JobRun.objects.get()
     assert (run.trigger, run.status, run.records_processed) == ("manual", "succeeded", 3)
     s.refresh_from_db()
+    assert s.next_run_at is not None
     assert s.next_run_at > timezone.now()  # run now does not move the schedule
 
 
@@ -291,7 +306,7 @@ def _queued_run(conn: Connection | None = None, job: str = "count_job") -> JobRu
     return JobRun.objects.create(job=job, connection=conn or make_connection(), params={"a": 1})
 
 
-def test_execute_run_success_records_everything(count_job: Recorder):
+def test_execute_run_success_records_everything(count_job: Recorder) -> None:
     run = _queued_run()
     done = scheduling.execute_run(run.pk, task_id="t-1", attempt=1)
     assert done is not None
@@ -301,22 +316,27 @@ def test_execute_run_success_records_everything(count_job: Recorder):
         1,
         1,
     )
+    assert done.started_at is not None
+    assert done.finished_at is not None
     assert done.started_at <= done.finished_at
     assert done.lease_until is None
     assert done.task_id == "t-1"
     assert count_job.calls == [(run.connection_id, run.pk, {"a": 1})]
     # a duplicate delivery of a finished run does nothing
-    assert scheduling.execute_run(run.pk, task_id="t-1").status == "succeeded"
+    again = scheduling.execute_run(run.pk, task_id="t-1")
+    assert again is not None
+    assert again.status == "succeeded"
     assert len(count_job.calls) == 1
 
 
-def test_job_error_fails_run_without_retry(count_job: Recorder):
+def test_job_error_fails_run_without_retry(count_job: Recorder) -> None:
     count_job.raise_ = jobs.JobError("bad data", code="bad_data")
     run = scheduling.execute_run(_queued_run().pk, final_attempt=False)
+    assert run is not None
     assert (run.status, run.error_code, run.error_message) == ("failed", "bad_data", "bad data")
 
 
-def test_transient_error_requeues_for_retry_then_fails_on_last_attempt(count_job: Recorder):
+def test_transient_error_requeues_for_retry_then_fails_on_last_attempt(count_job: Recorder) -> None:
     count_job.raise_ = ServerError("Intacct is down", status_code=503)
     run = _queued_run()
     with pytest.raises(scheduling.RetryRun):
@@ -325,31 +345,35 @@ def test_transient_error_requeues_for_retry_then_fails_on_last_attempt(count_job
     assert (run.status, run.attempt, run.lease_until) == ("queued", 1, None)
     assert "retrying" in run.error_message
     done = scheduling.execute_run(run.pk, attempt=2, final_attempt=True)
+    assert done is not None
     assert (done.status, done.attempt, done.delivery_count) == ("failed", 2, 1)
     assert "gave up after attempt 2" in done.error_message
 
 
-def test_needs_reauth_during_run_is_recorded_as_skipped(count_job: Recorder):
+def test_needs_reauth_during_run_is_recorded_as_skipped(count_job: Recorder) -> None:
     count_job.raise_ = NeedsReauthorization("reconnect me", connection_id=1)
     run = scheduling.execute_run(_queued_run().pk, final_attempt=False)
+    assert run is not None
     assert run.status == "skipped"
 
 
-def test_connection_needing_reauth_at_start_is_skipped_with_reason(count_job: Recorder):
+def test_connection_needing_reauth_at_start_is_skipped_with_reason(count_job: Recorder) -> None:
     conn = make_connection()
     run = _queued_run(conn)
     Connection.objects.filter(pk=conn.pk).update(status=ConnectionStatus.NEEDS_REAUTH)
     done = scheduling.execute_run(run.pk)
+    assert done is not None
     assert (done.status, done.error_code) == ("skipped", "needs_reauth")
     assert count_job.calls == []
 
 
-def test_unknown_job_fails_the_run():
+def test_unknown_job_fails_the_run() -> None:
     run = scheduling.execute_run(_queued_run(job="no_such_job").pk)
+    assert run is not None
     assert (run.status, run.error_code) == ("failed", "unknown_job")
 
 
-def test_run_killed_repeatedly_is_parked_after_max_deliveries(count_job: Recorder):
+def test_run_killed_repeatedly_is_parked_after_max_deliveries(count_job: Recorder) -> None:
     """A delivery that claims the run and dies (no settle) is what a killed worker leaves."""
     run = _queued_run()
     for delivery in (1, 2, 3):
@@ -357,47 +381,53 @@ def test_run_killed_repeatedly_is_parked_after_max_deliveries(count_job: Recorde
         assert claim is not None
         assert claim.delivery == delivery
     done = scheduling.execute_run(run.pk, task_id="task-x", attempt=1)
+    assert done is not None
     assert (done.status, done.error_code, done.delivery_count) == ("parked", "max_deliveries", 4)
     assert count_job.calls == []
     assert "MAX_DELIVERIES=3" in done.error_message
 
 
-def test_a_retry_attempt_starts_its_own_delivery_count(count_job: Recorder):
+def test_a_retry_attempt_starts_its_own_delivery_count(count_job: Recorder) -> None:
     run = _queued_run()
     for _ in range(3):
         scheduling._start(run.pk, "t", 1)
     done = scheduling.execute_run(run.pk, attempt=2)
+    assert done is not None
     assert (done.status, done.attempt, done.delivery_count) == ("succeeded", 2, 1)
 
 
-def test_no_overlap_on_the_same_connection(count_job: Recorder):
+def test_no_overlap_on_the_same_connection(count_job: Recorder) -> None:
     conn = make_connection()
     first = _queued_run(conn)
     second = _queued_run(conn)
     assert scheduling._start(first.pk, "a", 1) is not None  # running, live lease
     done = scheduling.execute_run(second.pk)
+    assert done is not None
     assert (done.status, done.error_code) == ("skipped", "overlap")
     assert count_job.calls == []
     # another job on the same connection is not blocked
     jobs.register("other_job")(lambda client, ctx: 0)
     try:
-        assert scheduling.execute_run(_queued_run(conn, job="other_job").pk).status == "succeeded"
+        other = scheduling.execute_run(_queued_run(conn, job="other_job").pk)
+        assert other is not None
+        assert other.status == "succeeded"
     finally:
         jobs.unregister("other_job")
 
 
-def test_expired_lease_is_taken_over(count_job: Recorder):
+def test_expired_lease_is_taken_over(count_job: Recorder) -> None:
     conn = make_connection()
     first = _queued_run(conn)
     scheduling._start(first.pk, "a", 1)
     JobRun.objects.filter(pk=first.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
     second = scheduling.execute_run(_queued_run(conn).pk)
+    assert second is not None
     assert second.status == "succeeded"
     first.refresh_from_db()
     assert (first.status, first.error_code) == ("failed", "lease_expired")
 
 
-def test_taken_over_delivery_cannot_commit_its_results(count_job: Recorder):
+def test_taken_over_delivery_cannot_commit_its_results(count_job: Recorder) -> None:
     """Fencing: a delivery whose run was taken over discards its writes."""
     run = _queued_run()
     stale = scheduling._start(run.pk, "t", 1)
@@ -414,7 +444,9 @@ def test_taken_over_delivery_cannot_commit_its_results(count_job: Recorder):
     assert run.status == "running"
 
 
-def test_enqueue_run_validates_input(count_job: Recorder, django_capture_on_commit_callbacks):
+def test_enqueue_run_validates_input(
+    count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
     conn = make_connection()
     with pytest.raises(jobs.UnknownJob):
         scheduling.enqueue_run("nope", conn.pk)
@@ -430,7 +462,9 @@ def test_enqueue_run_validates_input(count_job: Recorder, django_capture_on_comm
 # --- proactive refresh through the emulator ----------------------------------------------
 
 
-def test_proactive_refresh_end_to_end(intacct_connect_settings, django_capture_on_commit_callbacks):
+def test_proactive_refresh_end_to_end(
+    intacct_connect_settings: EmulatorServer, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
     emulator = intacct_connect_settings
     conn = emulator_connection(emulator, expires_in=600, next_refresh_in=-1)
     fresh = emulator_connection(emulator, "DEMO-CO", "jane", next_refresh_in=3000)
@@ -442,6 +476,7 @@ def test_proactive_refresh_end_to_end(intacct_connect_settings, django_capture_o
     assert token.version == 2
     assert token.refresh_count == 1
     assert conn.refresh_failures == 0
+    assert conn.next_refresh_at is not None
     lead = (token.expires_at - conn.next_refresh_at).total_seconds()
     assert 900 <= lead <= 1200  # REFRESH_WINDOW + jitter before the new expiry
     # a second dispatcher round finds nothing due
@@ -452,7 +487,9 @@ def test_proactive_refresh_end_to_end(intacct_connect_settings, django_capture_o
     assert fresh.token.version == 1
 
 
-def test_refresh_seen_by_dispatcher_but_done_elsewhere_is_not_repeated(intacct_connect_settings):
+def test_refresh_seen_by_dispatcher_but_done_elsewhere_is_not_repeated(
+    intacct_connect_settings: EmulatorServer,
+) -> None:
     emulator = intacct_connect_settings
     conn = emulator_connection(emulator, expires_in=600)
     # the dispatcher saw version 0; the stored token is already version 1
@@ -461,8 +498,8 @@ def test_refresh_seen_by_dispatcher_but_done_elsewhere_is_not_repeated(intacct_c
 
 
 def test_invalid_grant_marks_needs_reauth_and_stops_dispatching(
-    intacct_connect_settings, django_capture_on_commit_callbacks
-):
+    intacct_connect_settings: EmulatorServer, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
     emulator = intacct_connect_settings
     conn = emulator_connection(emulator, expires_in=600, next_refresh_in=-1)
     emulator.revoke_grants("DEMO-CO")
@@ -476,7 +513,9 @@ def test_invalid_grant_marks_needs_reauth_and_stops_dispatching(
     assert emulator.token_requests(grant_type="refresh_token") == 1
 
 
-def test_invalid_client_changes_no_status_and_backs_off(intacct_connect_settings, settings):
+def test_invalid_client_changes_no_status_and_backs_off(
+    intacct_connect_settings: EmulatorServer, settings: Any
+) -> None:
     emulator = intacct_connect_settings
     conn = emulator_connection(emulator, expires_in=600)
     settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "CLIENT_SECRET": "wrong-secret"}
@@ -486,11 +525,12 @@ def test_invalid_client_changes_no_status_and_backs_off(intacct_connect_settings
     conn.refresh_from_db()
     assert conn.status == ConnectionStatus.ACTIVE
     assert conn.refresh_failures == 1
+    assert conn.next_refresh_at is not None
     assert conn.next_refresh_at >= before + timedelta(seconds=scheduling.REFRESH_BACKOFF_BASE)
     assert conn.token.version == 1
 
 
-def test_prune_job_runs_keeps_recent_and_unfinished_runs():
+def test_prune_job_runs_keeps_recent_and_unfinished_runs() -> None:
     conn = make_connection()
     old = timezone.now() - timedelta(days=scheduling.JOB_RUN_RETENTION_DAYS + 1)
     for status in ("succeeded", "failed", "skipped", "parked", "queued", "running"):
@@ -505,8 +545,8 @@ def test_prune_job_runs_keeps_recent_and_unfinished_runs():
 
 
 def test_broken_schedule_is_paused_without_blocking_others(
-    count_job: Recorder, django_capture_on_commit_callbacks
-):
+    count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
     conn = make_connection()
     broken = make_schedule(connection=conn, interval=None, crontab="61 * * * *")  # no validation
     unscheduled = make_schedule(connection=conn, interval=None, crontab="x y")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 import runpy
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Task
@@ -43,7 +45,7 @@ TASK_NAMES = (
 )
 
 
-def app_tasks() -> dict[str, Task]:
+def app_tasks() -> dict[str, Task[Any, Any]]:
     """Every task registered under the app's prefix (intacct_connect.tasks is imported)."""
     found = {name: task for name, task in app.tasks.items() if name.startswith("intacct_connect.")}
     assert found, "no intacct_connect task registered"
@@ -54,13 +56,13 @@ def _total(timeout: tuple[float, float]) -> float:
     return float(sum(timeout))
 
 
-def test_the_app_registers_the_documented_tasks():
+def test_the_app_registers_the_documented_tasks() -> None:
     assert set(app_tasks()) == set(TASK_NAMES)
     assert set(intacct_celery.task_routes) == set(app_tasks())
 
 
 @pytest.mark.parametrize("name", TASK_NAMES)
-def test_reliability_invariants(name: str):
+def test_reliability_invariants(name: str) -> None:
     task = app_tasks()[name]
     # idempotent tasks: acknowledged after they finish, requeued if the worker dies ...
     assert task.acks_late is True
@@ -84,15 +86,17 @@ def test_reliability_invariants(name: str):
         assert task.max_retries == scheduling.JOB_MAX_RETRIES <= 10
 
 
-def test_leases_and_claims_outlive_hard_limits():
+def test_leases_and_claims_outlive_hard_limits() -> None:
     run_job = app_tasks()["intacct_connect.run_job"]
     refresh = app_tasks()["intacct_connect.refresh_connection"]
+    assert run_job.time_limit is not None
+    assert refresh.time_limit is not None
     assert scheduling.JOB_LEASE_SECONDS >= run_job.time_limit
     assert scheduling.REFRESH_CLAIM_SECONDS >= refresh.time_limit
     assert max(scheduling.retry_countdown(n) for n in range(20)) <= MAX_COUNTDOWN
 
 
-def test_no_countdown_or_eta_beyond_15_minutes_in_the_code():
+def test_no_countdown_or_eta_beyond_15_minutes_in_the_code() -> None:
     """Static check of every call site: literal countdowns/ETAs stay under 15 minutes."""
     pattern = re.compile(r"\b(countdown|eta|expires)\s*=\s*([0-9_.]+)")
     for path in (ROOT / "intacct_connect").rglob("*.py"):
@@ -102,7 +106,7 @@ def test_no_countdown_or_eta_beyond_15_minutes_in_the_code():
         assert entry["options"]["expires"] <= entry["schedule"]
 
 
-def test_transient_and_permanent_errors_do_not_overlap():
+def test_transient_and_permanent_errors_do_not_overlap() -> None:
     for permanent in scheduling.PERMANENT_ERRORS:
         # execute_run checks PERMANENT_ERRORS first, so a subclass of a transient error
         # (InvalidGrant is a TokenRequestError) is still never retried
@@ -110,15 +114,16 @@ def test_transient_and_permanent_errors_do_not_overlap():
 
 
 @pytest.mark.django_db
-def test_permanent_errors_are_never_retried(count_job: Recorder):
+def test_permanent_errors_are_never_retried(count_job: Recorder) -> None:
     count_job.raise_ = InvalidGrant("revoked", code="invalid_grant")
     conn = make_connection()
     row = JobRun.objects.create(job="count_job", connection=conn)
     done = scheduling.execute_run(row.pk, final_attempt=False)  # would raise RetryRun if retried
+    assert done is not None
     assert done.status == "skipped"
 
 
-def test_example_project_worker_settings_match(monkeypatch: pytest.MonkeyPatch):
+def test_example_project_worker_settings_match(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
     conf = runpy.run_path(str(ROOT / "example_project" / "settings.py"))
     assert conf["CELERY_TASK_ACKS_LATE"] is True
@@ -128,7 +133,9 @@ def test_example_project_worker_settings_match(monkeypatch: pytest.MonkeyPatch):
     assert conf["CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS"] is True
     visibility = conf["CELERY_BROKER_TRANSPORT_OPTIONS"]["visibility_timeout"]
     assert visibility == intacct_celery.VISIBILITY_TIMEOUT
-    assert all(t.time_limit * 2 <= visibility for t in app_tasks().values())
+    assert all(
+        t.time_limit is not None and t.time_limit * 2 <= visibility for t in app_tasks().values()
+    )
     beat = conf["CELERY_BEAT_SCHEDULE"]
     by_task = {entry["task"]: entry["schedule"] for entry in beat.values()}
     assert by_task["intacct_connect.dispatch_due_refreshes"] == 60.0
@@ -146,7 +153,9 @@ def test_example_project_worker_settings_match(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.mark.django_db
-def test_payloads_carry_ids_only(count_job: Recorder, django_capture_on_commit_callbacks):
+def test_payloads_carry_ids_only(
+    count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
     """Messages published after commit hold IDs and numbers: no token, no model."""
     conn = make_connection(next_refresh_in=-5)
     make_schedule(connection=conn)
@@ -185,7 +194,9 @@ def test_payloads_carry_ids_only(count_job: Recorder, django_capture_on_commit_c
 
 
 @pytest.mark.django_db
-def test_tasks_run_eagerly_end_to_end(count_job: Recorder, django_capture_on_commit_callbacks):
+def test_tasks_run_eagerly_end_to_end(
+    count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
     conn = make_connection()
     make_schedule(connection=conn)
     with django_capture_on_commit_callbacks(execute=True):

@@ -47,7 +47,7 @@ def bob(django_user_model: Any) -> AbstractBaseUser:
 
 def logged_in(user: AbstractBaseUser, *, csrf: bool = False) -> Client:
     client = Client(enforce_csrf_checks=csrf)
-    client.force_login(user)
+    client.force_login(user)  # type: ignore[arg-type]  # stub wants the concrete User
     return client
 
 
@@ -197,7 +197,8 @@ def test_forged_host_never_changes_redirect_uri(
 ) -> None:
     settings.ALLOWED_HOSTS = ["*"]
     settings.USE_X_FORWARDED_HOST = True
-    response = logged_in(alice).post(CONNECT, **{header: host})
+    extra: dict[str, Any] = {header: host}
+    response = logged_in(alice).post(CONNECT, **extra)
     assert response.status_code == 303
     query = parse_qs(urlsplit(response["Location"]).query)
     assert query["redirect_uri"] == [INTACCT_CONNECT["REDIRECT_URI"]]
@@ -560,7 +561,7 @@ def test_forged_hosts_do_not_break_the_exchange(
     client = logged_in(alice)
     response = client.post(CONNECT, HTTP_HOST="evil.com", HTTP_X_FORWARDED_HOST="evil2.com")
     location = emu.complete_authorization(response["Location"], "DEMO-CO", "admin", "admin")
-    assert location.startswith(INTACCT_CONNECT["REDIRECT_URI"] + "?")
+    assert location.startswith(str(INTACCT_CONNECT["REDIRECT_URI"]) + "?")
     parts = urlsplit(location)
     final = client.get(f"{parts.path}?{parts.query}", HTTP_HOST="evil.com")
     assert final.status_code == 303
@@ -659,7 +660,12 @@ def test_connect_logs_no_secrets_at_debug(
 @hsettings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(next_value=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40))
+@given(
+    next_value=st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",)),  # type: ignore[arg-type]
+        max_size=40,
+    )
+)
 def test_hypothesis_next_through_the_view(alice: AbstractBaseUser, next_value: str) -> None:
     OAuthFlow.objects.all().delete()
     response = logged_in(alice).post(CONNECT, {"next": next_value.replace("\x00", "")})
@@ -913,7 +919,7 @@ def test_disconnect_confirmation_requires_csrf(alice: AbstractBaseUser) -> None:
 # --- the default entity, chosen from Intacct's list ----------------------------------------
 
 
-def connected(client: Client, emu: Any, **data: str) -> Connection:
+def connected(client: Client, emu: Any, **data: Any) -> Connection:
     assert client.get(authorize(client, emu, **data)).status_code == 303
     return Connection.objects.get()
 

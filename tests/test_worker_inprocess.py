@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from intacct_connect import scheduling, tasks
 from intacct_connect.models import JobRun, Schedule, Token
+from intacct_connect.testing.emulator import EmulatorServer
 from tests.celery_app import app
 from tests.job_factories import (
     Recorder,
@@ -63,7 +64,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_dispatcher_task_fans_out_runs_that_a_worker_executes(worker: None, count_job: Recorder):
+def test_dispatcher_task_fans_out_runs_that_a_worker_executes(
+    worker: None, count_job: Recorder
+) -> None:
     conns = [make_connection(tenant="t1") for _ in range(3)]
     schedule = make_schedule(scope="tenant", tenant="t1")
     tasks.dispatch_due_schedules.delay()
@@ -80,7 +83,7 @@ def test_dispatcher_task_fans_out_runs_that_a_worker_executes(worker: None, coun
 
 
 @pytest.mark.django_db(transaction=True)
-def test_runs_are_enqueued_only_after_commit(worker: None, count_job: Recorder):
+def test_runs_are_enqueued_only_after_commit(worker: None, count_job: Recorder) -> None:
     conn = make_connection()
     make_schedule(connection=conn)
     with transaction.atomic():
@@ -92,7 +95,7 @@ def test_runs_are_enqueued_only_after_commit(worker: None, count_job: Recorder):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_rolled_back_dispatch_enqueues_nothing(worker: None, count_job: Recorder):
+def test_rolled_back_dispatch_enqueues_nothing(worker: None, count_job: Recorder) -> None:
     conn = make_connection()
     make_schedule(connection=conn)
 
@@ -115,11 +118,11 @@ def test_rolled_back_dispatch_enqueues_nothing(worker: None, count_job: Recorder
 @pytest.mark.django_db(transaction=True)
 def test_transient_failure_is_retried_by_the_worker(
     worker: None, count_job: Recorder, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     from intacct_connect.exceptions import RateLimited
 
     count_job.raise_ = RateLimited("slow down", status_code=429)
-    monkeypatch.setattr(scheduling, "JOB_RETRY_BACKOFF", 1)  # retry within a second
+    monkeypatch.setattr(scheduling.runs, "JOB_RETRY_BACKOFF", 1)  # retry within a second
     run = scheduling.enqueue_run("count_job", make_connection().pk)
     wait_for(lambda: len(count_job.calls) >= 1)
     count_job.raise_ = None
@@ -131,8 +134,8 @@ def test_transient_failure_is_retried_by_the_worker(
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_refreshes_due_connections_through_the_emulator(
-    worker: None, intacct_connect_settings
-):
+    worker: None, intacct_connect_settings: EmulatorServer
+) -> None:
     emulator = intacct_connect_settings
     due = [
         emulator_connection(emulator, "DEMO-CO", user, expires_in=600, next_refresh_in=-1)
@@ -145,5 +148,6 @@ def test_worker_refreshes_due_connections_through_the_emulator(
     assert Token.objects.get(pk=fresh.pk).version == 1
     for conn in due:
         conn.refresh_from_db()
+        assert conn.next_refresh_at is not None
         assert conn.next_refresh_at > timezone.now()
         assert conn.refresh_failures == 0

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import psutil
@@ -27,6 +28,7 @@ import pytest
 from celery import Celery
 from django.conf import settings
 from django.db import connection, connections
+from django.utils import timezone
 
 from intacct_connect import ratelimit, scheduling
 from intacct_connect.celery import task_routes
@@ -37,6 +39,7 @@ from intacct_connect.models import (
     StoredRecord,
     Watermark,
 )
+from intacct_connect.testing.emulator import EmulatorServer
 from tests.celery_app import app
 from tests.job_factories import emulator_connection, make_connection, make_schedule
 
@@ -82,7 +85,7 @@ class Worker:
 
 
 @pytest.fixture
-def worker(intacct_connect_settings, tmp_path: Path) -> Iterator[Worker]:
+def worker(intacct_connect_settings: EmulatorServer, tmp_path: Path) -> Iterator[Worker]:
     if not os.environ.get("REDIS_URL"):  # the redis marker skips first; keep mypy calm
         pytest.skip("needs REDIS_URL")
     sender = Celery("sender", broker=broker_url())
@@ -169,7 +172,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 @pytest.mark.slow
 @pytest.mark.redis
-def test_worker_refreshes_due_connections(worker: Worker, intacct_connect_settings):
+def test_worker_refreshes_due_connections(
+    worker: Worker, intacct_connect_settings: EmulatorServer
+) -> None:
     emulator = intacct_connect_settings
     conns = [
         emulator_connection(emulator, "DEMO-CO", user, expires_in=600, next_refresh_in=-1)
@@ -187,16 +192,19 @@ def test_worker_refreshes_due_connections(worker: Worker, intacct_connect_settin
 @pytest.mark.slow
 @pytest.mark.redis
 def test_killed_child_mid_run_is_redelivered_and_completes(
-    worker: Worker, intacct_connect_settings
-):
+    worker: Worker, intacct_connect_settings: EmulatorServer
+) -> None:
     emulator = intacct_connect_settings
     conn = emulator_connection(emulator)
     first = JobRun.objects.create(job="query_to_storage", connection=conn, params=VENDORS)
-    assert scheduling.execute_run(first.pk).status == "succeeded"  # previous data
+    previous = scheduling.execute_run(first.pk)
+    assert previous is not None
+    assert previous.status == "succeeded"  # previous data
     before = sorted(StoredRecord.objects.values_list("key", "data"))
     mark = Watermark.objects.get(connection=conn)
     emulator.generate_records("DEMO-CO", "accounts-payable/vendor", 50)
     port = urlsplit(emulator.base_url).port
+    assert port is not None
     emulator.set_fault("slow", company="DEMO-CO", endpoint="api", count=1, seconds=8)
     run = JobRun.objects.create(job="query_to_storage", connection=conn, params=VENDORS)
     worker.send("intacct_connect.run_job", run.pk)
@@ -221,7 +229,7 @@ def test_killed_child_mid_run_is_redelivered_and_completes(
 
 @pytest.mark.slow
 @pytest.mark.redis
-def test_run_that_keeps_killing_its_worker_is_parked(worker: Worker, tmp_path: Path):
+def test_run_that_keeps_killing_its_worker_is_parked(worker: Worker, tmp_path: Path) -> None:
     conn = make_connection()
     log = tmp_path / "deliveries.log"
     run = JobRun.objects.create(
@@ -231,7 +239,7 @@ def test_run_that_keeps_killing_its_worker_is_parked(worker: Worker, tmp_path: P
     wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "parked", 120, "parking")
     run.refresh_from_db()
     assert run.error_code == "max_deliveries"
-    assert run.delivery_count == settings.INTACCT_CONNECT.get("MAX_DELIVERIES", 3) + 1
+    assert run.delivery_count == cast(int, settings.INTACCT_CONNECT.get("MAX_DELIVERIES", 3)) + 1
     pids = log.read_text().split()
     assert len(pids) == 3  # ran (and died) exactly MAX_DELIVERIES times
     time.sleep(2)  # not requeued again
@@ -262,7 +270,7 @@ def _race(targets: list[Callable[[], list[int]]]) -> list[list[int]]:
     return results
 
 
-def test_two_dispatchers_racing_claim_every_due_item_once(settings):
+def test_two_dispatchers_racing_claim_every_due_item_once(settings: Any) -> None:
     """Two dispatcher threads (own PostgreSQL connections) at once: SKIP LOCKED claims."""
     settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "DISPATCH_BATCH_SIZE": 25}
     due = [make_connection(next_refresh_in=-1, expires_in=None) for _ in range(400)]
@@ -282,7 +290,7 @@ def test_two_dispatchers_racing_claim_every_due_item_once(settings):
         def schedules_() -> list[int]:
             runs: list[int] = []
             while batch := scheduling.claim_due_schedules():
-                runs += [r.schedule_id for r in batch]
+                runs += [cast(int, r.schedule_id) for r in batch]
             return runs
 
         a, b = _race([refreshes, refreshes])
@@ -291,7 +299,7 @@ def test_two_dispatchers_racing_claim_every_due_item_once(settings):
         c, d = _race([schedules_, schedules_])
         assert sorted(c + d) == sorted(s.pk for s in schedules)
         assert JobRun.objects.count() == len(schedules)
-        assert not Schedule.objects.filter(next_run_at__lte=scheduling.timezone.now()).exists()
+        assert not Schedule.objects.filter(next_run_at__lte=timezone.now()).exists()
     finally:
         app.conf.task_always_eager = True
         jobs.unregister("race_job")

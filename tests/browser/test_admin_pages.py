@@ -91,7 +91,7 @@ def books(site: Site, tenant_user: AbstractBaseUser, noop_job: str) -> dict[str,
     return {"connection": conn, "schedule": schedule, "run": run}
 
 
-def app_model_admins() -> list[tuple[type, Any]]:
+def app_model_admins() -> list[tuple[type[Any], Any]]:
     return [
         (model, model_admin)
         for model, model_admin in admin.site._registry.items()
@@ -99,7 +99,7 @@ def app_model_admins() -> list[tuple[type, Any]]:
     ]
 
 
-def admin_url(model: type, view: str, *args: Any) -> str:
+def admin_url(model: type[Any], view: str, *args: Any) -> str:
     return reverse(f"admin:intacct_connect_{model._meta.model_name}_{view}", args=args)
 
 
@@ -153,7 +153,7 @@ def run_action(guard: Guard, pks: list[int], action: str, *, confirm: bool) -> N
 
 
 def messages_text(guard: Guard) -> str:
-    return guard.page.locator("ul.messagelist").inner_text()
+    return str(guard.page.locator("ul.messagelist").inner_text())
 
 
 def test_connection_actions_with_confirmation(

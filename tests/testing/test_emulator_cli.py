@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,7 +38,7 @@ class Running:
 
 
 @pytest.fixture
-def state_file(tmp_path: Path) -> Iterator[Path]:
+def state_file(tmp_path: Path) -> Path:
     return tmp_path / "emulator-state.json"
 
 

@@ -5,6 +5,7 @@ Expected results are computed independently from the stored records (``records()
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -256,7 +257,7 @@ def test_filter_expression(
     def matches(v: dict[str, Any]) -> tuple[bool, bool, bool]:
         return v["status"] == "inactive", v["creditLimit"] > 20000, v["name"].startswith("Acme")
 
-    cases = {
+    cases: dict[str, Callable[[bool, bool, bool], bool]] = {
         "(1 and 2) or 3": lambda a, b, c: (a and b) or c,
         "1 and (2 or 3)": lambda a, b, c: a and (b or c),
         "1 or 2 and 3": lambda a, b, c: a or (b and c),

@@ -22,9 +22,15 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from intacct_connect.testing.emulator import control, faults, oauth, records, rest, seed
+import intacct_connect.testing.emulator.control as control
+import intacct_connect.testing.emulator.faults as faults
+import intacct_connect.testing.emulator.oauth as oauth
+import intacct_connect.testing.emulator.records as records
+import intacct_connect.testing.emulator.rest as rest
+import intacct_connect.testing.emulator.seed as seed
 from intacct_connect.testing.emulator.objects import SPECS
 from intacct_connect.testing.emulator.responses import gateway_error, json_response
 from intacct_connect.testing.emulator.state import State, new_data
@@ -35,6 +41,45 @@ API_PREFIX = "/ia/api/v1"
 OAUTH_PREFIX = "/ia/api/v1/oauth2/"
 CONTROL_PREFIX = "/__emulator__/"
 MAX_CONTENT_LENGTH = 32 * 1024 * 1024
+
+
+class _Rest(BaseConverter):
+    """The rest of the path, slashes included, possibly empty (``path`` needs one character)."""
+
+    regex = r"[\s\S]*"
+    part_isolating = False
+
+
+_POST = ["POST"]
+#: The emulator's URL map. A rule limited to some methods is followed by a rule for the same
+#: URL without the limit, whose ``*.method`` endpoint answers the wrong-method error, so
+#: matching never raises ``MethodNotAllowed``. Slashes are not merged, and a trailing slash
+#: does not match a rule without one.
+URLS = Map(
+    [
+        Rule("/", endpoint="index"),
+        Rule("/ia/authorize", methods=["GET"], endpoint="authorize"),  # GET implies HEAD
+        Rule("/ia/authorize", endpoint="authorize.method"),
+        Rule(OAUTH_PREFIX + "authorize", methods=["GET"], endpoint="authorize"),
+        Rule(OAUTH_PREFIX + "authorize", endpoint="authorize.method"),
+        Rule(OAUTH_PREFIX + "signin", methods=_POST, endpoint="signin"),
+        Rule(OAUTH_PREFIX + "consent", methods=_POST, endpoint="consent"),
+        Rule(OAUTH_PREFIX + "token", methods=_POST, endpoint="token"),
+        Rule(OAUTH_PREFIX + "token", endpoint="token.method"),
+        Rule(OAUTH_PREFIX + "revoke", methods=_POST, endpoint="revoke"),
+        Rule(OAUTH_PREFIX + "revoke", endpoint="post_only.method"),
+        Rule(OAUTH_PREFIX + "introspect", methods=_POST, endpoint="introspect"),
+        Rule(OAUTH_PREFIX + "introspect", endpoint="post_only.method"),
+        # signin and consent with another method land here too.
+        Rule(OAUTH_PREFIX + "<rest:subpath>", endpoint="oauth.unknown"),
+        Rule(API_PREFIX + "/<rest:subpath>", endpoint="api"),
+        Rule(CONTROL_PREFIX + "<rest:subpath>", endpoint="control"),
+        Rule("/.well-known/openid-configuration", endpoint="openid_configuration"),
+        Rule("/.well-known/jwks.json", endpoint="jwks"),
+    ],
+    converters={"rest": _Rest},
+    merge_slashes=False,
+)
 
 
 class Emulator:
@@ -105,37 +150,40 @@ class Emulator:
         return response(environ, start_response)
 
     def dispatch(self, request: Request, environ: dict[str, Any]) -> Response:
+        try:
+            endpoint, args = URLS.bind("emulator").match(request.path, request.method)
+        except HTTPException:  # NotFound: the fallback rules rule out MethodNotAllowed
+            endpoint, args = "not_found", {}
         path = request.path
-        method = request.method
-        if path in ("/ia/authorize", "/ia/api/v1/oauth2/authorize"):
-            if method not in ("GET", "HEAD"):
-                return oauth.error_page("Use GET for the authorization endpoint.")
+        if endpoint == "authorize":
             return oauth.authorize(self, request)
-        if path == "/ia/api/v1/oauth2/signin" and method == "POST":
+        if endpoint == "authorize.method":
+            return oauth.error_page("Use GET for the authorization endpoint.")
+        if endpoint == "signin":
             return oauth.signin(self, request)
-        if path == "/ia/api/v1/oauth2/consent" and method == "POST":
+        if endpoint == "consent":
             return oauth.consent(self, request)
-        if path == "/ia/api/v1/oauth2/token":
-            if method != "POST":
-                return gateway_error(405, "GW-0033", "The token endpoint accepts POST only.")
+        if endpoint == "token":
             return self._token_endpoint(request, environ)
-        if path in ("/ia/api/v1/oauth2/revoke", "/ia/api/v1/oauth2/introspect"):
-            if method != "POST":
-                return gateway_error(405, "GW-0033", "This endpoint accepts POST only.")
-            if path.endswith("revoke"):
-                return oauth.revoke(self, request)
+        if endpoint == "token.method":
+            return gateway_error(405, "GW-0033", "The token endpoint accepts POST only.")
+        if endpoint == "revoke":
+            return oauth.revoke(self, request)
+        if endpoint == "introspect":
             return oauth.introspect(self, request)
-        if path.startswith(OAUTH_PREFIX):
+        if endpoint == "post_only.method":
+            return gateway_error(405, "GW-0033", "This endpoint accepts POST only.")
+        if endpoint == "oauth.unknown":
             return gateway_error(404, "GW-0033", f"Unknown OAuth endpoint {path}.")
-        if path.startswith(API_PREFIX + "/"):
-            return self._api(request, environ, path[len(API_PREFIX) :])
-        if path.startswith(CONTROL_PREFIX):
-            return control.dispatch(self, request, path[len(CONTROL_PREFIX) :])
-        if path == "/.well-known/openid-configuration":
+        if endpoint == "api":
+            return self._api(request, environ, "/" + args["subpath"])
+        if endpoint == "control":
+            return control.dispatch(self, request, args["subpath"])
+        if endpoint == "openid_configuration":
             return oauth.openid_configuration(self, request)
-        if path == "/.well-known/jwks.json":
+        if endpoint == "jwks":
             return oauth.jwks(self, request)
-        if path == "/":
+        if endpoint == "index":
             return self._index(request)
         return json_response(
             {"ia::error": {"code": "notFound", "message": f"{path} was not found"}}, 404

@@ -15,8 +15,9 @@ from urllib.parse import parse_qsl
 
 from werkzeug.wrappers import Request, Response
 
-from intacct_connect.testing.emulator import query, records
-from intacct_connect.testing.emulator.oauth import decode_access_token
+import intacct_connect.testing.emulator.query as query
+import intacct_connect.testing.emulator.records as records
+from intacct_connect.testing.emulator.oauth.introspection import decode_access_token
 from intacct_connect.testing.emulator.objects import (
     COMPANY_PREFERENCE_FIELDS,
     COMPANY_PREFERENCE_KEY,

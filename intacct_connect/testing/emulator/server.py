@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 
-from intacct_connect.testing.emulator import seed
+import intacct_connect.testing.emulator.seed as seed
 from intacct_connect.testing.emulator.app import Emulator
 
 logger = logging.getLogger("intacct_connect.testing.emulator")

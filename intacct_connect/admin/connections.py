@@ -30,8 +30,8 @@ from django.utils.text import Truncator, capfirst
 from django.utils.translation import gettext, ngettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from intacct_connect import admin_client, flows
-from intacct_connect.admin_base import (
+from intacct_connect import flows
+from intacct_connect.admin.base import (
     ActionAdmin,
     ReadOnlyModelAdmin,
     TenantLabelChangeList,
@@ -40,6 +40,8 @@ from intacct_connect.admin_base import (
     tenant_label_html,
     tenant_labels,
 )
+from intacct_connect.admin.calls import api_usage_field
+from intacct_connect.admin.jobs import connection_runs_link
 from intacct_connect.exceptions import IntacctConnectError
 from intacct_connect.models import (
     Connection,
@@ -240,12 +242,10 @@ class ConnectionAdmin(ActionAdmin):
         ),
     )
     inlines = (TokenInline, ConnectionEventInline)
-    api_usage = admin_client.api_usage_field
+    api_usage = api_usage_field
 
     @admin.display(description=_("job runs"))
     def job_runs(self, obj: Connection) -> SafeString:
-        from intacct_connect.admin_jobs import connection_runs_link
-
         return connection_runs_link(obj)
 
     actions = (
@@ -703,6 +703,3 @@ class ConnectionEventAdmin(ReadOnlyModelAdmin):
         return format_html(
             '<span title="{}">{}</span>', obj.message, Truncator(obj.message).chars(120)
         )
-
-
-from intacct_connect import admin_jobs  # noqa: E402,F401

@@ -1,0 +1,65 @@
+"""Discovery documents: ``/.well-known/openid-configuration`` and the JWKS."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from werkzeug.wrappers import Request, Response
+
+from intacct_connect.testing.emulator.oauth.grants import ISSUER
+from intacct_connect.testing.emulator.responses import (
+    json_response,
+)
+
+if TYPE_CHECKING:
+    from intacct_connect.testing.emulator.app import Emulator
+
+
+def openid_configuration(emu: Emulator, request: Request) -> Response:
+    root = request.host_url.rstrip("/")
+    return json_response(
+        {
+            "issuer": ISSUER,
+            "authorization_endpoint": f"{root}/ia/authorize",
+            "token_endpoint": f"{root}/ia/api/v1/oauth2/token",
+            "jwks_uri": f"{root}/.well-known/jwks.json",
+            "scopes_supported": ["openid", "offline_access", "sage/ai-agents", "token-exchange"],
+            "response_types_supported": ["code", "token", "id_token"],
+            "subject_types_supported": ["public"],
+            "grant_types_supported": [
+                "authorization_code",
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+            ],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "claims_supported": [
+                "aud",
+                "exp",
+                "iat",
+                "iss",
+                "sub",
+                "agentId",
+                "clientId",
+                "cnyId",
+                "cnyKey",
+                "userId",
+                "userKey",
+                "entityId",
+                "sessionId",
+                "oid",
+                "aiEnabled",
+            ],
+            "request_uri_parameter_supported": False,
+            "request_parameter_supported": False,
+        }
+    )
+
+
+def jwks(emu: Emulator, request: Request) -> Response:
+    return json_response({"keys": [emu.public_jwk]})
