@@ -71,6 +71,19 @@ def next_refresh_at(
     return max(min(due, idle_due), now)
 
 
+def mark_authorised(connection: Connection, *, environment: str, actor: UserLike) -> None:
+    """Set (unsaved) what a fresh authorisation means for ``connection``: active in
+    ``environment``, no last error, no refresh failures, connected by ``actor`` (a user)."""
+    connection.environment = environment
+    connection.status = ConnectionStatus.ACTIVE
+    connection.last_error_code = ""
+    connection.last_error_message = ""
+    connection.last_error_at = None
+    connection.refresh_failures = 0
+    if user_id_of(actor) is not None:
+        connection.connected_by = actor  # type: ignore[assignment]
+
+
 # --- needs re-authorisation ---------------------------------------------------------------
 
 

@@ -11,16 +11,15 @@ from intacct_connect.connection_state import (
     UserLike,
     actor_of,
     client_credentials_username,
+    mark_authorised,
     next_refresh_at,
     parse_username,
-    user_id_of,
 )
 from intacct_connect.exceptions import TokenRequestError
 from intacct_connect.flows.common import current_environment, store_tokens
 from intacct_connect.models import (
     Connection,
     ConnectionEvent,
-    ConnectionStatus,
     EventKind,
     GrantType,
 )
@@ -69,14 +68,7 @@ def create_client_credentials_connection(
             entity_id=who.entity_id,
             grant_type=GrantType.CLIENT_CREDENTIALS,
         )
-        conn.environment = current_environment()
-        conn.status = ConnectionStatus.ACTIVE
-        conn.last_error_code = ""
-        conn.last_error_message = ""
-        conn.last_error_at = None
-        conn.refresh_failures = 0
-        if user_id_of(actor) is not None:
-            conn.connected_by = actor  # type: ignore[assignment]
+        mark_authorised(conn, environment=current_environment(), actor=actor)
         conn.next_refresh_at = next_refresh_at(token_set.expires_at)
         conn.save()
         store_tokens(conn, token_set)

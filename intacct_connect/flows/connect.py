@@ -28,7 +28,13 @@ from django.views.decorators.debug import sensitive_variables
 
 from intacct_connect import oauth, signals
 from intacct_connect.conf import app_settings
-from intacct_connect.connection_state import UserLike, actor_of, next_refresh_at, user_id_of
+from intacct_connect.connection_state import (
+    UserLike,
+    actor_of,
+    mark_authorised,
+    next_refresh_at,
+    user_id_of,
+)
 from intacct_connect.exceptions import AuthorizationDenied, OAuthStateError, TokenRequestError
 from intacct_connect.flows.common import (
     _clean_text,
@@ -275,14 +281,7 @@ def _save_authorization(
             )
         target.intacct_user_id = user_id
         target.entity_id = flow.entity_id or token_set.entity_id or target.entity_id
-        target.environment = current_environment()
-        target.status = ConnectionStatus.ACTIVE
-        target.last_error_code = ""
-        target.last_error_message = ""
-        target.last_error_at = None
-        target.refresh_failures = 0
-        if user_id_of(actor) is not None:
-            target.connected_by = actor  # type: ignore[assignment]
+        mark_authorised(target, environment=current_environment(), actor=actor)
         name = token_set.claims.get("cnyName") or token_set.claims.get("companyName")
         if isinstance(name, str) and name:
             target.company_name = name[:200]

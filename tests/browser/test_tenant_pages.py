@@ -25,8 +25,13 @@ def alice(django_user_model: Any) -> AbstractBaseUser:
 
 def connect_through_emulator(guard: Guard, site: Site, *, approve: bool = True) -> None:
     """From the tenant page: Connect, sign in at the emulator, Accept or Deny."""
+    guard.submit(guard.page.get_by_role("button", name="Connect Sage Intacct"), "Connect")
+    authorise_at_emulator(guard, site, approve=approve)
+
+
+def authorise_at_emulator(guard: Guard, site: Site, *, approve: bool = True) -> None:
+    """On the emulator's sign-in page: sign in as DEMO-CO's admin, then Accept or Deny."""
     page = guard.page
-    guard.submit(page.get_by_role("button", name="Connect Sage Intacct"), "Connect")
     assert page.url.startswith(site.emulator.authorize_url.rsplit("/", 1)[0])
     guard.shot("emulator-sign-in")
     page.fill("input[name=company_id]", "DEMO-CO")
@@ -120,11 +125,7 @@ def test_needs_reauth_then_reconnect_keeps_the_connection(
     guard.shot("tenant-needs-reauth")
 
     guard.submit(row.get_by_role("button", name="Reconnect"), "Reconnect")
-    page.fill("input[name=company_id]", "DEMO-CO")
-    page.fill("input[name=user_id]", "admin")
-    page.fill("input[name=password]", "admin")
-    guard.submit(page.get_by_role("button", name="Sign in"), "emulator sign-in")
-    guard.submit(page.get_by_role("button", name="Accept"), "consent")
+    authorise_at_emulator(guard, site)
     assert page.url == site.path("/intacct/")
     assert Connection.objects.get().pk == conn.pk
     assert Connection.objects.get().status == ConnectionStatus.ACTIVE
