@@ -278,7 +278,7 @@ def count_statements(function: Callable[[], Any], repeat: int = 1) -> tuple[int,
     from django.core.cache import caches
     from django.db import DEFAULT_DB_ALIAS, connections
 
-    from intacct_connect import ratelimit
+    from intacct_connect import concurrency
     from intacct_connect.client import finish_pending_work
 
     statements = 0
@@ -292,7 +292,7 @@ def count_statements(function: Callable[[], Any], repeat: int = 1) -> tuple[int,
     function()  # open the connections, create the slot rows
     finish_pending_work()
     default = connections[DEFAULT_DB_ALIAS]
-    private = ratelimit._wrapper()
+    private = concurrency._wrapper()
     with ExitStack() as stack:
         stack.enter_context(default.execute_wrapper(record))
         if private is not default:

@@ -115,4 +115,4 @@ def requests_session(purpose: str) -> requests.Session:
 
 def get_adapter() -> DefaultIntacctAdapter:
     adapter_class = app_settings.ADAPTER
-    return adapter_class()  # type: ignore[no-any-return]
+    return adapter_class()

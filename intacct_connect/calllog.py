@@ -88,7 +88,7 @@ def _deferrable() -> bool:
 def record(row: CallRow) -> None:
     """Log one call (see the module docstring for when the row is written)."""
     global _first_at
-    batch_size = int(app_settings.API_CALL_LOG_BATCH_SIZE)
+    batch_size = app_settings.API_CALL_LOG_BATCH_SIZE
     if batch_size <= 1 or not _deferrable():
         _write([row])
         return
@@ -154,7 +154,7 @@ def _write(rows: Sequence[CallRow]) -> int:
 def _insert(rows: Sequence[CallRow]) -> int:
     db = connections[DEFAULT_DB_ALIAS]
     adapt = db.ops.adapt_datetimefield_value
-    size = max(1, int(app_settings.API_CALL_LOG_BATCH_SIZE))
+    size = max(1, app_settings.API_CALL_LOG_BATCH_SIZE)
     with db.cursor() as cursor:
         for start in range(0, len(rows), size):
             chunk = rows[start : start + size]

@@ -20,7 +20,7 @@ Every HTTP exchange goes through :meth:`IntacctClient._request`, which
 * takes the access token from :func:`intacct_connect.tokens.get_token` (cached on the
   client while it stays fresh) and, on 401 / ``GW-0040`` / ``REST-1206`` / ``REST-2102``,
   refreshes it once through the single-flight path and replays the request once;
-* holds one of the company's concurrency slots (:mod:`intacct_connect.ratelimit`, in the
+* holds one of the company's concurrency slots (:mod:`intacct_connect.concurrency`, in the
   database or in the cache) while the request is in flight; the slot is then parked for
   ``CONCURRENCY_SLOT_LINGER`` seconds, so back-to-back calls to one company make no
   round trip for it;
@@ -54,7 +54,7 @@ from urllib.parse import quote
 import requests
 from django.utils import timezone
 
-from intacct_connect import adapter, calllog, http, ratelimit, tokens
+from intacct_connect import adapter, calllog, concurrency, http, tokens
 from intacct_connect.calllog import Usage as Usage
 from intacct_connect.calllog import prune_api_call_log as prune_api_call_log
 from intacct_connect.calllog import usage as usage
@@ -193,7 +193,7 @@ class _Call:
     replayed: bool = False
     #: The concurrency slot held by the current attempt (released by ``_release_slot`` or,
     #: for the last attempt, together with the call-log write).
-    lease: ratelimit.Lease | None = None
+    lease: concurrency.Lease | None = None
 
 
 # --- sessions ------------------------------------------------------------------------
@@ -221,24 +221,22 @@ class RetryPolicy:
 
     @property
     def max_retries(self) -> int:
-        return max(0, int(app_settings.MAX_RETRIES))
+        return max(0, app_settings.MAX_RETRIES)
 
     def allows(self, retries: int, wait: float | None) -> bool:
         """Whether a call that was retried ``retries`` times may be retried again, when
         the server asks for ``wait`` seconds (None: it did not say)."""
-        return retries < self.max_retries and (
-            wait is None or wait <= float(app_settings.RETRY_AFTER_MAX)
-        )
+        return retries < self.max_retries and (wait is None or wait <= app_settings.RETRY_AFTER_MAX)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with full jitter; a server-given wait plus a little jitter."""
         cap = min(
-            float(app_settings.RETRY_BACKOFF_MAX),
-            float(app_settings.RETRY_BACKOFF) * (2**attempt),
+            app_settings.RETRY_BACKOFF_MAX,
+            app_settings.RETRY_BACKOFF * (2**attempt),
         )
         delay = random.uniform(0, cap)  # noqa: S311 - full jitter
         if retry_after is not None:
-            delay = retry_after + random.uniform(0, min(1.0, float(app_settings.RETRY_BACKOFF)))  # noqa: S311
+            delay = retry_after + random.uniform(0, min(1.0, app_settings.RETRY_BACKOFF))  # noqa: S311
         return delay
 
 
@@ -599,7 +597,7 @@ class IntacctClient:
         """One attempt: hold a concurrency slot, send, read the answer."""
         headers = self._headers(token, outgoing.idempotency_key, outgoing.headers)
         if app_settings.COMPANY_CONCURRENCY > 0:
-            call.lease = ratelimit.acquire(self.connection.company_id)
+            call.lease = concurrency.acquire(self.connection.company_id)
         response = self.session.request(
             call.method,
             outgoing.url,
@@ -632,12 +630,12 @@ class IntacctClient:
         return ApiResponse(status, body, response.headers, call.retries, call.request_id)
 
     def _release_slot(self, call: _Call) -> None:
-        """The current attempt is over: park or release its slot (``ratelimit.finish``:
+        """The current attempt is over: park or release its slot (``concurrency.finish``:
         a failure is logged, never raised; the slot is then reclaimed after
         ``CONCURRENCY_SLOT_TTL``)."""
         lease, call.lease = call.lease, None
         if lease is not None:
-            ratelimit.finish(self.connection.company_id, lease)
+            concurrency.finish(self.connection.company_id, lease)
 
     def _finish(self, call: _Call) -> None:
         """Give back the slot still held (if any) and hand the call's one log row to
@@ -662,7 +660,7 @@ class IntacctClient:
         process keeps parked for the company. The client stays usable; ``with
         IntacctClient(connection) as client:`` calls this on exit."""
         calllog.flush()
-        ratelimit.release_parked(self.connection.company_id)
+        concurrency.release_parked(self.connection.company_id)
 
     def __enter__(self) -> IntacctClient:
         return self
@@ -913,7 +911,7 @@ def finish_pending_work(**kwargs: Any) -> None:
     (``request_finished``) and Celery task (``task_postrun``) and to the shutdown of a
     worker process, so no row waits past the unit of work that made its call."""
     calllog.flush()
-    ratelimit.release_parked()
+    concurrency.release_parked()
 
 
 def _check_batch(body: list[dict[str, Any]]) -> None:

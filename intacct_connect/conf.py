@@ -16,7 +16,7 @@ The library never reads the environment; a site fills the dict however it likes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -25,6 +25,9 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from intacct_connect import __version__
+
+if TYPE_CHECKING:
+    from intacct_connect.adapter import DefaultIntacctAdapter
 
 SETTINGS_NAME = "INTACCT_CONNECT"
 DEFAULT_API_BASE_URL = "https://api.intacct.com/ia/api/v1"
@@ -196,7 +199,47 @@ DEFAULTS: dict[str, Setting] = {
 
 
 class AppSettings:
-    """Attribute access to ``settings.INTACCT_CONNECT`` with defaults and validation."""
+    """Attribute access to ``settings.INTACCT_CONNECT`` with defaults and validation.
+
+    Every key is declared below with the type a reader gets (after defaults are derived
+    and dotted paths imported), so code reads settings without casts; a test checks the
+    declarations against :data:`DEFAULTS`.
+    """
+
+    CLIENT_ID: str
+    CLIENT_SECRET: str
+    SENDER_ID: str
+    REDIRECT_URI: str
+    CLIENT_SCOPE: str
+    API_BASE_URL: str
+    AUTHORIZE_URL: str
+    TOKEN_URL: str
+    REVOKE_URL: str
+    SCOPE: str
+    TOKEN_KEYS: tuple[str, ...]
+    ADAPTER: type[DefaultIntacctAdapter]
+    STATE_TTL: int
+    HTTP_TIMEOUT: tuple[float, float]
+    TOKEN_HTTP_TIMEOUT: tuple[float, float]
+    USER_AGENT: str
+    TOKEN_REFRESH_SKEW: int
+    MAX_RETRIES: int
+    RETRY_BACKOFF: float
+    RETRY_BACKOFF_MAX: float
+    RETRY_AFTER_MAX: float
+    COMPANY_CONCURRENCY: int
+    CONCURRENCY_SLOT_TTL: int
+    CONCURRENCY_SLOT_LINGER: float
+    CONCURRENCY_BACKEND: str
+    CONCURRENCY_CACHE: str
+    API_CALL_LOG_BATCH_SIZE: int
+    API_CALL_LOG_MAX_DELAY: float
+    API_CALL_LOG_RETENTION_DAYS: int
+    REFRESH_WINDOW: int
+    REFRESH_JITTER: int
+    IDLE_REFRESH_AFTER: int
+    DISPATCH_BATCH_SIZE: int
+    MAX_DELIVERIES: int
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] = {}
@@ -259,7 +302,7 @@ class AppSettings:
         if name in ("HTTP_TIMEOUT", "TOKEN_HTTP_TIMEOUT"):
             return tuple(value)
         if name == "TOKEN_KEYS":
-            return list(value)
+            return tuple(value)
         return value
 
     def reload(self) -> None:

@@ -131,7 +131,7 @@ def get_keyring() -> Keyring:
     from intacct_connect.conf import app_settings
     from intacct_connect.exceptions import IntacctConfigurationError
 
-    keys = tuple(app_settings.TOKEN_KEYS)
+    keys = app_settings.TOKEN_KEYS
     ring = _cache.get(keys)
     if ring is None:
         try:

@@ -358,7 +358,7 @@ class ApiCallLog(models.Model):
 
 
 class ConcurrencySlot(models.Model):
-    """One of a company's ``COMPANY_CONCURRENCY`` request slots (see ``ratelimit``).
+    """One of a company's ``COMPANY_CONCURRENCY`` request slots (see ``concurrency``).
 
     A slot is free when ``held_until`` is empty or in the past; a holder that crashed
     loses its slot after ``CONCURRENCY_SLOT_TTL`` seconds.

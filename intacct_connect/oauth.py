@@ -111,7 +111,7 @@ def decode_claims(token: str) -> dict[str, Any]:
 
 
 def _client_secret() -> str:
-    return str(app_settings.CLIENT_SECRET)
+    return app_settings.CLIENT_SECRET
 
 
 def start_authorization(*, scope: str | None = None) -> AuthorizationRequest:

@@ -17,11 +17,11 @@ def _fresh_app_settings() -> Iterator[None]:
     cap's) behind for the next test or teardown to trip on."""
     app_settings.reload()
     yield
-    from intacct_connect import ratelimit
+    from intacct_connect import concurrency
     from intacct_connect.testing.pytest_plugin import forget_pending_work
 
     forget_pending_work()
-    ratelimit.close_private_connection()
+    concurrency.close_private_connection()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

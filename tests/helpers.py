@@ -136,7 +136,7 @@ def run_released_together(
 def count_statements(function: Callable[[], Any]) -> int:
     """Database statements run by ``function`` on the default connection and (PostgreSQL)
     on the rate limiter's private connection."""
-    from intacct_connect import ratelimit
+    from intacct_connect import concurrency
 
     count = 0
 
@@ -145,7 +145,7 @@ def count_statements(function: Callable[[], Any]) -> int:
         count += 1
         return execute(sql, params, many, context)
 
-    private = ratelimit._wrapper()
+    private = concurrency._wrapper()
     with connection.execute_wrapper(record):
         if private is connections[DEFAULT_DB_ALIAS]:  # SQLite: the same connection
             function()

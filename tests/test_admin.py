@@ -207,11 +207,11 @@ def test_describe_delta(seconds: int, text: str) -> None:
 @pytest.fixture
 def live_connection(intacct_connect_settings: Any) -> Iterator[Connection]:
     """A connection holding real (emulator-issued) tokens."""
-    from intacct_connect import flows, ratelimit
+    from intacct_connect import concurrency, flows
 
     yield flows.create_client_credentials_connection(tenant_key="team:1", username="admin@DEMO-CO")
     # The API client's concurrency slots use a private connection on PostgreSQL.
-    ratelimit.close_private_connection()
+    concurrency.close_private_connection()
 
 
 def test_action_refresh_tokens_now(

@@ -53,10 +53,10 @@ def viewer(django_user_model: Any) -> Client:
 @pytest.fixture
 def live_connection(intacct_connect_settings: Any) -> Iterator[Connection]:
     """A connection holding real (emulator-issued) tokens."""
-    from intacct_connect import flows, ratelimit
+    from intacct_connect import concurrency, flows
 
     yield flows.create_client_credentials_connection(tenant_key="team:1", username="admin@DEMO-CO")
-    ratelimit.close_private_connection()
+    concurrency.close_private_connection()
 
 
 def post_action(client: Client, action: str, *conns: Connection, confirm: bool = True) -> str:

@@ -12,7 +12,7 @@ from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
 
-from intacct_connect import calllog, ratelimit
+from intacct_connect import calllog, concurrency
 from intacct_connect.client import IntacctClient
 from intacct_connect.exceptions import PermissionDeniedError
 from intacct_connect.models import ApiCallLog
@@ -68,12 +68,12 @@ def test_the_end_of_a_task_or_request_writes_the_waiting_rows(
     client = IntacctClient(make_connection(emulator))
     client.get(VENDOR, "1")
     assert calllog.pending() == 1
-    assert ratelimit.parked_slots("DEMO-CO") == 1
+    assert concurrency.parked_slots("DEMO-CO") == 1
     signal.send(sender=None)
     assert calllog.pending() == 0
     assert ApiCallLog.objects.count() == 1
-    assert ratelimit.parked_slots() == 0
-    assert ratelimit.busy_slots("DEMO-CO") == 0
+    assert concurrency.parked_slots() == 0
+    assert concurrency.busy_slots("DEMO-CO") == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -129,8 +129,8 @@ def test_inside_a_transaction_each_row_is_written_with_the_callers_work(
         pass
     assert ApiCallLog.objects.count() == 1
     if db_connection.vendor == "sqlite":  # slot statements share the transaction
-        assert ratelimit.parked_slots() == 0
-        assert ratelimit.busy_slots("DEMO-CO") == 0
+        assert concurrency.parked_slots() == 0
+        assert concurrency.busy_slots("DEMO-CO") == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -154,7 +154,7 @@ def test_a_forked_child_starts_with_no_waiting_rows(emulator: EmulatorServer) ->
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through the pipe
-        os.write(write, f"{calllog.pending()},{ratelimit.parked_slots()}".encode())
+        os.write(write, f"{calllog.pending()},{concurrency.parked_slots()}".encode())
         os._exit(0)
     os.close(write)
     reported = os.read(read, 100).decode()

@@ -20,7 +20,7 @@ from django.core.cache import caches
 from django.db import connection as db_connection
 from django.utils import timezone
 
-from intacct_connect import calllog, ratelimit, signals
+from intacct_connect import calllog, concurrency, signals
 from intacct_connect import client as client_module
 from intacct_connect.client import IntacctClient, prune_api_call_log, usage
 from intacct_connect.exceptions import (
@@ -627,7 +627,7 @@ def test_concurrency_cap_keeps_intacct_below_its_limit(
         except BaseException as err:  # pragma: no cover - reported below
             errors.append(err)
         finally:
-            ratelimit.close_private_connection()
+            concurrency.close_private_connection()
             db_connection.close()
 
     threads = [threading.Thread(target=worker) for _ in range(6)]
@@ -639,9 +639,9 @@ def test_concurrency_cap_keeps_intacct_below_its_limit(
     assert emulator.max_concurrency("DEMO-CO") == 2
     assert emulator.counters()["throttled"].get("DEMO-CO", 0) == 0
     assert ApiCallLog.objects.filter(status=200).count() == 18
-    assert ratelimit.busy_slots("DEMO-CO") == 0
+    assert concurrency.busy_slots("DEMO-CO") == 0
     assert ConcurrencySlot.objects.filter(holder__gt="").count() == 0
-    ratelimit.close_private_connection()
+    concurrency.close_private_connection()
 
 
 def test_cache_backend_holds_the_slot_in_the_cache(emulator: EmulatorServer, settings: Any) -> None:
@@ -658,13 +658,13 @@ def test_cache_backend_holds_the_slot_in_the_cache(emulator: EmulatorServer, set
     slot_rows = list(ConcurrencySlot.objects.values_list("company_id", "slot", "holder"))
     client = IntacctClient(conn)
     assert client.get(VENDOR, "1")["key"] == "1"
-    assert ratelimit.busy_slots("DEMO-CO") == 0
+    assert concurrency.busy_slots("DEMO-CO") == 0
     # Another worker holds the only slot (for longer than this client waits).
-    caches["intacct_slots"].set(ratelimit.slot_key("DEMO-CO", 0), "other", timeout=60)
+    caches["intacct_slots"].set(concurrency.slot_key("DEMO-CO", 0), "other", timeout=60)
     with pytest.raises(RateLimited, match="concurrency slots"):
         client.get(VENDOR, "1")
     assert emulator.api_calls("DEMO-CO") == 1  # the second call never left
-    ratelimit.release("DEMO-CO", 0, "other")
+    concurrency.release("DEMO-CO", 0, "other")
     assert client.get(VENDOR, "1")["key"] == "1"
     assert [(c.status, c.error_code) for c in ApiCallLog.objects.order_by("pk")] == [
         (200, ""),
@@ -711,20 +711,20 @@ def test_back_to_back_calls_make_no_database_round_trip(
     conn = make_connection(emulator)
     client = IntacctClient(conn)
     client.get(VENDOR, "1")  # token cached, slot claimed then parked
-    assert ratelimit.parked_slots("DEMO-CO") == 1
+    assert concurrency.parked_slots("DEMO-CO") == 1
     assert count_statements(lambda: client.get(VENDOR, "2")) == 0
     assert emulator.api_calls("DEMO-CO") == 2
     assert calllog.pending() == 2
     assert not ApiCallLog.objects.exists()
-    assert ratelimit.busy_slots("DEMO-CO") == 1  # parked: still claimed for other processes
+    assert concurrency.busy_slots("DEMO-CO") == 1  # parked: still claimed for other processes
     client.close()
     assert calllog.pending() == 0
-    assert ratelimit.busy_slots("DEMO-CO") == 0
+    assert concurrency.busy_slots("DEMO-CO") == 0
     assert [(c.path, c.status) for c in ApiCallLog.objects.order_by("pk")] == [
         (f"/objects/{VENDOR}/1", 200),
         (f"/objects/{VENDOR}/2", 200),
     ]
-    ratelimit.close_private_connection()
+    concurrency.close_private_connection()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -736,13 +736,13 @@ def test_a_parked_slot_is_released_after_the_linger_time(
     point_at_emulator(settings, emulator, CONCURRENCY_SLOT_LINGER=0.05)
     conn = make_connection(emulator)
     IntacctClient(conn).get(VENDOR, "1")
-    assert ratelimit.busy_slots("DEMO-CO") == 1
+    assert concurrency.busy_slots("DEMO-CO") == 1
     deadline = time.monotonic() + 5
-    while ratelimit.busy_slots("DEMO-CO") and time.monotonic() < deadline:
+    while concurrency.busy_slots("DEMO-CO") and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert ratelimit.busy_slots("DEMO-CO") == 0
-    assert ratelimit.parked_slots() == 0
-    ratelimit.close_private_connection()
+    assert concurrency.busy_slots("DEMO-CO") == 0
+    assert concurrency.parked_slots() == 0
+    concurrency.close_private_connection()
 
 
 # --- health, usage, retention ----------------------------------------------------------
@@ -805,7 +805,7 @@ def test_db_queries_per_call_with_a_fresh_token(emulator: EmulatorServer, settin
     _use_cache_slots(settings, "locmem")  # cap on, slots in the cache
     assert count_statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 2
     assert count_statements(lambda: client.get(VENDOR, "2")) == 1
-    ratelimit.close_private_connection()
+    concurrency.close_private_connection()
 
 
 # --- memory ----------------------------------------------------------------------------

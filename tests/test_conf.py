@@ -93,3 +93,27 @@ def test_every_setting_is_documented_in_the_settings_reference() -> None:
         f"undocumented: {sorted(set(DEFAULTS) - documented)}; "
         f"stale: {sorted(documented - set(DEFAULTS))}"
     )
+
+
+def test_every_setting_is_declared_with_the_type_a_reader_gets() -> None:
+    """``AppSettings`` declares each key's type, so code reads settings without casts; the
+    declarations and ``DEFAULTS`` list the same keys, and every default value (after
+    derivation and import) is an instance of its declared type."""
+    import typing
+
+    from intacct_connect import conf
+
+    hints = typing.get_type_hints(
+        conf.AppSettings, globalns=vars(conf) | {"DefaultIntacctAdapter": DefaultIntacctAdapter}
+    )
+    assert sorted(hints) == sorted(DEFAULTS)
+    with override_settings(INTACCT_CONNECT={}):
+        for name, hint in hints.items():
+            value = getattr(app_settings, name)
+            origin = typing.get_origin(hint) or hint
+            if origin is type:
+                assert isinstance(value, type), name
+            elif hint is float:
+                assert isinstance(value, int | float), name
+            else:
+                assert isinstance(value, origin), (name, value, hint)

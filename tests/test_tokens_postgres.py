@@ -19,7 +19,7 @@ import pytest
 from django.db import connection as db_connection
 from django.db import transaction
 
-from intacct_connect import crypto, oauth, ratelimit, tokens
+from intacct_connect import concurrency, crypto, oauth, tokens
 from intacct_connect.client import IntacctClient
 from intacct_connect.models import Connection, ConnectionStatus, Token
 from intacct_connect.testing.emulator import EmulatorServer
@@ -50,7 +50,7 @@ def _in_threads(count: int, work: Callable[[], Any]) -> list[Any]:
         except BaseException as err:
             results[index] = err
         finally:
-            ratelimit.close_private_connection()
+            concurrency.close_private_connection()
             db_connection.close()
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]

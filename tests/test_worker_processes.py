@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import connection, connections
 from django.utils import timezone
 
-from intacct_connect import ratelimit, scheduling
+from intacct_connect import concurrency, scheduling
 from intacct_connect.celery import task_routes
 from intacct_connect.models import (
     Connection,
@@ -135,7 +135,7 @@ def worker(intacct_connect_settings: EmulatorServer, tmp_path: Path) -> Iterator
 def wait_for_other_sessions_to_end(timeout: float = 20.0) -> None:
     """Let the worker's (or threads') PostgreSQL sessions end before the test database is
     flushed or dropped."""
-    ratelimit.close_private_connection()  # the API client's slot connection (this thread)
+    concurrency.close_private_connection()  # the API client's slot connection (this thread)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with connection.cursor() as cursor:

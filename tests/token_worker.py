@@ -24,7 +24,7 @@ def main() -> int:
     django.setup()
     from django.conf import settings
 
-    from intacct_connect import crypto, ratelimit, tokens
+    from intacct_connect import concurrency, crypto, tokens
     from intacct_connect.client import IntacctClient
     from intacct_connect.conf import app_settings
 
@@ -49,7 +49,7 @@ def main() -> int:
     except Exception as err:  # reported to the parent test
         outcome["error"] = f"{type(err).__name__}: {err}"
     finally:
-        ratelimit.close_private_connection()
+        concurrency.close_private_connection()
     sys.stdout.write(json.dumps(outcome) + "\n")
     sys.stdout.flush()
     return 0

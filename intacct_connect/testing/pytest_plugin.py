@@ -65,9 +65,9 @@ def forget_pending_work() -> None:
         return
     if not apps.ready or not apps.is_installed("intacct_connect"):
         return
-    from intacct_connect import calllog, ratelimit
+    from intacct_connect import calllog, concurrency
 
-    ratelimit.release_parked()
+    concurrency.release_parked()
     calllog.discard()
 
 

@@ -1,4 +1,4 @@
-"""The per-company concurrency cap (intacct_connect.ratelimit)."""
+"""The per-company concurrency cap (intacct_connect.concurrency)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from django.db import connection as db_connection
 from django.test import override_settings
 from django.utils import timezone
 
-from intacct_connect import ratelimit
+from intacct_connect import concurrency
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import IntacctConfigurationError, RateLimited
 from intacct_connect.models import ApiCallLog, ConcurrencySlot
@@ -46,7 +46,7 @@ def _settings_merge(**overrides: object) -> override_settings:
 
 def _slot_sql(sql: str, params: list[object]) -> None:
     """Run SQL on the connection the rate limiter uses (a private one on PostgreSQL)."""
-    db = ratelimit._wrapper()
+    db = concurrency._wrapper()
     with db.cursor() as cursor:
         cursor.execute(
             sql.replace("{table}", db.ops.quote_name(ConcurrencySlot._meta.db_table)), params
@@ -55,7 +55,7 @@ def _slot_sql(sql: str, params: list[object]) -> None:
 
 def _expire(company: str, slot: int | None = None) -> None:
     """Pretend the holder of a slot crashed long ago: its lease is in the past."""
-    db = ratelimit._wrapper()
+    db = concurrency._wrapper()
     past = db.ops.adapt_datetimefield_value(timezone.now() - timedelta(seconds=1))
     if slot is None:
         _slot_sql("UPDATE {table} SET held_until = %s WHERE company_id = %s", [past, company])
@@ -71,23 +71,23 @@ def _clean_slots(db: None) -> Iterator[None]:
     """Slot rows written on PostgreSQL's private connection are committed: remove them."""
     yield
     _slot_sql("DELETE FROM {table}", [])
-    ratelimit.close_private_connection()
+    concurrency.close_private_connection()
 
 
 @pytest.mark.django_db
 def test_claims_at_most_the_configured_number_of_slots() -> None:
-    first = ratelimit.try_acquire("ACME")
-    second = ratelimit.try_acquire("ACME")
+    first = concurrency.try_acquire("ACME")
+    second = concurrency.try_acquire("ACME")
     assert first is not None
     assert second is not None
     assert {first[0], second[0]} == {0, 1}
-    assert ratelimit.try_acquire("ACME") is None
-    assert ratelimit.busy_slots("ACME") == 2
+    assert concurrency.try_acquire("ACME") is None
+    assert concurrency.busy_slots("ACME") == 2
     # Another company has its own slots.
-    assert ratelimit.try_acquire("OTHER") is not None
-    ratelimit.release("ACME", first.slot, first.holder)
-    assert ratelimit.busy_slots("ACME") == 1
-    again = ratelimit.try_acquire("ACME")
+    assert concurrency.try_acquire("OTHER") is not None
+    concurrency.release("ACME", first.slot, first.holder)
+    assert concurrency.busy_slots("ACME") == 1
+    again = concurrency.try_acquire("ACME")
     assert again is not None
     assert again[0] == first[0]
 
@@ -95,27 +95,27 @@ def test_claims_at_most_the_configured_number_of_slots() -> None:
 @pytest.mark.django_db
 def test_release_by_a_stale_holder_does_not_free_a_reclaimed_slot() -> None:
     with _settings(COMPANY_CONCURRENCY=1):
-        slot, holder, _ = ratelimit.acquire("ACME")
+        slot, holder, _ = concurrency.acquire("ACME")
         # The holder crashed: its slot expired and someone else claimed it.
         _expire("ACME")
-        new_slot, new_holder, _ = ratelimit.acquire("ACME", timeout=0)
-        ratelimit.release("ACME", slot, holder)  # late release of the crashed holder
-        assert ratelimit.busy_slots("ACME") == 1
+        new_slot, new_holder, _ = concurrency.acquire("ACME", timeout=0)
+        concurrency.release("ACME", slot, holder)  # late release of the crashed holder
+        assert concurrency.busy_slots("ACME") == 1
         assert ConcurrencySlot.objects.get(company_id="ACME", slot=new_slot).holder == new_holder
 
 
 @pytest.mark.django_db
 def test_slots_of_crashed_holders_are_reclaimed_after_the_ttl() -> None:
     with _settings(COMPANY_CONCURRENCY=2, CONCURRENCY_SLOT_TTL=120):
-        assert ratelimit.try_acquire("ACME") is not None
-        assert ratelimit.try_acquire("ACME") is not None
-        assert ratelimit.try_acquire("ACME") is None
+        assert concurrency.try_acquire("ACME") is not None
+        assert concurrency.try_acquire("ACME") is not None
+        assert concurrency.try_acquire("ACME") is None
         held = ConcurrencySlot.objects.get(company_id="ACME", slot=0).held_until
         assert held is not None
         ttl = (held - timezone.now()).total_seconds()
         assert 110 < ttl <= 120
         _expire("ACME", 0)
-        reclaimed = ratelimit.try_acquire("ACME")
+        reclaimed = concurrency.try_acquire("ACME")
         assert reclaimed is not None
         assert reclaimed[0] == 0
 
@@ -123,16 +123,16 @@ def test_slots_of_crashed_holders_are_reclaimed_after_the_ttl() -> None:
 @pytest.mark.django_db
 def test_waiting_for_a_busy_company_times_out_with_rate_limited() -> None:
     with _settings(COMPANY_CONCURRENCY=1):
-        ratelimit.acquire("ACME")
+        concurrency.acquire("ACME")
         started = time.monotonic()
         with pytest.raises(RateLimited, match="concurrency slots of Intacct company ACME"):
-            ratelimit.acquire("ACME", timeout=0.3)
+            concurrency.acquire("ACME", timeout=0.3)
         assert 0.25 < time.monotonic() - started < 2
 
 
 @pytest.mark.django_db
 def test_zero_disables_the_cap() -> None:
-    with _settings(COMPANY_CONCURRENCY=0), ratelimit.company_slot("ACME") as slot:
+    with _settings(COMPANY_CONCURRENCY=0), concurrency.company_slot("ACME") as slot:
         assert slot is None
         assert not ConcurrencySlot.objects.exists()
 
@@ -142,14 +142,14 @@ def test_company_slot_releases_on_error() -> None:
     seen: list[int] = []
 
     def fail_inside_slot() -> None:
-        with ratelimit.company_slot("ACME"):
-            seen.append(ratelimit.busy_slots("ACME"))
+        with concurrency.company_slot("ACME"):
+            seen.append(concurrency.busy_slots("ACME"))
             raise KeyError("boom")
 
     with pytest.raises(KeyError):
         fail_inside_slot()
     assert seen == [1]
-    assert ratelimit.busy_slots("ACME") == 0
+    assert concurrency.busy_slots("ACME") == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -165,7 +165,7 @@ def test_threads_never_exceed_the_cap() -> None:
         nonlocal inside, highest
         try:
             for _ in range(5):
-                with ratelimit.company_slot("ACME", timeout=30):
+                with concurrency.company_slot("ACME", timeout=30):
                     with lock:
                         inside += 1
                         highest = max(highest, inside)
@@ -175,7 +175,7 @@ def test_threads_never_exceed_the_cap() -> None:
         except BaseException as err:  # pragma: no cover - reported below
             errors.append(err)
         finally:
-            ratelimit.close_private_connection()
+            concurrency.close_private_connection()
             db_connection.close()
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
@@ -185,9 +185,9 @@ def test_threads_never_exceed_the_cap() -> None:
         thread.join(60)
     assert not errors
     assert highest == limit
-    assert ratelimit.parked_slots("ACME") <= limit
-    ratelimit.release_parked()
-    assert ratelimit.busy_slots("ACME") == 0
+    assert concurrency.parked_slots("ACME") <= limit
+    concurrency.release_parked()
+    assert concurrency.busy_slots("ACME") == 0
 
 
 # --- the cache backend -----------------------------------------------------------------
@@ -221,23 +221,23 @@ def cache_slots(request: pytest.FixtureRequest, settings: Any) -> Iterator[BaseC
 
 
 def _held(cache: BaseCache, company: str, slot: int) -> object:
-    return cache.get(ratelimit.slot_key(company, slot))
+    return cache.get(concurrency.slot_key(company, slot))
 
 
 @pytest.mark.django_db
 def test_cache_claims_at_most_the_configured_number_of_slots(cache_slots: BaseCache) -> None:
-    first = ratelimit.try_acquire("ACME")
-    second = ratelimit.try_acquire("ACME")
+    first = concurrency.try_acquire("ACME")
+    second = concurrency.try_acquire("ACME")
     assert first is not None
     assert second is not None
     assert {first.slot, second.slot} == {0, 1}
-    assert ratelimit.try_acquire("ACME") is None
-    assert ratelimit.busy_slots("ACME") == 2
+    assert concurrency.try_acquire("ACME") is None
+    assert concurrency.busy_slots("ACME") == 2
     assert str(_held(cache_slots, "ACME", first.slot)) == first.holder
-    assert ratelimit.try_acquire("OTHER CO/1") is not None  # any company id makes a safe key
-    ratelimit.release("ACME", first.slot, first.holder)
-    assert ratelimit.busy_slots("ACME") == 1
-    again = ratelimit.try_acquire("ACME")
+    assert concurrency.try_acquire("OTHER CO/1") is not None  # any company id makes a safe key
+    concurrency.release("ACME", first.slot, first.holder)
+    assert concurrency.busy_slots("ACME") == 1
+    again = concurrency.try_acquire("ACME")
     assert again is not None
     assert again.slot == first.slot
     assert not ConcurrencySlot.objects.exists()  # the database is not used
@@ -248,36 +248,36 @@ def test_cache_release_by_a_stale_holder_does_not_free_a_reclaimed_slot(
     cache_slots: BaseCache,
 ) -> None:
     with _settings_merge(COMPANY_CONCURRENCY=1):
-        slot, holder, _ = ratelimit.acquire("ACME")
-        cache_slots.delete(ratelimit.slot_key("ACME", slot))  # its TTL ran out
-        new_slot, new_holder, _ = ratelimit.acquire("ACME", timeout=0)
-        ratelimit.release("ACME", slot, holder)  # late release of the crashed holder
-        assert ratelimit.busy_slots("ACME") == 1
+        slot, holder, _ = concurrency.acquire("ACME")
+        cache_slots.delete(concurrency.slot_key("ACME", slot))  # its TTL ran out
+        new_slot, new_holder, _ = concurrency.acquire("ACME", timeout=0)
+        concurrency.release("ACME", slot, holder)  # late release of the crashed holder
+        assert concurrency.busy_slots("ACME") == 1
         assert str(_held(cache_slots, "ACME", new_slot)) == new_holder
 
 
 @pytest.mark.django_db
 def test_cache_slots_of_crashed_holders_expire_after_the_ttl(cache_slots: BaseCache) -> None:
     with _settings_merge(COMPANY_CONCURRENCY=1, CONCURRENCY_SLOT_TTL=1):
-        crashed = ratelimit.try_acquire("ACME")  # never released
+        crashed = concurrency.try_acquire("ACME")  # never released
         assert crashed is not None
-        assert ratelimit.try_acquire("ACME") is None
+        assert concurrency.try_acquire("ACME") is None
         if isinstance(cache_slots, RedisCache):
             time.sleep(1.05)  # real expiry on the server
         else:
             with time_machine.travel(timezone.now() + timedelta(seconds=1.5), tick=False):
-                assert ratelimit.try_acquire("ACME") is not None
+                assert concurrency.try_acquire("ACME") is not None
             return
-        assert ratelimit.try_acquire("ACME") is not None
+        assert concurrency.try_acquire("ACME") is not None
 
 
 @pytest.mark.django_db
 def test_cache_waiting_for_a_busy_company_times_out(cache_slots: BaseCache) -> None:
     with _settings_merge(COMPANY_CONCURRENCY=1):
-        ratelimit.acquire("ACME")
+        concurrency.acquire("ACME")
         started = time.monotonic()
         with pytest.raises(RateLimited, match="concurrency slots of Intacct company ACME"):
-            ratelimit.acquire("ACME", timeout=0.3)
+            concurrency.acquire("ACME", timeout=0.3)
         assert 0.25 < time.monotonic() - started < 2
 
 
@@ -286,14 +286,14 @@ def test_cache_company_slot_releases_on_error(cache_slots: BaseCache) -> None:
     seen: list[int] = []
 
     def fail_inside_slot() -> None:
-        with ratelimit.company_slot("ACME"):
-            seen.append(ratelimit.busy_slots("ACME"))
+        with concurrency.company_slot("ACME"):
+            seen.append(concurrency.busy_slots("ACME"))
             raise KeyError("boom")
 
     with pytest.raises(KeyError):
         fail_inside_slot()
     assert seen == [1]
-    assert ratelimit.busy_slots("ACME") == 0
+    assert concurrency.busy_slots("ACME") == 0
 
 
 @pytest.mark.django_db
@@ -302,12 +302,12 @@ def test_unknown_backend_or_cache_is_a_configuration_error(settings: Any) -> Non
         _settings_merge(CONCURRENCY_BACKEND="redis"),
         pytest.raises(IntacctConfigurationError, match="CONCURRENCY_BACKEND"),
     ):
-        ratelimit.try_acquire("ACME")
+        concurrency.try_acquire("ACME")
     with (
         _settings_merge(CONCURRENCY_BACKEND="cache", CONCURRENCY_CACHE="nowhere"),
         pytest.raises(IntacctConfigurationError, match="CONCURRENCY_CACHE"),
     ):
-        ratelimit.try_acquire("ACME")
+        concurrency.try_acquire("ACME")
 
 
 @pytest.mark.django_db
@@ -327,7 +327,7 @@ def test_cache_threads_through_the_emulator_stay_under_the_cap(
         try:
             barrier.wait(10)
             for _ in range(3):
-                with ratelimit.company_slot("DEMO-CO", timeout=30):
+                with concurrency.company_slot("DEMO-CO", timeout=30):
                     response = session.get(
                         f"{intacct_emulator.base_url}/objects/accounts-payable/vendor/1",
                         headers={"Authorization": f"Bearer {token}"},
@@ -347,8 +347,8 @@ def test_cache_threads_through_the_emulator_stay_under_the_cap(
     assert errors == []
     assert intacct_emulator.max_concurrency("DEMO-CO") == 2
     assert intacct_emulator.counters()["throttled"].get("DEMO-CO", 0) == 0
-    assert ratelimit.release_parked() <= 2
-    assert ratelimit.busy_slots("DEMO-CO") == 0
+    assert concurrency.release_parked() <= 2
+    assert concurrency.busy_slots("DEMO-CO") == 0
 
 
 def test_cache_threads_never_exceed_the_cap(cache_slots: BaseCache) -> None:
@@ -363,7 +363,7 @@ def test_cache_threads_never_exceed_the_cap(cache_slots: BaseCache) -> None:
         nonlocal inside, highest
         try:
             for _ in range(5):
-                with ratelimit.company_slot("ACME", timeout=30):
+                with concurrency.company_slot("ACME", timeout=30):
                     with lock:
                         inside += 1
                         highest = max(highest, inside)
@@ -380,14 +380,14 @@ def test_cache_threads_never_exceed_the_cap(cache_slots: BaseCache) -> None:
         thread.join(60)
     assert not errors
     assert highest == limit
-    assert ratelimit.parked_slots("ACME") <= limit
-    ratelimit.release_parked()
-    assert ratelimit.busy_slots("ACME") == 0
+    assert concurrency.parked_slots("ACME") <= limit
+    concurrency.release_parked()
+    assert concurrency.busy_slots("ACME") == 0
 
 
 # A worker process: Django set up on its own, slots in the shared Redis, requests to the
 # emulator. It prints "ready", waits for "go" on stdin, then makes its calls: inside
-# ratelimit.company_slot with a bare requests session, or (mode "client", PostgreSQL: the
+# concurrency.company_slot with a bare requests session, or (mode "client", PostgreSQL: the
 # test database is shared) with IntacctClient.get.
 _PROCESS_WORKER = """
 import json, os, sys
@@ -399,7 +399,7 @@ django.setup()
 config = json.loads(os.environ["INTACCT_SLOT_TEST"])
 settings.CACHES = {**settings.CACHES, "intacct_slots": config["cache"]}
 settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, **config["connect"]}
-from intacct_connect import ratelimit
+from intacct_connect import concurrency
 from intacct_connect.client import IntacctClient
 from intacct_connect.conf import app_settings
 app_settings.reload()
@@ -410,7 +410,7 @@ for _ in range(config["calls"]):
     if config["mode"] == "client":
         assert IntacctClient(config["connection"]).get("accounts-payable/vendor", "1")["key"] == "1"
         continue
-    with ratelimit.company_slot("DEMO-CO", timeout=30):
+    with concurrency.company_slot("DEMO-CO", timeout=30):
         session.get(config["url"], headers={"Authorization": "Bearer " + config["token"]},
                     timeout=10).raise_for_status()
 print("done", flush=True)
@@ -448,7 +448,7 @@ def _run_processes(
     try:
         assert emulator.max_concurrency("DEMO-CO") == 2
         assert emulator.counters()["throttled"].get("DEMO-CO", 0) == 0
-        assert ratelimit.busy_slots("DEMO-CO") == 0
+        assert concurrency.busy_slots("DEMO-CO") == 0
     finally:
         caches[SLOTS_CACHE].clear()
 
@@ -495,49 +495,49 @@ def test_clients_in_processes_share_the_cap(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_finished_slot_is_parked_and_reused_without_a_statement() -> None:
-    lease = ratelimit.acquire("ACME")
-    ratelimit.finish("ACME", lease)
-    assert ratelimit.parked_slots("ACME") == 1
-    assert ratelimit.busy_slots("ACME") == 1  # still claimed for every other process
-    again: list[ratelimit.Lease] = []
-    assert count_statements(lambda: again.append(ratelimit.acquire("ACME"))) == 0
+    lease = concurrency.acquire("ACME")
+    concurrency.finish("ACME", lease)
+    assert concurrency.parked_slots("ACME") == 1
+    assert concurrency.busy_slots("ACME") == 1  # still claimed for every other process
+    again: list[concurrency.Lease] = []
+    assert count_statements(lambda: again.append(concurrency.acquire("ACME"))) == 0
     assert again[0] == lease
-    assert ratelimit.parked_slots("ACME") == 0
-    ratelimit.finish("ACME", again[0])
-    assert ratelimit.release_parked("OTHER") == 0
-    assert ratelimit.release_parked("ACME") == 1
-    assert ratelimit.busy_slots("ACME") == 0
+    assert concurrency.parked_slots("ACME") == 0
+    concurrency.finish("ACME", again[0])
+    assert concurrency.release_parked("OTHER") == 0
+    assert concurrency.release_parked("ACME") == 1
+    assert concurrency.busy_slots("ACME") == 0
 
 
 @pytest.mark.django_db(transaction=True)
 def test_parked_slots_still_count_against_the_cap() -> None:
     """Two slots parked by this process: a claim from elsewhere (try_acquire does not
     look at this process's parked slots) finds none free."""
-    first, second = ratelimit.acquire("ACME"), ratelimit.acquire("ACME")
-    ratelimit.finish("ACME", first)
-    ratelimit.finish("ACME", second)
-    assert ratelimit.try_acquire("ACME") is None
-    ratelimit.release_parked()
-    assert ratelimit.try_acquire("ACME") is not None
+    first, second = concurrency.acquire("ACME"), concurrency.acquire("ACME")
+    concurrency.finish("ACME", first)
+    concurrency.finish("ACME", second)
+    assert concurrency.try_acquire("ACME") is None
+    concurrency.release_parked()
+    assert concurrency.try_acquire("ACME") is not None
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_releaser_frees_a_slot_nobody_takes_back() -> None:
     with _settings(CONCURRENCY_SLOT_LINGER=0.05):
-        ratelimit.finish("ACME", ratelimit.acquire("ACME"))
+        concurrency.finish("ACME", concurrency.acquire("ACME"))
         deadline = time.monotonic() + 5
-        while ratelimit.busy_slots("ACME") and time.monotonic() < deadline:
+        while concurrency.busy_slots("ACME") and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert ratelimit.busy_slots("ACME") == 0
-        assert ratelimit.parked_slots() == 0
+        assert concurrency.busy_slots("ACME") == 0
+        assert concurrency.parked_slots() == 0
 
 
 @pytest.mark.django_db(transaction=True)
 def test_linger_zero_releases_at_once() -> None:
     with _settings(CONCURRENCY_SLOT_LINGER=0):
-        ratelimit.finish("ACME", ratelimit.acquire("ACME"))
-        assert ratelimit.parked_slots() == 0
-        assert ratelimit.busy_slots("ACME") == 0
+        concurrency.finish("ACME", concurrency.acquire("ACME"))
+        assert concurrency.parked_slots() == 0
+        assert concurrency.busy_slots("ACME") == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -545,52 +545,52 @@ def test_an_old_slot_is_released_and_claimed_afresh() -> None:
     """A slot is reused only while younger than half its TTL, so a long sync never runs
     on a lease about to expire."""
     with _settings(CONCURRENCY_SLOT_TTL=1):
-        old = ratelimit.acquire("ACME")
-        ratelimit.finish("ACME", old)
+        old = concurrency.acquire("ACME")
+        concurrency.finish("ACME", old)
         time.sleep(0.6)
-        fresh = ratelimit.acquire("ACME")
+        fresh = concurrency.acquire("ACME")
         assert fresh.holder != old.holder
-        assert ratelimit.busy_slots("ACME") == 1  # the old one was released
-        ratelimit.finish("ACME", old._replace(claimed_at=time.monotonic() - 1))
-        assert ratelimit.parked_slots() == 0  # too old to park: released
-        ratelimit.finish("ACME", fresh)
-        ratelimit.release_parked()
+        assert concurrency.busy_slots("ACME") == 1  # the old one was released
+        concurrency.finish("ACME", old._replace(claimed_at=time.monotonic() - 1))
+        assert concurrency.parked_slots() == 0  # too old to park: released
+        concurrency.finish("ACME", fresh)
+        concurrency.release_parked()
 
 
 @pytest.mark.django_db
 def test_inside_a_transaction_on_sqlite_a_slot_is_released_at_once() -> None:
     """SQLite: the slot statements run in the caller's transaction, so the slot cannot
     outlive the request. PostgreSQL: they run on the private connection, so it parks."""
-    ratelimit.finish("ACME", ratelimit.acquire("ACME"))
+    concurrency.finish("ACME", concurrency.acquire("ACME"))
     if db_connection.vendor == "sqlite":
-        assert ratelimit.parked_slots() == 0
-        assert ratelimit.busy_slots("ACME") == 0
+        assert concurrency.parked_slots() == 0
+        assert concurrency.busy_slots("ACME") == 0
     else:
-        assert ratelimit.parked_slots() == 1
-        ratelimit.release_parked()
+        assert concurrency.parked_slots() == 1
+        concurrency.release_parked()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_parked_slots_are_kept_apart_per_store(settings: Any) -> None:
     """A slot parked in the database is never handed to a request counting on the cache
     (settings changed at run time, as in tests), and each is released in its own store."""
-    ratelimit.finish("ACME", ratelimit.acquire("ACME"))
+    concurrency.finish("ACME", concurrency.acquire("ACME"))
     settings.CACHES = {**settings.CACHES, SLOTS_CACHE: _cache_config("locmem")}
     with _settings_merge(CONCURRENCY_BACKEND="cache", CONCURRENCY_CACHE=SLOTS_CACHE):
-        in_cache = ratelimit.acquire("ACME")
-        assert ratelimit.parked_slots("ACME") == 1  # the database one is untouched
-        ratelimit.finish("ACME", in_cache)
-        assert ratelimit.parked_slots("ACME") == 2
-        assert ratelimit.release_parked() == 2
-        assert ratelimit.busy_slots("ACME") == 0
-    assert ratelimit.busy_slots("ACME") == 0
+        in_cache = concurrency.acquire("ACME")
+        assert concurrency.parked_slots("ACME") == 1  # the database one is untouched
+        concurrency.finish("ACME", in_cache)
+        assert concurrency.parked_slots("ACME") == 2
+        assert concurrency.release_parked() == 2
+        assert concurrency.busy_slots("ACME") == 0
+    assert concurrency.busy_slots("ACME") == 0
     caches[SLOTS_CACHE].clear()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_company_slot_parks_after_a_block_that_succeeds() -> None:
-    with ratelimit.company_slot("ACME") as slot:
+    with concurrency.company_slot("ACME") as slot:
         assert slot in (0, 1)
-    assert ratelimit.parked_slots("ACME") == 1
-    ratelimit.release_parked()
-    assert ratelimit.busy_slots("ACME") == 0
+    assert concurrency.parked_slots("ACME") == 1
+    concurrency.release_parked()
+    assert concurrency.busy_slots("ACME") == 0

@@ -89,7 +89,7 @@ class Lease(NamedTuple):
 
 def backend_name() -> str:
     """The configured ``CONCURRENCY_BACKEND`` (validated)."""
-    name = str(app_settings.CONCURRENCY_BACKEND)
+    name = app_settings.CONCURRENCY_BACKEND
     if name not in BACKENDS:
         raise IntacctConfigurationError(
             f"INTACCT_CONNECT['CONCURRENCY_BACKEND'] is {name!r}; use 'database' or 'cache'"
@@ -240,7 +240,7 @@ _clients: weakref.WeakKeyDictionary[BaseCache, Any] = weakref.WeakKeyDictionary(
 
 
 def _cache(alias: str | None = None) -> BaseCache:
-    alias = str(app_settings.CONCURRENCY_CACHE) if alias is None else alias
+    alias = app_settings.CONCURRENCY_CACHE if alias is None else alias
     try:
         return caches[alias]
     except InvalidCacheBackendError as err:
@@ -288,7 +288,7 @@ def _cache_try_acquire(company_id: str, limit: int) -> Lease | None:
     # Digits: Django's Redis serializer stores an int as is, so ``cache.get`` reads back
     # what the Lua script wrote.
     holder = str(uuid.uuid4().int)
-    ttl = int(app_settings.CONCURRENCY_SLOT_TTL)
+    ttl = app_settings.CONCURRENCY_SLOT_TTL
     first = random.randrange(limit)  # noqa: S311 - spread claims over the slots
     client = _redis(cache)
     if client is not None:
@@ -344,7 +344,7 @@ def release(company_id: str, slot: int, holder: str) -> None:
 def acquire(company_id: str, *, timeout: float | None = None) -> Lease:
     """Claim a slot, waiting up to ``timeout`` seconds (default ``CONCURRENCY_SLOT_TTL``)."""
     limit = app_settings.COMPANY_CONCURRENCY
-    timeout = float(app_settings.CONCURRENCY_SLOT_TTL) if timeout is None else timeout
+    timeout = app_settings.CONCURRENCY_SLOT_TTL if timeout is None else timeout
     deadline = time.monotonic() + timeout
     pause = 0.01
     while True:
@@ -410,7 +410,7 @@ class _Parked(NamedTuple):
 def _store() -> str:
     """Where slots live now; parked slots are kept apart per store, so a change of the
     settings (tests) never hands a slot of one store to a request counting on another."""
-    return str(app_settings.CONCURRENCY_CACHE) if backend_name() == "cache" else "database"
+    return app_settings.CONCURRENCY_CACHE if backend_name() == "cache" else "database"
 
 
 #: Parked slots by (store, company).
@@ -435,7 +435,7 @@ def _can_park() -> bool:
     """Whether a slot may outlive its request: lingering is on, and the slot statements
     do not run inside the caller's transaction (with the database backend on SQLite they
     use the default connection, which must then be in autocommit mode)."""
-    if float(app_settings.CONCURRENCY_SLOT_LINGER) <= 0:
+    if app_settings.CONCURRENCY_SLOT_LINGER <= 0:
         return False
     if backend_name() == "cache":
         return True
@@ -449,10 +449,10 @@ def finish(company_id: str, lease: Lease) -> None:
     inside a transaction on SQLite). Never raises: a slot that cannot be released is
     logged and reclaimed after ``CONCURRENCY_SLOT_TTL``."""
     now = time.monotonic()
-    young = now - lease.claimed_at < float(app_settings.CONCURRENCY_SLOT_TTL) / 2
+    young = now - lease.claimed_at < app_settings.CONCURRENCY_SLOT_TTL / 2
     try:
         if young and _can_park():
-            linger = float(app_settings.CONCURRENCY_SLOT_LINGER)
+            linger = app_settings.CONCURRENCY_SLOT_LINGER
             _park(_Parked(_store(), company_id, lease, now + linger))
             return
         release(company_id, lease.slot, lease.holder)
@@ -488,7 +488,7 @@ def _unpark(company_id: str) -> Lease | None:
         entry = entries.pop()
         if not entries:
             del _parked[key]
-    if time.monotonic() - entry.lease.claimed_at < float(app_settings.CONCURRENCY_SLOT_TTL) / 2:
+    if time.monotonic() - entry.lease.claimed_at < app_settings.CONCURRENCY_SLOT_TTL / 2:
         return entry.lease
     finish(company_id, entry.lease)  # too old to reuse: released now
     return None
