@@ -49,8 +49,9 @@ REFRESH_QUEUE = "intacct.refresh"
 #: Long tasks: job runs (API calls, storage) and housekeeping.
 JOBS_QUEUE = "intacct.jobs"
 
-#: Two static beat entries (plus two daily prunes); per-tenant schedules are rows in the
-#: database, claimed by the dispatcher (never one beat entry per tenant).
+#: Two static beat entries (plus two daily prunes and an hourly purge); per-tenant
+#: schedules are rows in the database, claimed by the dispatcher (never one beat entry per
+#: tenant).
 beat_schedule: dict[str, dict[str, Any]] = {
     "intacct-dispatch-due-refreshes": {
         "task": "intacct_connect.dispatch_due_refreshes",
@@ -72,6 +73,11 @@ beat_schedule: dict[str, dict[str, Any]] = {
         "schedule": 86400.0,
         "options": {"expires": 3600},
     },
+    "intacct-purge-authorization-requests": {
+        "task": "intacct_connect.purge_authorization_requests",
+        "schedule": 3600.0,
+        "options": {"expires": 1800},
+    },
 }
 
 #: Refreshes never wait behind long job runs.
@@ -82,6 +88,7 @@ task_routes: dict[str, dict[str, str]] = {
     "intacct_connect.run_job": {"queue": JOBS_QUEUE},
     "intacct_connect.prune_api_call_log": {"queue": JOBS_QUEUE},
     "intacct_connect.prune_job_runs": {"queue": JOBS_QUEUE},
+    "intacct_connect.purge_authorization_requests": {"queue": JOBS_QUEUE},
 }
 
 #: Worker and broker settings the tasks' reliability relies on (``CELERY_``-prefixed in

@@ -102,6 +102,13 @@ DEFAULTS: dict[str, Setting] = {
     ),
     # --- OAuth flow ----------------------------------------------------------------
     "STATE_TTL": Setting(600, (int,), "Seconds an authorization request (state) stays valid."),
+    "CONNECT_RATE_LIMIT": Setting(
+        10,
+        (int,),
+        "Authorization requests one user (signed out: one browser session) may start within "
+        "STATE_TTL seconds; more Connect or Reconnect clicks get a 429 page saying when to "
+        "try again. 0 turns the limit off.",
+    ),
     # --- HTTP ----------------------------------------------------------------------
     "HTTP_TIMEOUT": Setting(
         (3.05, 30.0), (tuple, list), "(connect, read) timeout in seconds for API calls."
@@ -219,6 +226,7 @@ class AppSettings:
     TOKEN_KEYS: tuple[str, ...]
     ADAPTER: type[DefaultIntacctAdapter]
     STATE_TTL: int
+    CONNECT_RATE_LIMIT: int
     HTTP_TIMEOUT: tuple[float, float]
     TOKEN_HTTP_TIMEOUT: tuple[float, float]
     USER_AGENT: str

@@ -93,6 +93,14 @@ class AuthorizationDenied(OAuthError):
     default_message = "The authorization was denied"
 
 
+class TooManyConnectAttempts(OAuthError):
+    """One user (or, signed out, one browser session) started ``CONNECT_RATE_LIMIT``
+    authorization requests within ``STATE_TTL`` seconds; ``retry_after`` says in how many
+    seconds the next one is allowed."""
+
+    default_message = "Too many connection attempts; try again later"
+
+
 class TokenRequestError(OAuthError):
     """The token endpoint answered with an error or an unusable response."""
 

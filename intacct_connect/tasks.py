@@ -17,6 +17,7 @@ Task name                                          What it does
 ``intacct_connect.run_job``                        run one job run (one job, one connection)
 ``intacct_connect.prune_api_call_log``             beat, daily: delete old API call log rows
 ``intacct_connect.prune_job_runs``                 beat, daily: delete finished runs > 30 days
+``intacct_connect.purge_authorization_requests``   beat, hourly: delete used/expired requests
 =================================================  ========================================
 """
 
@@ -27,7 +28,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from intacct_connect import calllog, scheduling
+from intacct_connect import calllog, flows, scheduling
 from intacct_connect.celery import (
     DISPATCH_HARD_TIME_LIMIT,
     DISPATCH_SOFT_TIME_LIMIT,
@@ -167,3 +168,19 @@ def prune_job_runs(self: Task[Any, Any]) -> int:
     if _over_delivered(self):
         return 0
     return scheduling.prune_job_runs()
+
+
+@shared_task(
+    bind=True,
+    name="intacct_connect.purge_authorization_requests",
+    soft_time_limit=PRUNE_SOFT_TIME_LIMIT,
+    time_limit=PRUNE_HARD_TIME_LIMIT,
+    max_deliveries_counted=True,
+    **COMMON_OPTIONS,
+)
+def purge_authorization_requests(self: Task[Any, Any]) -> int:
+    """Delete consumed and expired authorization requests (with their encrypted PKCE
+    verifiers); returns how many."""
+    if _over_delivered(self):
+        return 0
+    return flows.purge_flows()

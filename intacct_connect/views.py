@@ -32,6 +32,7 @@ from intacct_connect.exceptions import (
     IntacctConnectError,
     OAuthStateError,
     TokenRequestError,
+    TooManyConnectAttempts,
 )
 from intacct_connect.models import Connection, ConnectionStatus, GrantType
 
@@ -173,14 +174,7 @@ def connect(request: HttpRequest) -> HttpResponse:
         host=request.get_host(),
         secure=request.is_secure(),
     )
-    started = flows.start_connect(
-        session_key=_ensure_session(request),
-        user=request.user,
-        tenant_key=tenant_key,
-        next_url=next_url,
-        entity_id=entity_id,
-    )
-    return _no_store(HttpResponseSeeOther(started.authorize_url))
+    return _start_connect(request, tenant_key=tenant_key, next_url=next_url, entity_id=entity_id)
 
 
 @require_POST
@@ -202,14 +196,27 @@ def reconnect(request: HttpRequest, pk: int) -> HttpResponse:
     next_url = flows.safe_next_url(
         request.POST.get("next"), host=request.get_host(), secure=request.is_secure()
     )
-    started = flows.start_connect(
-        session_key=_ensure_session(request),
-        user=request.user,
+    return _start_connect(
+        request,
         tenant_key=connection.tenant_key,
         next_url=next_url,
         entity_id=connection.entity_id,
         reconnect=connection,
     )
+
+
+def _start_connect(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+    """Send the browser to Intacct, or answer 429 when the user started too many requests."""
+    try:
+        started = flows.start_connect(
+            session_key=_ensure_session(request), user=request.user, **kwargs
+        )
+    except TooManyConnectAttempts as err:
+        response = error_page(
+            request, "rate_limited", status=429, code=err.code or "", retry_after=err.retry_after
+        )
+        response["Retry-After"] = str(int(err.retry_after or 60))
+        return response
     return _no_store(HttpResponseSeeOther(started.authorize_url))
 
 

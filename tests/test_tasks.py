@@ -42,6 +42,7 @@ TASK_NAMES = (
     "intacct_connect.run_job",
     "intacct_connect.prune_api_call_log",
     "intacct_connect.prune_job_runs",
+    "intacct_connect.purge_authorization_requests",
 )
 
 

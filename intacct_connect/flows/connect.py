@@ -16,9 +16,10 @@ Security properties (``docs/security.rst``):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -35,7 +36,12 @@ from intacct_connect.connection_state import (
     next_refresh_at,
     user_id_of,
 )
-from intacct_connect.exceptions import AuthorizationDenied, OAuthStateError, TokenRequestError
+from intacct_connect.exceptions import (
+    AuthorizationDenied,
+    OAuthStateError,
+    TokenRequestError,
+    TooManyConnectAttempts,
+)
 from intacct_connect.flows.common import (
     _clean_text,
     clean_entity_id,
@@ -77,6 +83,8 @@ def start_connect(
 
     ``next_url`` must already have been checked with :func:`safe_next_url`;
     ``reconnect`` is the connection being re-authorised (kept: same primary key).
+    Raises :class:`~intacct_connect.exceptions.TooManyConnectAttempts` when the user has
+    started ``CONNECT_RATE_LIMIT`` requests within ``STATE_TTL`` (nothing is written).
     """
     if not session_key:
         raise ValueError("start_connect() needs a saved session (session_key is empty).")
@@ -84,12 +92,14 @@ def start_connect(
         raise ValueError("start_connect() needs a tenant key.")
     if reconnect is not None and reconnect.tenant_key != tenant_key:
         raise ValueError("A connection can only be reconnected by its own tenant.")
-    request = oauth.start_authorization()
     now = timezone.now()
+    user_id = user_id_of(user)
+    _check_connect_rate(user_id, sha256_hex(session_key), now)
+    request = oauth.start_authorization()
     flow = OAuthFlow(
         state_hash=sha256_hex(request.state),
         session_key_hash=sha256_hex(session_key),
-        user_id=user_id_of(user),
+        user_id=user_id,
         tenant_key=tenant_key,
         redirect_uri=app_settings.REDIRECT_URI,
         token_url=app_settings.TOKEN_URL,
@@ -102,6 +112,34 @@ def start_connect(
     flow.code_verifier = request.code_verifier
     flow.save(force_insert=True)
     return StartedFlow(authorize_url=request.url, flow_id=flow.pk)
+
+
+def _check_connect_rate(user_id: Any, session_key_hash: str, now: datetime) -> None:
+    """At most ``CONNECT_RATE_LIMIT`` authorization requests per user (signed out: per
+    browser session) within ``STATE_TTL``: together with :func:`purge_flows` this keeps
+    the table bounded, whoever clicks Connect how often. Counted, not locked: two clicks
+    in the same instant may both pass, which a limit of this kind tolerates."""
+    limit = app_settings.CONNECT_RATE_LIMIT
+    if limit <= 0:
+        return
+    window = timedelta(seconds=app_settings.STATE_TTL)
+    mine = OAuthFlow.objects.filter(created_at__gt=now - window)
+    mine = (
+        mine.filter(user_id=user_id)
+        if user_id is not None
+        else mine.filter(user__isnull=True, session_key_hash=session_key_hash)
+    )
+    recent = list(mine.order_by("-created_at").values_list("created_at", flat=True)[:limit])
+    if len(recent) < limit:
+        return
+    retry_after = max(1, math.ceil((recent[-1] + window - now).total_seconds()))
+    raise TooManyConnectAttempts(
+        f"{limit} connection attempts were started in the last "
+        f"{app_settings.STATE_TTL} seconds; try again in {retry_after} seconds.",
+        code="too_many_attempts",
+        status_code=429,
+        retry_after=retry_after,
+    )
 
 
 # --- the callback ------------------------------------------------------------------------

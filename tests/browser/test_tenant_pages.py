@@ -175,3 +175,23 @@ def test_sign_out_from_the_header(open_page: Any, site: Site, alice: AbstractBas
     guard.submit(page.get_by_role("button", name="Sign out"), "sign out")
     guard.goto(site.path("/intacct/"))
     assert page.url.startswith(site.path("/accounts/login/"))
+
+
+def test_too_many_connect_clicks_get_a_plain_429_page(
+    open_page: Any, site: Site, alice: AbstractBaseUser, settings: Any
+) -> None:
+    settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "CONNECT_RATE_LIMIT": 1}
+    guard = open_page()
+    page = guard.page
+    sign_in(guard, site, "alice", "alice-pw")
+    guard.submit(page.get_by_role("button", name="Connect Sage Intacct"), "Connect")
+    assert page.url.startswith(site.emulator.authorize_url.rsplit("/", 1)[0])
+    page.goto(site.path("/intacct/"))  # the tenant gives up at Intacct and clicks again
+    guard.allow(429, r"/intacct/connect/")
+    guard.submit(page.get_by_role("button", name="Connect Sage Intacct"), "Connect again")
+    body = page.inner_text("body")
+    assert "too many times" in body
+    assert "Please try again in" in body
+    assert [status for status, _ in guard.refusals] == [429]
+    assert page.get_by_role("link", name="Back to your connections").is_visible()
+    guard.shot("tenant-too-many-attempts")
