@@ -347,8 +347,8 @@ def test_second_rejection_after_the_refresh_raises_without_looping(
     conn = make_connection(emulator, user="jane")
     # The user disappears from the company: every token of theirs is rejected (REST-2102),
     # while the refresh itself still succeeds.
-    with emulator.emulator.state.lock:
-        emulator.emulator.state.data["companies"]["DEMO-CO"]["users"].pop("jane")
+    with emulator.emulator.state.transaction() as store:
+        store.companies["DEMO-CO"].users.pop("jane")
     with pytest.raises(AuthenticationError) as info:
         IntacctClient(conn).get(VENDOR, "1")
     assert info.value.error_id == "REST-2102"

@@ -118,3 +118,67 @@ def admin_token(intacct_emulator: EmulatorServer) -> str:
     """A top-level access token of DEMO-CO's admin."""
     token: str = intacct_emulator.issue_tokens("DEMO-CO", "admin")["access_token"]
     return token
+
+
+VENDOR = "/objects/accounts-payable/vendor"
+
+
+def error_of(response: requests.Response) -> dict[str, Any]:
+    """The ``ia::error`` of a one-record REST error answer (top-level shape)."""
+    body = response.json()
+    assert body["ia::meta"] == {"totalCount": 1, "totalSuccess": 0, "totalError": 1}
+    error: dict[str, Any] = body["ia::error"]
+    assert error["supportId"]
+    return error
+
+
+QUERY = "/services/core/query"
+
+
+def run_query(
+    emu: EmulatorServer, token: str, body: dict[str, Any], **kwargs: Any
+) -> dict[str, Any]:
+    """The answer to a query that must succeed."""
+    response = api(emu, "POST", QUERY, token, json=body, **kwargs)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def query_ids(
+    emu: EmulatorServer,
+    token: str,
+    filters: list[Any],
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> list[str]:
+    """The IDs of the vendors matching ``filters``, in the query's order."""
+    body = run_query(
+        emu,
+        token,
+        {
+            "object": "accounts-payable/vendor",
+            "fields": ["id"],
+            "filters": filters,
+            "size": 4000,
+            **extra,
+        },
+        headers=headers or {},
+    )
+    return [row["id"] for row in body["ia::result"]]
+
+
+@pytest.fixture
+def vendors(intacct_emulator: EmulatorServer) -> list[dict[str, Any]]:
+    """DEMO-CO's vendors as stored (expected query results are computed from them)."""
+    return intacct_emulator.records("DEMO-CO", "accounts-payable/vendor")
+
+
+def vendor_status(emu: EmulatorServer, token: str) -> requests.Response:
+    """GET one vendor with ``token`` (200, or the token's error)."""
+    return api(emu, "GET", "/objects/accounts-payable/vendor/1", token)
+
+
+def refresh(emu: EmulatorServer, token: str, **extra: str) -> requests.Response:
+    """A refresh-token grant request with the demo client."""
+    return token_request(emu, grant_type="refresh_token", refresh_token=token, **extra)

@@ -1,6 +1,6 @@
 """``python -m intacct_connect.testing.emulator --port 8765 [--host 127.0.0.1] [--state FILE]
 [--access-token-ttl SECONDS] [--refresh-mode none|rotate|reuse_detection]
-[--redirect-uri URI ...] [--client-id CLIENT_ID]``
+[--refresh-grace SECONDS] [--redirect-uri URI ...] [--client-id CLIENT_ID]``
 
 Runs the emulator until Ctrl-C or SIGTERM, then saves the state file (if any) and exits 0.
 """
@@ -12,6 +12,9 @@ import signal
 import sys
 import threading
 from types import FrameType
+
+from intacct_connect.testing.emulator.seed import DEMO_CLIENT_ID
+from intacct_connect.testing.emulator.server import EmulatorServer
 
 
 def say(line: str) -> None:
@@ -46,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         help="refresh-token behaviour (default reuse_detection, the strictest)",
     )
     parser.add_argument(
+        "--refresh-grace",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="accept a rotated-away refresh token for this long (default 0: never)",
+    )
+    parser.add_argument(
         "--redirect-uri",
         action="append",
         default=[],
@@ -66,12 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in (
             ("access_token_ttl", args.access_token_ttl),
             ("refresh_mode", args.refresh_mode),
+            ("refresh_grace_seconds", args.refresh_grace),
         )
         if value is not None
     }
-
-    from intacct_connect.testing.emulator.seed import DEMO_CLIENT_ID
-    from intacct_connect.testing.emulator.server import EmulatorServer
 
     client_id = args.client_id or DEMO_CLIENT_ID
     try:

@@ -1,22 +1,21 @@
 """The test-control API under ``/__emulator__/`` (JSON; emulator-only, not Intacct).
 
-Every endpoint maps onto a method of :class:`~intacct_connect.testing.emulator.Emulator`;
-errors answer ``400 {"error": "..."}``.
+Every endpoint maps onto a control method of
+:class:`~intacct_connect.testing.emulator.Emulator` (:mod:`.control_methods`); errors answer
+``400 {"error": "..."}``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from intacct_connect.testing.emulator.control_methods import ControlMethods
 from intacct_connect.testing.emulator.responses import json_response
 from intacct_connect.testing.emulator.seed import DEMO_CLIENT_ID
-
-if TYPE_CHECKING:
-    from intacct_connect.testing.emulator.app import Emulator
 
 
 class ControlError(Exception):
@@ -45,17 +44,17 @@ def _call(function: Callable[..., Any], body: dict[str, Any], *names: str) -> An
     return function(*positional, **body)
 
 
-def _reset(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+def _reset(emu: ControlMethods, body: dict[str, Any]) -> dict[str, Any]:
     emu.reset()
     return {"reset": True}
 
 
-def _clear_faults(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+def _clear_faults(emu: ControlMethods, body: dict[str, Any]) -> dict[str, Any]:
     emu.clear_faults()
     return {"faults": []}
 
 
-def _advance(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+def _advance(emu: ControlMethods, body: dict[str, Any]) -> dict[str, Any]:
     try:
         seconds = float(body.get("advance", 0))
     except (TypeError, ValueError) as err:
@@ -73,7 +72,7 @@ def _client_id(body: dict[str, Any]) -> str:
     return client_id
 
 
-def _list_redirect_uris(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+def _list_redirect_uris(emu: ControlMethods, body: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(body) - {"client_id"})
     if unknown:
         raise ControlError(f"Unknown parameter(s) {', '.join(unknown)}: expected client_id")
@@ -81,7 +80,7 @@ def _list_redirect_uris(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
     return {"client_id": client_id, "redirect_uris": emu.redirect_uris(client_id)}
 
 
-def _add_redirect_uri(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+def _add_redirect_uri(emu: ControlMethods, body: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(body) - {"uri", "client_id"})
     if unknown:
         raise ControlError(f"Unknown field(s) {', '.join(unknown)}: expected uri, client_id")
@@ -95,7 +94,7 @@ def _add_redirect_uri(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
     return {"client_id": client_id, "redirect_uris": emu.redirect_uris(client_id)}
 
 
-ROUTES: dict[tuple[str, str], Callable[[Emulator, dict[str, Any]], Any]] = {
+ROUTES: dict[tuple[str, str], Callable[[ControlMethods, dict[str, Any]], Any]] = {
     ("POST", "reset"): _reset,
     ("GET", "config"): lambda emu, body: emu.config(),
     ("POST", "config"): lambda emu, body: emu.configure(**body),
@@ -132,7 +131,7 @@ ROUTES: dict[tuple[str, str], Callable[[Emulator, dict[str, Any]], Any]] = {
 }
 
 
-def dispatch(emu: Emulator, request: Request, subpath: str) -> Response:
+def dispatch(emu: ControlMethods, request: Request, subpath: str) -> Response:
     name = subpath.strip("/")
     try:
         if name.startswith("records/"):

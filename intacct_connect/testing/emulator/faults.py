@@ -1,26 +1,25 @@
-"""Switchable faults and throttling.
+"""Switchable faults: what each fault kind does to a request.
 
-A fault is ``{"kind", "company", "endpoint", "remaining", "params"}``: it applies to the
-requests of one company (or every company when ``company`` is None), of one endpoint kind
-(``"api"`` for the REST API, ``"token"`` for the token endpoint, None for both), for the
-next ``remaining`` matching requests (None: until cleared).
+A :class:`~.store.Fault` applies to the requests of one company (or every company when
+``company`` is None), of one endpoint kind (``"api"`` for the REST API, ``"token"`` for the
+token endpoint, None for both), for the next ``remaining`` matching requests (None: until
+cleared). The state keeps the faults and takes them (``State.take_fault``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import secrets
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from werkzeug.wrappers import Response
 
 from intacct_connect.testing.emulator.responses import gateway_error
-
-if TYPE_CHECKING:
-    from intacct_connect.testing.emulator.state import State
+from intacct_connect.testing.emulator.state import State
+from intacct_connect.testing.emulator.store import Fault
+from intacct_connect.testing.emulator.throttle import throttle_response
 
 FAULT_KINDS = {
     "500": "HTTP 500 with a GW-0001 gateway error",
@@ -69,47 +68,16 @@ def add_fault(
             or not (0 <= seconds <= 120)
         ):
             raise ValueError("seconds must be a number between 0 and 120")
-    fault = {
-        "id": secrets.token_hex(4),
-        "kind": kind,
-        "company": company,
-        "endpoint": endpoint,
-        "remaining": count,
-        "params": params,
-    }
-    with state.lock:
-        state.data["faults"].append(fault)
-        state.dirty = True
-    return dict(fault)
-
-
-def clear_faults(state: State) -> None:
-    with state.lock:
-        state.data["faults"] = []
-        state.dirty = True
-
-
-def take_fault(
-    state: State, endpoint: str, company: str | None, *, kinds: tuple[str, ...] | None = None
-) -> dict[str, Any] | None:
-    """The first fault matching this request (consuming one of its ``remaining``)."""
-    with state.lock:
-        faults: list[dict[str, Any]] = state.data["faults"]
-        for fault in faults:
-            if fault["endpoint"] not in (None, endpoint):
-                continue
-            if fault["company"] is not None and fault["company"] != company:
-                continue
-            if kinds is not None and fault["kind"] not in kinds:
-                continue
-            if fault["remaining"] is not None:
-                fault["remaining"] -= 1
-                if fault["remaining"] <= 0:
-                    faults.remove(fault)
-            state.data["counters"]["faults_injected"] += 1
-            state.dirty = True
-            return dict(fault)
-    return None
+    fault = Fault(
+        id=secrets.token_hex(4),
+        kind=kind,
+        company=company,
+        endpoint=endpoint,
+        remaining=count,
+        params=params,
+    )
+    state.add_fault(fault)
+    return fault.to_json()
 
 
 def drop_connection(environ: dict[str, Any]) -> None:
@@ -121,13 +89,11 @@ def drop_connection(environ: dict[str, Any]) -> None:
     raise DropConnection("fault: connection dropped")
 
 
-def fault_response(
-    fault: dict[str, Any], environ: dict[str, Any], retry_after: int
-) -> Response | None:
+def fault_response(fault: Fault, environ: dict[str, Any], retry_after: int) -> Response | None:
     """Apply a (pre-processing) fault. Returns a response, or None to continue normally."""
-    kind = fault["kind"]
+    kind = fault.kind
     if kind == "slow":
-        time.sleep(float(fault["params"].get("seconds", 2)))
+        time.sleep(float(fault.params.get("seconds", 2)))
         return None
     if kind == "drop":
         drop_connection(environ)
@@ -153,73 +119,3 @@ def fault_response(
             mimetype="text/html",
         )
     return None
-
-
-def throttle_response(
-    retry_after: int,
-    concurrency_limit: int | None,
-    minute: tuple[int, int] | None,
-    reason: str = "",
-) -> Response:
-    headers = {"Retry-After": str(retry_after)}
-    if concurrency_limit:
-        headers["X-IA-Throttle-Limit"] = str(concurrency_limit)
-        headers["X-IA-Throttle-Limit-Remaining"] = "0"
-        headers["X-IA-Throttle-Limit-RetryAfter"] = str(retry_after)
-    if minute is not None:
-        limit, reset_in = minute
-        headers["X-IA-Minute-Rate-Limit"] = str(limit)
-        headers["X-IA-Minute-Rate-Limit-Remaining"] = "0"
-        headers["X-IA-Minute-Rate-Limit-Retry-After"] = str(reset_in)
-        headers["Retry-After"] = str(max(retry_after, reset_in))
-    return gateway_error(429, "GW-0010", reason or "Rate limit exceeded.", headers)
-
-
-def check_throttle(
-    state: State, company: str, inflight: int
-) -> tuple[Response | None, dict[str, str]]:
-    """(a 429 response or None, headers to add to a successful response)."""
-    config = state.config
-    retry_after = int(config["retry_after"])
-    concurrency_limit = config["concurrency_limit"]
-    per_minute = config["per_minute_limit"]
-    headers: dict[str, str] = {}
-    if concurrency_limit is not None:
-        if inflight > concurrency_limit:
-            state.count("throttled", company)
-            return (
-                throttle_response(
-                    retry_after,
-                    concurrency_limit,
-                    None,
-                    f"More than {concurrency_limit} concurrent requests for this company.",
-                ),
-                headers,
-            )
-        headers["X-IA-Throttle-Limit"] = str(concurrency_limit)
-        headers["X-IA-Throttle-Limit-Remaining"] = str(max(concurrency_limit - inflight, 0))
-    if per_minute is not None:
-        now = state.now()
-        window = int(now // 60)
-        with state.lock:
-            start, used = state.minute_windows.get(company, (window, 0))
-            if start != window:
-                start, used = window, 0
-            reset_in = max(1, math.ceil((window + 1) * 60 - now))
-            if used >= per_minute:
-                state.minute_windows[company] = (start, used)
-                state.count("throttled", company)
-                return (
-                    throttle_response(
-                        retry_after,
-                        concurrency_limit,
-                        (per_minute, reset_in),
-                        f"More than {per_minute} requests this minute for this company.",
-                    ),
-                    headers,
-                )
-            used += 1
-            state.minute_windows[company] = (start, used)
-        headers["X-IA-Minute-Rate-Limit"] = str(per_minute)
-        headers["X-IA-Minute-Rate-Limit-Remaining"] = str(per_minute - used)
-    return None, headers

@@ -103,13 +103,37 @@ def detail(
     return item
 
 
-def rest_error_response(error: APIError, shape: str = "top") -> Response:
+def rest_error_body(error: APIError, shape: str = "top") -> dict[str, Any]:
+    """A REST error's body: ``{"ia::error", "ia::meta"}`` (``shape="top"``) or, as in Sage's
+    OpenAPI documents, ``{"ia::result": {"ia::error"}, "ia::meta"}`` (``"nested"``)."""
     meta = {"totalCount": 1, "totalSuccess": 0, "totalError": 1}
     if shape == "nested":
-        body: dict[str, Any] = {"ia::result": {"ia::error": error.error_body()}, "ia::meta": meta}
-    else:
-        body = {"ia::error": error.error_body(), "ia::meta": meta}
-    return json_response(body, error.status, error.headers)
+        return {"ia::result": {"ia::error": error.error_body()}, "ia::meta": meta}
+    return {"ia::error": error.error_body(), "ia::meta": meta}
+
+
+def payload_errors(details: list[dict[str, Any]]) -> APIError:
+    """400 REST-1064 "Payload contains errors", one ``details`` entry per problem."""
+    return APIError(
+        400,
+        "invalidRequest",
+        "Payload contains errors",
+        error_id="REST-1064",
+        message_id="IA.PAYLOAD_CONTAINS_ERRORS",
+        details=details,
+    )
+
+
+def not_found(resource: str) -> APIError:
+    """404 REST-1019 for a resource path below ``/ia/api/v1`` (``/objects/...``)."""
+    return APIError(
+        404,
+        "notFound",
+        f"Requested resource {resource} was not found",
+        error_id="REST-1019",
+        message_id="IA.REQUESTED_RESOURCE_NOT_FOUND",
+        placeholders={"RESOURCE": resource},
+    )
 
 
 GATEWAY_MESSAGES = {

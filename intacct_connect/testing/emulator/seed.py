@@ -5,8 +5,9 @@ Documented in ``docs/testing.rst`` ("Seed data"); the demo project and the tests
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
+
+from intacct_connect.testing.emulator.store import Application, Company, Entity, Store, User
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -46,7 +47,7 @@ def make_application(
     redirect_uris: tuple[str, ...] | list[str] = DEMO_REDIRECT_URIS,
     scope: str = "production",
     name: str | None = None,
-) -> dict[str, Any]:
+) -> Application:
     if not client_id or not client_secret:
         raise ValueError("client_id and client_secret are required")
     if scope not in ("production", "non-production"):
@@ -54,14 +55,14 @@ def make_application(
     uris = list(redirect_uris)
     for uri in uris:
         check_redirect_uri(uri)
-    return {
-        "clientId": client_id,
-        "clientSecret": client_secret,
-        "senderId": sender_id,
-        "redirectUris": uris,
-        "scope": scope,
-        "name": name or client_id.split(".")[0],
-    }
+    return Application(
+        client_id=client_id,
+        client_secret=client_secret,
+        sender_id=sender_id,
+        redirect_uris=uris,
+        scope=scope,
+        name=name or client_id.split(".")[0],
+    )
 
 
 def make_company(
@@ -73,63 +74,60 @@ def make_company(
     entities: dict[str, str] | list[str] | tuple[str, ...] = (),
     private_entities: tuple[str, ...] | list[str] = (),
     sender_ids: tuple[str, ...] | list[str] = (),
-) -> dict[str, Any]:
+) -> Company:
     if type_ not in ("production", "non-production"):
         raise ValueError("type must be 'production' or 'non-production'")
     if not company_id:
         raise ValueError("company_id is required")
     names = dict(entities) if isinstance(entities, dict) else {e: e.title() for e in entities}
-    return {
-        "id": company_id,
-        "key": key,
-        "name": name or company_id.title(),
-        "type": type_,
-        "active": True,
-        "multiEntity": bool(names),
-        "entities": {
-            entity_id: {
-                "id": entity_id,
-                "key": str(index + 1),
-                "name": entity_name,
-                "private": entity_id in private_entities,
-            }
+    return Company(
+        id=company_id,
+        key=key,
+        name=name or company_id.title(),
+        type=type_,
+        multi_entity=bool(names),
+        entities={
+            entity_id: Entity(
+                id=entity_id,
+                key=str(index + 1),
+                name=entity_name,
+                private=entity_id in private_entities,
+            )
             for index, (entity_id, entity_name) in enumerate(names.items())
         },
-        "users": {},
-        "senders": list(sender_ids),
-        "authorizedClients": {},
-        "nextUserKey": 1,
-    }
+        senders=list(sender_ids),
+    )
 
 
 def make_user(
-    company: dict[str, Any],
+    company: Company,
     user_id: str,
     password: str,
     *,
     admin: bool = False,
     web_services: bool = False,
     name: str | None = None,
-) -> dict[str, Any]:
+) -> User:
+    """Add (or replace) a user of ``company``; each gets the company's next user key."""
     if not user_id or not password:
         raise ValueError("user_id and password are required")
-    key = str(company["nextUserKey"])
-    company["nextUserKey"] += 1
-    user = {
-        "id": user_id,
-        "key": key,
-        "password": password,
-        "admin": admin,
-        "webServices": web_services,
-        "name": name or user_id.title(),
-    }
-    company["users"][user_id] = user
+    key = str(company.next_user_key)
+    company.next_user_key += 1
+    user = User(
+        id=user_id,
+        key=key,
+        password=password,
+        admin=admin,
+        web_services=web_services,
+        name=name or user_id.title(),
+    )
+    company.users[user_id] = user
     return user
 
 
-def seed(data: dict[str, Any]) -> None:
-    """Fill an empty state with the documented seed data."""
-    apps = data["applications"]
+def seed(store: Store) -> None:
+    """Fill an empty store with the documented seed data."""
+    apps = store.applications
     apps[DEMO_CLIENT_ID] = make_application(
         DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, scope="production", name="Demo application"
     )
@@ -139,7 +137,7 @@ def seed(data: dict[str, Any]) -> None:
         scope="non-production",
         name="Demo application (sandbox keys)",
     )
-    companies = data["companies"]
+    companies = store.companies
 
     demo = make_company(
         "DEMO-CO",
@@ -150,7 +148,7 @@ def seed(data: dict[str, Any]) -> None:
     )
     make_user(demo, "admin", "admin", admin=True, name="Demo Admin")
     make_user(demo, "jane", "jane", name="Jane Doe")
-    demo["authorizedClients"][DEMO_CLIENT_ID] = ["admin"]
+    demo.authorized_clients[DEMO_CLIENT_ID] = ["admin"]
     companies["DEMO-CO"] = demo
 
     second = make_company("SECOND-CO", key="10002", name="Second Company")
@@ -166,5 +164,5 @@ def seed(data: dict[str, Any]) -> None:
         sender_ids=[DEMO_SENDER_ID],
     )
     make_user(sandbox, "admin", "admin", admin=True, name="Sandbox Admin")
-    sandbox["authorizedClients"][SANDBOX_CLIENT_ID] = ["admin"]
+    sandbox.authorized_clients[SANDBOX_CLIENT_ID] = ["admin"]
     companies["DEMO-SANDBOX"] = sandbox

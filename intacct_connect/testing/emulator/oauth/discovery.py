@@ -1,21 +1,15 @@
-"""Discovery documents: ``/.well-known/openid-configuration`` and the JWKS."""
+"""Discovery documents: ``/.well-known/openid-configuration`` (as captured from
+``https://api.intacct.com``, with the emulator's own endpoint URLs) and the JWKS."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from werkzeug.wrappers import Request, Response
 
-from intacct_connect.testing.emulator.oauth.grants import ISSUER
-from intacct_connect.testing.emulator.responses import (
-    json_response,
-)
-
-if TYPE_CHECKING:
-    from intacct_connect.testing.emulator.app import Emulator
+from intacct_connect.testing.emulator.responses import json_response
+from intacct_connect.testing.emulator.signing import ISSUER, Signer
 
 
-def openid_configuration(emu: Emulator, request: Request) -> Response:
+def openid_configuration(request: Request) -> Response:
     root = request.host_url.rstrip("/")
     return json_response(
         {
@@ -61,5 +55,5 @@ def openid_configuration(emu: Emulator, request: Request) -> Response:
     )
 
 
-def jwks(emu: Emulator, request: Request) -> Response:
-    return json_response({"keys": [emu.public_jwk]})
+def jwks(signer: Signer) -> Response:
+    return json_response({"keys": [signer.public_jwk]})

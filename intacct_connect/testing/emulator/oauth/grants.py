@@ -1,5 +1,8 @@
 """Grant and token bookkeeping: create, mint, supersede and revoke grants (the REST API
-checks access tokens against them), plus the constants and digests the endpoints share."""
+checks access tokens against them), plus the constants and digests the endpoints share.
+
+Every function runs inside its caller's ``state.transaction()``.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +10,11 @@ import base64
 import hashlib
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import jwt
+from intacct_connect.testing.emulator.signing import ISSUER, Signer
+from intacct_connect.testing.emulator.store import Grant, RefreshToken, Session, Store
 
-from intacct_connect.testing.emulator.seed import DEMO_CLIENT_ID
-
-if TYPE_CHECKING:
-    from intacct_connect.testing.emulator.app import Emulator
-
-
-ISSUER = "https://api.intacct.com"
 PENDING_TTL = 1800
 SUPPORTED_GRANTS = ("authorization_code", "refresh_token", "client_credentials")
 PKCE_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
@@ -33,34 +30,15 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-# --- grants and tokens ------------------------------------------------------------------
-def find_company(emu: Emulator, company_id: str) -> dict[str, Any] | None:
-    companies: dict[str, Any] = emu.state.data["companies"]
-    company = companies.get(company_id)
-    if company is None:
-        lowered = company_id.lower()
-        for candidate in companies.values():
-            if candidate["id"].lower() == lowered:
-                found: dict[str, Any] = candidate
-                return found
-    return company
-
-
-def supersede(emu: Emulator, company: str, user: str, keep: str | None = None) -> None:
+def supersede(store: Store, company: str, user: str) -> None:
     """A new consent by ``user`` for ``company`` supersedes its earlier consent grants."""
-    for grant in emu.state.data["grants"].values():
-        if (
-            grant["kind"] == "authorization_code"
-            and grant["company"] == company
-            and grant["user"] == user
-            and grant["status"] == "active"
-            and grant["id"] != keep
-        ):
-            grant["status"] = "superseded"
+    for grant in store.grants_of(company, user):
+        if grant.kind == "authorization_code" and grant.active:
+            grant.status = "superseded"
 
 
 def create_grant(
-    emu: Emulator,
+    store: Store,
     *,
     kind: str,
     client_id: str,
@@ -68,119 +46,73 @@ def create_grant(
     user: str,
     entity: str | None,
     scope: str,
-) -> dict[str, Any]:
-    state = emu.state
-    grant_id = "g" + secrets.token_hex(8)
-    offline = kind == "authorization_code" and "offline_access" in scope.split()
-    grant = {
-        "id": grant_id,
-        "kind": kind,
-        "clientId": client_id,
-        "company": company,
-        "user": user,
-        "entity": entity,
-        "scope": scope,
-        "offline": offline,
-        "createdAt": state.now(),
-        "status": "active",
-    }
-    if kind == "authorization_code" and state.config["supersede_grants"]:
-        supersede(emu, company, user)
-    state.data["grants"][grant_id] = grant
-    state.dirty = True
+) -> Grant:
+    grant = Grant(
+        id="g" + secrets.token_hex(8),
+        kind=kind,
+        client_id=client_id,
+        company=company,
+        user=user,
+        entity=entity,
+        scope=scope,
+        offline=kind == "authorization_code" and "offline_access" in scope.split(),
+        created_at=store.now(),
+    )
+    if kind == "authorization_code" and store.config.supersede_grants:
+        supersede(store, company, user)
+    store.grants[grant.id] = grant
     return grant
 
 
 def mint_tokens(
-    emu: Emulator, grant: dict[str, Any], *, entity: str | None = None, refresh: bool = True
+    store: Store,
+    signer: Signer,
+    grant: Grant,
+    *,
+    entity: str | None = None,
+    refresh: bool = True,
 ) -> dict[str, Any]:
     """A token response for ``grant``: a new access token, and a refresh token when the
-    grant is offline and ``refresh`` is true. Call with the state lock held."""
-    state = emu.state
-    now = int(state.now())
-    ttl = int(state.config["access_token_ttl"])
-    company = state.data["companies"][grant["company"]]
-    user = company["users"].get(grant["user"], {"key": "0"})
-    entity_id = entity if entity is not None else grant["entity"]
+    grant is offline and ``refresh`` is true."""
+    now = int(store.now())
+    ttl = int(store.config.access_token_ttl)
+    company = store.companies[grant.company]
+    user = company.users.get(grant.user)
+    entity_id = entity if entity is not None else grant.entity
     session_id = secrets.token_urlsafe(24)
     claims = {
         "iss": ISSUER,
-        "aud": grant["clientId"],
-        "sub": f"{grant['user']}@{grant['company']}",
+        "aud": grant.client_id,
+        "sub": f"{grant.user}@{grant.company}",
         "iat": now,
         "nbf": now,
         "exp": now + ttl,
         "jti": secrets.token_hex(12),
-        "clientId": grant["clientId"],
-        "cnyId": grant["company"],
-        "cnyKey": company["key"],
-        "userId": grant["user"],
-        "userKey": user["key"],
+        "clientId": grant.client_id,
+        "cnyId": grant.company,
+        "cnyKey": company.key,
+        "userId": grant.user,
+        "userKey": user.key if user is not None else "0",
         "entityId": entity_id or None,
-        "entityKey": company["entities"][entity_id]["key"] if entity_id else None,
+        "entityKey": company.entities[entity_id].key if entity_id else None,
         "sessionId": session_id,
     }
-    token = jwt.encode(claims, emu.private_key, algorithm="RS256", headers={"kid": emu.kid})
-    state.data["sessions"][session_id] = {
-        "grant": grant["id"],
-        "entity": entity_id,
-        "exp": now + ttl,
-        "expired": False,
-    }
+    token = signer.sign(claims)
+    store.sessions[session_id] = Session(grant=grant.id, entity=entity_id, exp=now + ttl)
     body: dict[str, Any] = {"token_type": "Bearer", "access_token": token, "expires_in": ttl}
-    if grant["offline"] and refresh:
+    if grant.offline and refresh:
         refresh_token = secrets.token_urlsafe(48)
-        state.data["refresh_tokens"][digest(refresh_token)] = {
-            "grant": grant["id"],
-            "used": False,
-            "createdAt": now,
-        }
+        store.refresh_tokens[digest(refresh_token)] = RefreshToken(grant=grant.id, created_at=now)
         body["refresh_token"] = refresh_token
-    state.dirty = True
     return body
 
 
-def revoke_pool(emu: Emulator, company: str, user: str | None = None) -> int:
+def revoke_pool(store: Store, company: str, user: str | None = None) -> int:
     """Revoke every grant (and so every token) of ``user`` in ``company`` (all users
-    when ``user`` is None). Returns how many grants were revoked."""
+    when ``user`` is None). Returns how many active grants were revoked."""
     revoked = 0
-    for grant in emu.state.data["grants"].values():
-        if grant["company"] == company and (user is None or grant["user"] == user):
-            if grant["status"] == "active":
-                revoked += 1
-            grant["status"] = "revoked"
-    emu.state.dirty = True
+    for grant in store.grants_of(company, user):
+        if grant.active:
+            revoked += 1
+        grant.status = "revoked"
     return revoked
-
-
-def issue_tokens(
-    emu: Emulator,
-    company_id: str,
-    user_id: str,
-    *,
-    entity: str | None = None,
-    offline: bool = True,
-    client_id: str | None = None,
-) -> dict[str, Any]:
-    """Mint an authorization-code grant without the browser (for client tests)."""
-    with emu.state.lock:
-        company = find_company(emu, company_id)
-        if company is None:
-            raise ValueError(f"Unknown company {company_id!r}")
-        if user_id not in company["users"]:
-            raise ValueError(f"Unknown user {user_id!r} in {company['id']}")
-        if entity and entity not in company["entities"]:
-            raise ValueError(f"Unknown entity {entity!r} in {company['id']}")
-        client = client_id or DEMO_CLIENT_ID
-        if client not in emu.state.data["applications"]:
-            raise ValueError(f"Unknown client {client!r}")
-        grant = create_grant(
-            emu,
-            kind="authorization_code",
-            client_id=client,
-            company=company["id"],
-            user=user_id,
-            entity=entity or None,
-            scope="offline_access" if offline else "",
-        )
-        return mint_tokens(emu, grant)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from werkzeug.wrappers import Response
 
-if TYPE_CHECKING:
-    from intacct_connect.testing.emulator.app import Emulator
-
+from intacct_connect.testing.emulator.store import Application, Company, PendingRequest, User
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} - Sage Intacct (emulator)</title>
@@ -64,40 +62,38 @@ def signin_page(
     return page("Sign in", body, 200)
 
 
-def consent_page(emu: Emulator, pending: dict[str, Any], error: str = "") -> Response:
-    data = emu.state.data
-    app = data["applications"][pending["clientId"]]
-    company = data["companies"][pending["company"]]
-    user = company["users"][pending["user"]]
+def consent_page(
+    app: Application, company: Company, user: User, pending: PendingRequest, error: str = ""
+) -> Response:
     notes = []
-    if app["senderId"] not in company["senders"]:
-        if user["admin"]:
+    if app.sender_id not in company.senders:
+        if user.admin:
             notes.append(
-                f"Sender ID <strong>{esc(app['senderId'])}</strong> is not yet authorized for "
-                f"{esc(company['id'])}; approving as a company administrator authorizes it."
+                f"Sender ID <strong>{esc(app.sender_id)}</strong> is not yet authorized for "
+                f"{esc(company.id)}; approving as a company administrator authorizes it."
             )
         else:
             notes.append(
-                f"Sender ID <strong>{esc(app['senderId'])}</strong> is not authorized for "
-                f"{esc(company['id'])}; only a company administrator can approve it."
+                f"Sender ID <strong>{esc(app.sender_id)}</strong> is not authorized for "
+                f"{esc(company.id)}; only a company administrator can approve it."
             )
     entity_field = ""
-    if company["multiEntity"]:
-        chosen = pending.get("entity") or ""
+    if company.multi_entity:
+        chosen = pending.entity or ""
         options = ['<option value="">Top level</option>'] + [
             f'<option value="{esc(e)}"{" selected" if e == chosen else ""}>'
-            f"{esc(e)} - {esc(info['name'])}</option>"
-            for e, info in company["entities"].items()
+            f"{esc(e)} - {esc(info.name)}</option>"
+            for e, info in company.entities.items()
         ]
         entity_field = f'<label>Entity <select name="entity">{"".join(options)}</select></label>'
-    scope = pending["scope"] or "(none)"
+    scope = pending.scope or "(none)"
     body = f"""{f'<p class="error">{esc(error)}</p>' if error else ""}
-<p><strong>{esc(app["name"])}</strong> ({esc(app["clientId"])}) asks to access company
-<strong>{esc(company["id"])}</strong> as <strong>{esc(user["id"])}</strong>
+<p><strong>{esc(app.name)}</strong> ({esc(app.client_id)}) asks to access company
+<strong>{esc(company.id)}</strong> as <strong>{esc(user.id)}</strong>
 with the same permissions as you. Scope: {esc(scope)}.</p>
 {"".join(f'<p class="note">{n}</p>' for n in notes)}
 <form method="post" action="/ia/api/v1/oauth2/consent">
-<input type="hidden" name="request_id" value="{esc(pending["id"])}">
+<input type="hidden" name="request_id" value="{esc(pending.id)}">
 {entity_field}
 <button type="submit" name="approve" value="1">Accept</button>
 <button type="submit" name="deny" value="1">Deny</button>
@@ -111,10 +107,10 @@ def redirect(uri: str, params: dict[str, str]) -> Response:
     return Response("", status=302, headers={"Location": location, "Cache-Control": "no-store"})
 
 
-def error_redirect(pending: dict[str, Any], error: str, description: str = "") -> Response:
+def error_redirect(pending: PendingRequest, error: str, description: str = "") -> Response:
     params = {"error": error}
     if description:
         params["error_description"] = description
-    if pending.get("state") is not None:
-        params["state"] = pending["state"]
-    return redirect(pending["redirectUri"], params)
+    if pending.state is not None:
+        params["state"] = pending.state
+    return redirect(pending.redirect_uri, params)

@@ -1,10 +1,11 @@
 """``POST /oauth2/token``: request parsing, client authentication, one function per grant
-type."""
+type. A grant runs in one ``state.transaction()``: the code or refresh token it checks is the
+one it marks used."""
 
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 from werkzeug.datastructures import MultiDict
@@ -15,7 +16,6 @@ from intacct_connect.testing.emulator.oauth.grants import (
     SUPPORTED_GRANTS,
     create_grant,
     digest,
-    find_company,
     mint_tokens,
     s256,
 )
@@ -26,9 +26,13 @@ from intacct_connect.testing.emulator.responses import (
     loads,
     oauth_error_response,
 )
+from intacct_connect.testing.emulator.signing import Signer
+from intacct_connect.testing.emulator.state import State
+from intacct_connect.testing.emulator.store import Application, Company, Store
 
-if TYPE_CHECKING:
-    from intacct_connect.testing.emulator.app import Emulator
+#: (grant_type, parameters, the company the request is about) of a parsed request.
+Prepared = tuple[str, MultiDict[str, str], str | None]
+INCORRECT_CLIENT = "The Client ID, Client Secret, and/or 3rd Party Application are incorrect"
 
 
 class GatewayError(Exception):
@@ -104,37 +108,28 @@ def client_credentials_of(request: Request, params: MultiDict[str, str]) -> tupl
 
 
 def authenticate_client(
-    emu: Emulator, client_id: str, secret: str | None, *, secret_required: bool
-) -> dict[str, Any]:
-    app: dict[str, Any] | None = emu.state.data["applications"].get(client_id)
+    store: Store, client_id: str, secret: str | None, *, secret_required: bool
+) -> Application:
+    app = store.application(client_id)
     if app is None:
-        raise OAuthError(
-            "invalid_client",
-            "The Client ID, Client Secret, and/or 3rd Party Application are incorrect",
-            error_id="REST-1216",
-        )
+        raise OAuthError("invalid_client", INCORRECT_CLIENT, error_id="REST-1216")
     if secret is None:
         if secret_required:
             raise OAuthError("invalid_client", "Client authentication is required")
         return app
-    if not secrets.compare_digest(secret.encode(), app["clientSecret"].encode()):
-        raise OAuthError(
-            "invalid_client",
-            "The Client ID, Client Secret, and/or 3rd Party Application are incorrect",
-            error_id="REST-1216",
-        )
+    if not secrets.compare_digest(secret.encode(), app.client_secret.encode()):
+        raise OAuthError("invalid_client", INCORRECT_CLIENT, error_id="REST-1216")
     return app
 
 
-def check_scope(app: dict[str, Any], company: dict[str, Any]) -> None:
+def check_scope(app: Application, company: Company) -> None:
     """Production keys work only with production companies, non-production keys only
     with sandbox/implementation companies: a mismatch fails like a wrong key."""
-    if app["scope"] != company["type"]:
+    if app.scope != company.type:
         raise OAuthError(
             "invalid_client",
-            "The Client ID, Client Secret, and/or 3rd Party Application are incorrect "
-            f"({app['scope']} API keys cannot be used with {company['type']} company "
-            f"{company['id']})",
+            f"{INCORRECT_CLIENT} ({app.scope} API keys cannot be used with {company.type} "
+            f"company {company.id})",
             error_id="REST-1216",
         )
 
@@ -146,37 +141,34 @@ def single(params: MultiDict[str, str], name: str) -> str | None:
     return values[0] if values else None
 
 
-def token_company_hint(emu: Emulator, grant_type: str, params: MultiDict[str, str]) -> str | None:
+def token_company_hint(store: Store, grant_type: str, params: MultiDict[str, str]) -> str | None:
     """The company a token request is about (for per-company faults and counters)."""
-    data = emu.state.data
     if grant_type == "authorization_code":
-        code = data["codes"].get(digest(params.get("code", "")))
-        return code["company"] if code else None
+        code = store.code(digest(params.get("code", "")))
+        return code.company if code else None
     if grant_type == "refresh_token":
-        record = data["refresh_tokens"].get(digest(params.get("refresh_token", "")))
+        record = store.refresh_token(digest(params.get("refresh_token", "")))
         if record:
-            grant = data["grants"].get(record["grant"])
-            return grant["company"] if grant else None
+            grant = store.grant(record.grant)
+            return grant.company if grant else None
         return None
     if grant_type == "client_credentials":
         username = params.get("username", "")
         if "@" in username:
             company_id = username.split("@", 1)[1].split("|", 1)[0]
-            company = find_company(emu, company_id)
-            return company["id"] if company else company_id
+            company = store.find_company(company_id)
+            return company.id if company else company_id
     return None
 
 
 def token(
-    emu: Emulator,
-    request: Request,
-    prepared: tuple[str, MultiDict[str, str], str | None] | None = None,
+    state: State, signer: Signer, request: Request, prepared: Prepared | None = None
 ) -> Response:
     """``POST /oauth2/token``. Faults are applied by the caller (app.py) around this."""
-    style = emu.state.config["error_style"]
+    style = state.config.error_style
     try:
         return json_response(
-            handle_token(emu, request, prepared),
+            handle_token(state, signer, request, prepared),
             200,
             {"Cache-Control": "no-store", "Pragma": "no-cache"},
         )
@@ -186,9 +178,7 @@ def token(
         return oauth_error_response(err, style)
 
 
-def prepare_token_request(
-    emu: Emulator, request: Request
-) -> tuple[str, MultiDict[str, str], str | None]:
+def prepare_token_request(state: State, request: Request) -> Prepared:
     """Parse a token request: (grant_type, params, company hint). Raises GatewayError."""
     params = parse_token_body(request)
     grant_types = params.getlist("grant_type")
@@ -197,18 +187,15 @@ def prepare_token_request(
     grant_type = grant_types[0] if grant_types else ""
     if not grant_type:
         raise GatewayError(400, "GW-0032", "grant_type is missing.")
-    with emu.state.lock:
-        hint = token_company_hint(emu, grant_type, params)
+    with state.read() as store:
+        hint = token_company_hint(store, grant_type, params)
     return grant_type, params, hint
 
 
 def handle_token(
-    emu: Emulator,
-    request: Request,
-    prepared: tuple[str, MultiDict[str, str], str | None] | None = None,
+    state: State, signer: Signer, request: Request, prepared: Prepared | None = None
 ) -> dict[str, Any]:
-    grant_type, params, _hint = prepared or prepare_token_request(emu, request)
-    state = emu.state
+    grant_type, params, _hint = prepared or prepare_token_request(state, request)
     if grant_type not in SUPPORTED_GRANTS:
         raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant_type!r}")
     if grant_type == "client_credentials":
@@ -216,123 +203,122 @@ def handle_token(
         if len(usernames) > 1:
             raise GatewayError(400, "GW-0039", "username is repeated.")
     client_id, secret = client_credentials_of(request, params)
-    with state.lock:
+    with state.transaction() as store:
         if grant_type == "authorization_code":
-            return _authorization_code(emu, params, client_id, secret)
+            return _authorization_code(store, signer, params, client_id, secret)
         if grant_type == "refresh_token":
-            return _refresh(emu, params, client_id, secret)
-        return _client_credentials(emu, params, client_id, secret)
+            return _refresh(store, signer, params, client_id, secret)
+        return _client_credentials(store, signer, params, client_id, secret)
 
 
 def _authorization_code(
-    emu: Emulator, params: MultiDict[str, str], client_id: str, secret: str | None
+    store: Store, signer: Signer, params: MultiDict[str, str], client_id: str, secret: str | None
 ) -> dict[str, Any]:
-    state = emu.state
     code_value = single(params, "code")
     verifier = single(params, "code_verifier")
     redirect_uri = single(params, "redirect_uri")
-    app = authenticate_client(emu, client_id, secret, secret_required=verifier is None)
+    app = authenticate_client(store, client_id, secret, secret_required=verifier is None)
     if not code_value:
         raise OAuthError("invalid_request", "code is missing")
-    code = state.data["codes"].get(digest(code_value))
+    code = store.code(digest(code_value))
     if code is None:
         raise OAuthError("invalid_grant", "The authorization code is invalid")
-    if code["used"]:
+    if code.used:
         # RFC 6749 section 4.1.2: a replayed code revokes what it issued.
-        if code["grant"]:
-            grant = state.data["grants"].get(code["grant"])
-            if grant:
-                grant["status"] = "revoked"
-        state.dirty = True
+        replayed = store.grant(code.grant)
+        if replayed:
+            replayed.status = "revoked"
         raise OAuthError("invalid_grant", "The authorization code has already been used")
-    if state.now() - code["createdAt"] > float(state.config["code_ttl"]):
+    if store.now() - code.created_at > float(store.config.code_ttl):
         raise OAuthError("invalid_grant", "The authorization code has expired")
-    if code["clientId"] != app["clientId"]:
+    if code.client_id != app.client_id:
         raise OAuthError("invalid_grant", "The authorization code was issued to another client")
-    if redirect_uri != code["redirectUri"]:
+    if redirect_uri != code.redirect_uri:
         raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
-    if code["challenge"]:
+    if code.challenge:
         if not verifier:
             raise OAuthError("invalid_grant", "code_verifier is required (PKCE)")
         if not PKCE_RE.match(verifier) or not secrets.compare_digest(
-            s256(verifier), code["challenge"]
+            s256(verifier), code.challenge
         ):
             raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
     elif verifier:
         raise OAuthError("invalid_grant", "code_verifier given but no code_challenge was sent")
-    company = state.data["companies"][code["company"]]
-    check_scope(app, company)
-    code["used"] = True
+    check_scope(app, store.companies[code.company])
+    code.used = True
     grant = create_grant(
-        emu,
+        store,
         kind="authorization_code",
-        client_id=app["clientId"],
-        company=code["company"],
-        user=code["user"],
-        entity=code["entity"],
-        scope=code["scope"],
+        client_id=app.client_id,
+        company=code.company,
+        user=code.user,
+        entity=code.entity,
+        scope=code.scope,
     )
-    code["grant"] = grant["id"]
-    return mint_tokens(emu, grant)
+    code.grant = grant.id
+    return mint_tokens(store, signer, grant)
 
 
 def _refresh(
-    emu: Emulator, params: MultiDict[str, str], client_id: str, secret: str | None
+    store: Store, signer: Signer, params: MultiDict[str, str], client_id: str, secret: str | None
 ) -> dict[str, Any]:
-    state = emu.state
-    app = authenticate_client(emu, client_id, secret, secret_required=True)
+    app = authenticate_client(store, client_id, secret, secret_required=True)
     value = single(params, "refresh_token")
     entity = single(params, "entity_id")
     if not value:
         raise OAuthError("invalid_request", "refresh_token is missing")
-    record = state.data["refresh_tokens"].get(digest(value))
+    record = store.refresh_token(digest(value))
     if record is None:
         raise OAuthError("invalid_grant", "The refresh token is invalid")
-    grant = state.data["grants"].get(record["grant"])
-    if grant is None or grant["clientId"] != app["clientId"]:
+    grant = store.grant(record.grant)
+    if grant is None or grant.client_id != app.client_id:
         raise OAuthError("invalid_grant", "The refresh token is invalid")
-    if grant["status"] != "active":
-        raise OAuthError("invalid_grant", f"The refresh token's grant was {grant['status']}")
-    mode = state.config["refresh_mode"]
-    if record["used"]:
+    if not grant.active:
+        raise OAuthError("invalid_grant", f"The refresh token's grant was {grant.status}")
+    mode = store.config.refresh_mode
+    grace = float(store.config.refresh_grace_seconds)
+    if record.used and grace and store.now() - record.used_at <= grace:
+        # Grace period: the rotated-away token still works (its successor stays valid too).
+        check_scope(app, store.companies[grant.company])
+        return mint_tokens(store, signer, grant, entity=entity or None)
+    if record.used:
         if mode == "reuse_detection":
-            grant["status"] = "revoked"
-            state.dirty = True
+            grant.status = "revoked"
             raise OAuthError(
                 "invalid_grant",
                 "The refresh token was already used; the grant has been revoked",
             )
         raise OAuthError("invalid_grant", "The refresh token was already used")
-    company = state.data["companies"][grant["company"]]
+    company = store.companies[grant.company]
     check_scope(app, company)
-    if entity and entity not in company["entities"]:
+    if entity and entity not in company.entities:
         raise OAuthError("invalid_request", f"Unknown entity_id {entity!r}")
     if mode == "none":
-        body = mint_tokens(emu, grant, entity=entity or None, refresh=False)
+        body = mint_tokens(store, signer, grant, entity=entity or None, refresh=False)
         body["refresh_token"] = value
         return body
-    record["used"] = True
-    return mint_tokens(emu, grant, entity=entity or None)
+    record.used = True
+    record.used_at = store.now()
+    return mint_tokens(store, signer, grant, entity=entity or None)
 
 
 def _client_credentials(
-    emu: Emulator, params: MultiDict[str, str], client_id: str, secret: str | None
+    store: Store, signer: Signer, params: MultiDict[str, str], client_id: str, secret: str | None
 ) -> dict[str, Any]:
-    state = emu.state
     username = params.get("username")
     session_id = params.get("session_id")
     if username is None and session_id is None:
         raise GatewayError(400, "GW-0036", "username is missing.")
     if username is not None and not username.strip():
         raise GatewayError(400, "GW-0036", "username is empty.")
-    app = authenticate_client(emu, client_id, secret, secret_required=True)
+    app = authenticate_client(store, client_id, secret, secret_required=True)
     if username is None:
         # session_id: an API session (an access token's sessionId) of this company.
-        session = state.data["sessions"].get(session_id or "")
-        grant = state.data["grants"].get(session["grant"]) if session else None
-        if grant is None or grant["status"] != "active":
+        session = store.session(session_id or "")
+        grant = store.grant_of_session(session)
+        if session is None or grant is None or not grant.active:
             raise OAuthError("invalid_grant", "The session_id is not valid")
-        company_id, user_id, entity = grant["company"], grant["user"], session["entity"]
+        company_id, user_id, entity = grant.company, grant.user, session.entity
     else:
         if "@" not in username:
             raise GatewayError(
@@ -343,30 +329,28 @@ def _client_credentials(
         entity = entity_part or None
         if not user_id or not company_id:
             raise GatewayError(400, "GW-0012", "username lacks the user or company part.")
-    company = find_company(emu, company_id)
-    if company is None or not company["active"]:
+    company = store.find_company(company_id)
+    if company is None or not company.active:
         raise GatewayError(400, "GW-0011", f"Company {company_id} is unknown or inactive.")
     check_scope(app, company)
-    users = company["authorizedClients"].get(app["clientId"], [])
-    if user_id not in users:
+    if user_id not in company.authorized_clients.get(app.client_id, []):
         raise OAuthError(
             "invalid_client",
-            "The Client ID, Client Secret, and/or 3rd Party Application are incorrect "
-            f"(the client is not an authorized client application of {company['id']} "
-            f"for user {user_id})",
+            f"{INCORRECT_CLIENT} (the client is not an authorized client application of "
+            f"{company.id} for user {user_id})",
             error_id="REST-1216",
         )
-    if user_id not in company["users"]:
+    if user_id not in company.users:
         raise OAuthError("invalid_grant", f"Unknown user {user_id}")
-    if entity is not None and entity not in company["entities"]:
+    if entity is not None and entity not in company.entities:
         raise OAuthError("invalid_grant", f"Unknown entity {entity}")
     grant = create_grant(
-        emu,
+        store,
         kind="client_credentials",
-        client_id=app["clientId"],
-        company=company["id"],
+        client_id=app.client_id,
+        company=company.id,
         user=user_id,
         entity=entity,
         scope="",
     )
-    return mint_tokens(emu, grant, refresh=False)
+    return mint_tokens(store, signer, grant, refresh=False)

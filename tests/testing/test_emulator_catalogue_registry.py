@@ -1,4 +1,5 @@
-"""The emulated objects' field names, shapes, enums and create rules against Sage's documents.
+"""The served objects' field names, shapes, enums and create rules (``catalogue/registry.py``)
+against Sage's documents.
 
 The expected names below are copied from Sage's OpenAPI documents (schemas
 ``objects.<application>.<object>`` and ``<application>-<object>RequiredProperties`` in
@@ -26,8 +27,13 @@ AUDIT = {
     "createdByUser",
     "modifiedByUser",
 }
+
+
 ENTITY_REF = {"key", "id", "name", "href"}
+
+
 GL_ACCOUNT_REF = {"key", "id", "name", "href"}
+
 
 # Top-level property names of each Sage schema (all of them, not only the emulated ones).
 SAGE_FIELDS: dict[str, set[str]] = {
@@ -99,6 +105,7 @@ SAGE_FIELDS: dict[str, set[str]] = {
     },
 }  # fmt: skip
 
+
 # Fields every GET of the object must include (the ones the emulator promises).
 KEY_FIELDS: dict[str, set[str]] = {
     "company-config/entity": {"key", "id", "href", "name", "federalId", "status", "audit"},
@@ -122,6 +129,7 @@ KEY_FIELDS: dict[str, set[str]] = {
         "entity", "audit",
     },
 }  # fmt: skip
+
 
 # Sub-objects (groups and references) the emulator emits, with Sage's property names.
 SAGE_SUBFIELDS: dict[str, dict[str, set[str]]] = {
@@ -158,16 +166,20 @@ SAGE_SUBFIELDS: dict[str, dict[str, set[str]]] = {
     },
 }  # fmt: skip
 
+
 # contact-ref (contacts.default of a customer) and its mailingAddress.
 CONTACT_REF = {
     "key", "id", "href", "lastName", "firstName", "middleName", "prefix", "printAs", "email1",
     "email2", "phone1", "phone2", "mobile", "pager", "fax", "URL1", "URL2", "companyName",
     "mailingAddress", "showInContactList", "tax", "electronicInvoiceDetails",
 }  # fmt: skip
+
+
 MAILING_ADDRESS = {
     "addressLine1", "addressLine2", "addressLine3", "city", "state", "postCode", "country",
     "isoCountryCode",
 }  # fmt: skip
+
 
 # Line items: objects.accounts-payable.bill-line, objects.accounts-receivable.invoice-line,
 # objects.general-ledger.journal-entry-line.
@@ -193,6 +205,8 @@ SAGE_LINE_FIELDS: dict[str, set[str]] = {
         "glAccount", "allocation", "dimensions", "href", "journalEntry", "taxEntries",
     },
 }  # fmt: skip
+
+
 KEY_LINE_FIELDS: dict[str, set[str]] = {
     "accounts-payable/bill": {"key", "id", "lineNumber", "glAccount", "txnAmount"},
     "accounts-receivable/invoice": {"key", "id", "lineNumber", "glAccount", "txnAmount"},
@@ -200,6 +214,7 @@ KEY_LINE_FIELDS: dict[str, set[str]] = {
         "key", "id", "lineNumber", "glAccount", "txnAmount", "txnType",
     },
 }  # fmt: skip
+
 
 # ``state`` enums (header), as documented.
 SAGE_STATES: dict[str, list[str]] = {
@@ -215,12 +230,15 @@ SAGE_STATES: dict[str, list[str]] = {
         "reversalPending", "reversed",
     ],
 }  # fmt: skip
+
+
 SAGE_STATUS: dict[str, list[str | None]] = {
     "company-config/entity": ["active", "inactive"],  # status
     "accounts-receivable/customer": ["active", "activeNonPosting", "inactive"],  # dimension-status
     "general-ledger/account": ["active", "inactive"],  # status
     "accounts-payable/vendor": ["active", "activeNonPosting", "inactive"],  # dimension-status
 }
+
 
 OBJECTS = sorted(SAGE_FIELDS)
 
@@ -528,43 +546,3 @@ def test_query_uses_sage_names(intacct_emulator: EmulatorServer, admin_token: st
         json={"object": "company-config/entity", "fields": ["id", "entity.id"]},
     )
     assert entity_query.status_code == 400  # an entity has no entity reference
-
-
-def test_seed_counts_are_unchanged(intacct_emulator: EmulatorServer) -> None:
-    counts = {
-        path: intacct_emulator.record_count("DEMO-CO", path)
-        for path in (*OBJECTS, "accounts-payable/vendor")
-    }
-    assert counts == {
-        "accounts-payable/bill": 300,
-        "accounts-payable/vendor": 250,
-        "accounts-receivable/customer": 200,
-        "accounts-receivable/invoice": 300,
-        "company-config/entity": 2,
-        "general-ledger/account": 28,
-        "general-ledger/journal-entry": 150,
-    }
-
-
-def test_company_preference_record_uses_only_its_declared_fields() -> None:
-    from intacct_connect.testing.emulator import objects, records, seed
-
-    company = seed.make_company("ACME", key="7", name="Acme Books")
-    record = records.company_preference(company)
-    assert (record["key"], record["id"], record["name"]) == ("setup", "ACME", "Acme Books")
-
-    def leaves(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, value in node.items():
-            if isinstance(value, dict):
-                out.update(leaves(value, f"{prefix}{name}."))
-            else:
-                out[f"{prefix}{name}"] = value
-        return out
-
-    for path, value in leaves(record).items():
-        spec = objects.COMPANY_PREFERENCE_FIELDS[path]  # no invented field
-        assert value is not None, path  # the schema's strings are not nullable
-        if spec.enum:
-            assert value in spec.enum, path
-    assert "company-config/company-preference" not in objects.SPECS  # not a collection

@@ -1,9 +1,9 @@
-"""The emulator's OAuth 2.0 server, through real HTTP."""
+"""``POST /oauth2/token`` (``oauth/token_endpoint.py``): each grant type, client
+authentication, malformed requests; through real HTTP."""
 
 from __future__ import annotations
 
-import re
-from urllib.parse import urlencode
+from typing import Any
 
 import jwt
 import pytest
@@ -11,21 +11,23 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from intacct_connect.testing.emulator import EmulatorError, EmulatorServer
+from intacct_connect.testing.emulator import EmulatorServer
 from tests.testing.conftest import (
     CLIENT_ID,
     CLIENT_SECRET,
     REDIRECT_URI,
-    api,
     authorize_url,
     exchange,
     get_code,
-    pkce,
     query_of,
+    refresh,
     token_request,
+    vendor_status,
 )
 
 SANDBOX_ID = "demo-sandbox-client.app.sage.com"
+
+
 SANDBOX_SECRET = "demo-sandbox-secret"
 
 
@@ -46,149 +48,6 @@ def verified_claims(emu: EmulatorServer, token: str) -> dict[str, object]:
     return claims
 
 
-def vendor_status(emu: EmulatorServer, token: str) -> requests.Response:
-    return api(emu, "GET", "/objects/accounts-payable/vendor/1", token)
-
-
-# --- authorize ----------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"client_id": "nobody.app.sage.com"}, "Unknown client_id"),
-        ({"redirect_uri": "https://evil.example.com/cb/"}, "does not exactly match"),
-        ({"redirect_uri": REDIRECT_URI + "extra/"}, "does not exactly match"),
-        ({"redirect_uri": REDIRECT_URI.upper()}, "does not exactly match"),
-        ({"redirect_uri": None}, "redirect_uri parameter is required"),
-    ],
-)
-def test_authorize_rejects_unknown_client_or_redirect_with_an_error_page(
-    intacct_emulator: EmulatorServer, overrides: dict[str, str | None], message: str
-) -> None:
-    response = requests.get(
-        authorize_url(intacct_emulator, pkce()[1], **overrides), allow_redirects=False, timeout=5
-    )
-    assert response.status_code == 400
-    assert "Location" not in response.headers
-    assert response.headers["Content-Type"].startswith("text/html")
-    assert message in response.text
-
-
-@pytest.mark.parametrize(
-    ("overrides", "error"),
-    [
-        ({"response_type": "token"}, "unsupported_response_type"),
-        ({"response_type": None}, "invalid_request"),
-        ({"code_challenge_method": "plain"}, "invalid_request"),
-        ({"code_challenge_method": None}, "invalid_request"),  # defaults to plain
-        ({"code_challenge": "too-short"}, "invalid_request"),
-    ],
-)
-def test_authorize_redirects_request_errors_with_state(
-    intacct_emulator: EmulatorServer, overrides: dict[str, str | None], error: str
-) -> None:
-    response = requests.get(
-        authorize_url(intacct_emulator, pkce()[1], **overrides), allow_redirects=False, timeout=5
-    )
-    assert response.status_code == 302
-    location = response.headers["Location"]
-    assert location.startswith(REDIRECT_URI)
-    params = query_of(location)
-    assert params["error"] == error
-    assert params["state"] == "state-123"
-    assert "code" not in params
-
-
-def test_sign_in_and_consent_pages_have_the_documented_fields(
-    intacct_emulator: EmulatorServer,
-) -> None:
-    session = requests.Session()
-    page = session.get(authorize_url(intacct_emulator, pkce()[1]), timeout=5)
-    assert page.status_code == 200
-    for name in ("company_id", "user_id", "password", "request_id"):
-        assert f'name="{name}"' in page.text
-    request_id = re.search(r'name="request_id" value="([^"]+)"', page.text)
-    assert request_id is not None
-    consent = session.post(
-        f"{intacct_emulator.base_url}/oauth2/signin",
-        data={
-            "request_id": request_id.group(1),
-            "company_id": "DEMO-CO",
-            "user_id": "jane",
-            "password": "jane",
-        },
-        timeout=5,
-    )
-    assert consent.status_code == 200
-    assert 'name="approve"' in consent.text
-    assert 'name="deny"' in consent.text
-    assert '<select name="entity">' in consent.text  # DEMO-CO is multi-entity
-    assert 'value="EAST"' in consent.text
-    assert 'value="WEST"' in consent.text
-    assert "DEMO-SENDER" not in consent.text  # sender already authorized
-
-
-def test_single_entity_company_has_no_entity_choice(intacct_emulator: EmulatorServer) -> None:
-    session = requests.Session()
-    page = session.get(authorize_url(intacct_emulator, pkce()[1]), timeout=5)
-    request_id = re.search(r'name="request_id" value="([^"]+)"', page.text)
-    assert request_id is not None
-    consent = session.post(
-        f"{intacct_emulator.base_url}/oauth2/signin",
-        data={
-            "request_id": request_id.group(1),
-            "company_id": "SECOND-CO",
-            "user_id": "admin",
-            "password": "admin",
-        },
-        timeout=5,
-    )
-    assert 'name="entity"' not in consent.text
-    assert "DEMO-SENDER" in consent.text  # the admin is told approving authorizes the sender
-
-
-def test_wrong_password_shows_the_sign_in_page_again(intacct_emulator: EmulatorServer) -> None:
-    with pytest.raises(EmulatorError, match="Invalid company ID, user ID or password"):
-        intacct_emulator.complete_authorization(
-            authorize_url(intacct_emulator, pkce()[1]), "DEMO-CO", "admin", "wrong"
-        )
-    with pytest.raises(EmulatorError, match="Invalid company ID"):
-        intacct_emulator.complete_authorization(
-            authorize_url(intacct_emulator, pkce()[1]), "NO-SUCH-CO", "admin", "admin"
-        )
-
-
-def test_unknown_request_id_is_an_error_page(intacct_emulator: EmulatorServer) -> None:
-    response = requests.post(
-        f"{intacct_emulator.base_url}/oauth2/signin",
-        data={
-            "request_id": "forged",
-            "company_id": "DEMO-CO",
-            "user_id": "admin",
-            "password": "admin",
-        },
-        timeout=5,
-    )
-    assert response.status_code == 400
-    response = requests.post(
-        f"{intacct_emulator.base_url}/oauth2/consent",
-        data={"request_id": "forged", "approve": "1"},
-        allow_redirects=False,
-        timeout=5,
-    )
-    assert response.status_code == 400
-
-
-def test_deny_redirects_with_access_denied_and_state(intacct_emulator: EmulatorServer) -> None:
-    location = intacct_emulator.complete_authorization(
-        authorize_url(intacct_emulator, pkce()[1]), "DEMO-CO", "jane", "jane", approve=False
-    )
-    params = query_of(location)
-    assert params["error"] == "access_denied"
-    assert params["state"] == "state-123"
-    assert "code" not in params
-
-
-# --- authorization code ---------------------------------------------------------------
 def test_full_flow_issues_a_signed_jwt_with_intacct_claims(
     intacct_emulator: EmulatorServer,
 ) -> None:
@@ -215,51 +74,12 @@ def test_full_flow_issues_a_signed_jwt_with_intacct_claims(
     assert intacct_emulator.token_requests("authorization_code", company="DEMO-CO") == 1
 
 
-def test_top_level_consent_has_null_entity(intacct_emulator: EmulatorServer) -> None:
-    code, verifier = get_code(intacct_emulator)
-    claims = jwt.decode(
-        exchange(intacct_emulator, code, verifier)["access_token"],
-        options={"verify_signature": False},
-    )
-    assert claims["entityId"] is None
-
-
-def test_alias_authorize_url_works(intacct_emulator: EmulatorServer) -> None:
-    verifier, challenge = pkce()
-    url = authorize_url(intacct_emulator, challenge).replace(
-        "/ia/api/v1/oauth2/authorize", "/ia/authorize"
-    )
-    location = intacct_emulator.complete_authorization(url, "DEMO-CO", "admin", "admin")
-    body = exchange(intacct_emulator, query_of(location)["code"], verifier)
-    assert body["access_token"]
-
-
-def test_no_refresh_token_without_offline_access(intacct_emulator: EmulatorServer) -> None:
-    code, verifier = get_code(intacct_emulator, scope="openid")
-    body = exchange(intacct_emulator, code, verifier)
-    assert "refresh_token" not in body
-
-
-def test_configured_access_token_lifetime(intacct_emulator: EmulatorServer) -> None:
-    intacct_emulator.configure(access_token_ttl=43200)
-    body = intacct_emulator.issue_tokens("DEMO-CO", "admin")
-    assert body["expires_in"] == 43200
-    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
-    assert claims["exp"] - claims["iat"] == 43200
-
-
 def test_code_is_single_use_and_replay_revokes_its_tokens(
     intacct_emulator: EmulatorServer,
 ) -> None:
     code, verifier = get_code(intacct_emulator)
     first = exchange(intacct_emulator, code, verifier)
-    again = token_request(
-        intacct_emulator,
-        grant_type="authorization_code",
-        code=code,
-        code_verifier=verifier,
-        redirect_uri=REDIRECT_URI,
-    )
+    again = redeem(intacct_emulator, code, verifier)
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_grant"
     assert (
@@ -271,13 +91,7 @@ def test_code_is_single_use_and_replay_revokes_its_tokens(
 def test_code_expires_after_ten_minutes(intacct_emulator: EmulatorServer) -> None:
     code, verifier = get_code(intacct_emulator)
     intacct_emulator.advance_time(601)
-    response = token_request(
-        intacct_emulator,
-        grant_type="authorization_code",
-        code=code,
-        code_verifier=verifier,
-        redirect_uri=REDIRECT_URI,
-    )
+    response = redeem(intacct_emulator, code, verifier)
     assert response.status_code == 400
     assert response.json() == {
         "error": "invalid_grant",
@@ -388,7 +202,23 @@ def test_json_body_and_basic_auth_are_accepted(intacct_emulator: EmulatorServer)
     assert response.headers["Cache-Control"] == "no-store"
 
 
-# --- malformed token requests -------------------------------------------------------------
+def redeem(emu: EmulatorServer, code: str, verifier: str) -> requests.Response:
+    """Exchange ``code`` as the demo client (the answer, whatever it is)."""
+    return token_request(
+        emu,
+        grant_type="authorization_code",
+        code=code,
+        code_verifier=verifier,
+        redirect_uri=REDIRECT_URI,
+    )
+
+
+def cc(**extra: str) -> dict[str, Any]:
+    """``requests.post`` arguments of a client-credentials request of the demo client."""
+    base = {"grant_type": "client_credentials", "client_id": CLIENT_ID}
+    return {"data": {**base, "client_secret": CLIENT_SECRET, **extra}}
+
+
 def gateway(response: requests.Response) -> str:
     body = response.json()
     assert set(body) == {"ia::error"}
@@ -460,53 +290,10 @@ def gateway(response: requests.Response) -> str:
             400,
             "GW-0039",
         ),
-        (
-            {
-                "data": {
-                    "grant_type": "client_credentials",
-                    "client_id": CLIENT_ID,
-                    "client_secret": CLIENT_SECRET,
-                    "username": "",
-                }
-            },
-            400,
-            "GW-0036",
-        ),
-        (
-            {
-                "data": {
-                    "grant_type": "client_credentials",
-                    "client_id": CLIENT_ID,
-                    "client_secret": CLIENT_SECRET,
-                }
-            },
-            400,
-            "GW-0036",
-        ),
-        (
-            {
-                "data": {
-                    "grant_type": "client_credentials",
-                    "client_id": CLIENT_ID,
-                    "client_secret": CLIENT_SECRET,
-                    "username": "admin",
-                }
-            },
-            400,
-            "GW-0012",
-        ),
-        (
-            {
-                "data": {
-                    "grant_type": "client_credentials",
-                    "client_id": CLIENT_ID,
-                    "client_secret": CLIENT_SECRET,
-                    "username": "admin@NOPE-CO",
-                }
-            },
-            400,
-            "GW-0011",
-        ),
+        (cc(username=""), 400, "GW-0036"),
+        (cc(), 400, "GW-0036"),
+        (cc(username="admin"), 400, "GW-0012"),
+        (cc(username="admin@NOPE-CO"), 400, "GW-0011"),
     ],
 )
 def test_malformed_token_requests_get_gateway_errors(
@@ -594,11 +381,6 @@ def test_intacct_error_style(intacct_emulator: EmulatorServer) -> None:
     assert response.json()["ia::error"]["errorId"] == "REST-1216"
 
 
-# --- refresh ------------------------------------------------------------------------------
-def refresh(emu: EmulatorServer, token: str, **extra: str) -> requests.Response:
-    return token_request(emu, grant_type="refresh_token", refresh_token=token, **extra)
-
-
 def test_default_refresh_rotates_with_reuse_detection(intacct_emulator: EmulatorServer) -> None:
     first = intacct_emulator.issue_tokens("DEMO-CO", "admin")
     second = refresh(intacct_emulator, first["refresh_token"])
@@ -666,41 +448,6 @@ def test_refresh_needs_client_authentication(intacct_emulator: EmulatorServer) -
     assert response.json()["error"] == "invalid_client"
 
 
-def test_new_consent_supersedes_the_previous_grant(intacct_emulator: EmulatorServer) -> None:
-    old = intacct_emulator.issue_tokens("DEMO-CO", "jane")
-    other_user = intacct_emulator.issue_tokens("DEMO-CO", "admin")
-    code, verifier = get_code(intacct_emulator, user="jane")
-    new = exchange(intacct_emulator, code, verifier)
-    stale = vendor_status(intacct_emulator, old["access_token"])
-    assert stale.status_code == 401
-    assert stale.json() == {
-        "error": {
-            "code": "tokenInvalid",
-            "message": "Token is not valid",
-            "errorId": "REST-2102",
-            "additionalInfo": {
-                "messageId": "IA.TOKEN_IS_INVALID",
-                "placeholders": {},
-                "propertySet": {},
-            },
-            "supportId": stale.json()["error"]["supportId"],
-        }
-    }
-    assert refresh(intacct_emulator, old["refresh_token"]).json()["error"] == "invalid_grant"
-    assert vendor_status(intacct_emulator, new["access_token"]).status_code == 200
-    assert vendor_status(intacct_emulator, other_user["access_token"]).status_code == 200
-    statuses = sorted(g["status"] for g in intacct_emulator.grants("DEMO-CO"))
-    assert statuses == ["active", "active", "superseded"]
-
-
-def test_superseding_can_be_switched_off(intacct_emulator: EmulatorServer) -> None:
-    intacct_emulator.configure(supersede_grants=False)
-    old = intacct_emulator.issue_tokens("DEMO-CO", "jane")
-    intacct_emulator.issue_tokens("DEMO-CO", "jane")
-    assert vendor_status(intacct_emulator, old["access_token"]).status_code == 200
-
-
-# --- client credentials ---------------------------------------------------------------
 def test_client_credentials_top_level_and_entity(intacct_emulator: EmulatorServer) -> None:
     response = token_request(
         intacct_emulator, grant_type="client_credentials", username="admin@DEMO-CO"
@@ -797,217 +544,9 @@ def test_wrong_scope_authorization_code_fails_at_the_token_endpoint(
     intacct_emulator: EmulatorServer,
 ) -> None:
     code, verifier = get_code(intacct_emulator, company="DEMO-SANDBOX")
-    response = token_request(
-        intacct_emulator,
-        grant_type="authorization_code",
-        code=code,
-        code_verifier=verifier,
-        redirect_uri=REDIRECT_URI,
-    )
+    response = redeem(intacct_emulator, code, verifier)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
-
-
-# --- sender ID approval ----------------------------------------------------------------
-def test_plain_user_cannot_approve_an_unauthorized_sender(
-    intacct_emulator: EmulatorServer,
-) -> None:
-    location = intacct_emulator.complete_authorization(
-        authorize_url(intacct_emulator, pkce()[1]), "SECOND-CO", "bob", "bob"
-    )
-    params = query_of(location)
-    assert params["error"] == "access_denied"
-    assert "DEMO-SENDER" in params["error_description"]
-    assert params["state"] == "state-123"
-
-
-def test_sender_not_authorized_blocks_api_calls_until_an_admin_approves(
-    intacct_emulator: EmulatorServer,
-) -> None:
-    intacct_emulator.authorize_client("SECOND-CO", "admin")
-    body = token_request(
-        intacct_emulator, grant_type="client_credentials", username="admin@SECOND-CO"
-    ).json()
-    blocked = vendor_status(intacct_emulator, body["access_token"])
-    assert blocked.status_code == 403
-    assert blocked.json()["ia::error"]["code"] == "GW-0011"
-    assert "DEMO-SENDER" in blocked.json()["ia::error"]["details"]["description"]
-    # the admin consents: that authorizes the sender ID
-    code, verifier = get_code(intacct_emulator, company="SECOND-CO")
-    tokens = exchange(intacct_emulator, code, verifier)
-    assert vendor_status(intacct_emulator, tokens["access_token"]).status_code == 200
-    assert vendor_status(intacct_emulator, body["access_token"]).status_code == 200
-    # now bob may consent too
-    code, verifier = get_code(intacct_emulator, company="SECOND-CO", user="bob")
-    assert exchange(intacct_emulator, code, verifier)["access_token"]
-
-
-# --- revoke and introspect ------------------------------------------------------------
-def test_revoke_kills_every_token_of_that_user_and_company(
-    intacct_emulator: EmulatorServer,
-) -> None:
-    a = intacct_emulator.issue_tokens("DEMO-CO", "jane")
-    intacct_emulator.configure(supersede_grants=False)
-    b = intacct_emulator.issue_tokens("DEMO-CO", "jane")
-    other = intacct_emulator.issue_tokens("DEMO-CO", "admin")
-    response = requests.post(
-        intacct_emulator.revoke_url,
-        data={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "token": a["access_token"]},
-        timeout=5,
-    )
-    assert response.status_code == 200
-    assert response.json() == {"revoked": True}
-    for tokens in (a, b):
-        assert (
-            vendor_status(intacct_emulator, tokens["access_token"]).json()["error"]["errorId"]
-            == "REST-2102"
-        )
-        assert refresh(intacct_emulator, tokens["refresh_token"]).json()["error"] == "invalid_grant"
-    assert vendor_status(intacct_emulator, other["access_token"]).status_code == 200
-
-
-def test_revoke_by_refresh_token_unknown_token_and_bad_client(
-    intacct_emulator: EmulatorServer,
-) -> None:
-    tokens = intacct_emulator.issue_tokens("DEMO-CO", "jane")
-    response = requests.post(
-        intacct_emulator.revoke_url,
-        data={
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "token": tokens["refresh_token"],
-        },
-        timeout=5,
-    )
-    assert response.json() == {"revoked": True}
-    assert vendor_status(intacct_emulator, tokens["access_token"]).status_code == 401
-    response = requests.post(
-        intacct_emulator.revoke_url,
-        data={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "token": "unknown"},
-        timeout=5,
-    )
-    assert response.json() == {"revoked": True}
-    response = requests.post(
-        intacct_emulator.revoke_url,
-        data={"client_id": CLIENT_ID, "client_secret": "bad", "token": "unknown"},
-        timeout=5,
-    )
-    assert response.status_code == 401
-    response = requests.post(
-        intacct_emulator.revoke_url,
-        data={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
-        timeout=5,
-    )
-    assert response.status_code == 400
-    assert response.json()["error"] == "invalid_request"
-
-
-def test_introspect(intacct_emulator: EmulatorServer) -> None:
-    tokens = intacct_emulator.issue_tokens("DEMO-CO", "jane", entity="EAST")
-    url = f"{intacct_emulator.base_url}/oauth2/introspect"
-    response = requests.post(
-        url, data={"token": tokens["access_token"]}, auth=(CLIENT_ID, CLIENT_SECRET), timeout=5
-    )
-    body = response.json()
-    assert body["active"] is True
-    assert (body["cny_id"], body["user_id"], body["entity_id"]) == ("DEMO-CO", "jane", "EAST")
-    intacct_emulator.revoke_grants("DEMO-CO", "jane")
-    response = requests.post(
-        url, data={"token": tokens["access_token"]}, auth=(CLIENT_ID, CLIENT_SECRET), timeout=5
-    )
-    assert response.json() == {"active": False}
-
-
-# --- discovery ------------------------------------------------------------------------
-def test_discovery_documents(intacct_emulator: EmulatorServer) -> None:
-    config = requests.get(
-        f"{intacct_emulator.root_url}/.well-known/openid-configuration", timeout=5
-    ).json()
-    assert config["issuer"] == "https://api.intacct.com"
-    assert config["authorization_endpoint"] == f"{intacct_emulator.root_url}/ia/authorize"
-    assert config["token_endpoint"] == intacct_emulator.token_url
-    assert "cnyId" in config["claims_supported"]
-    keys = requests.get(config["jwks_uri"], timeout=5).json()["keys"]
-    assert keys[0]["kty"] == "RSA"
-    assert keys[0]["alg"] == "RS256"
-    assert keys[0]["kid"]
-    assert "d" not in keys[0]  # public key only
-
-
-def test_issue_tokens_validates_its_arguments(intacct_emulator: EmulatorServer) -> None:
-    with pytest.raises(ValueError, match="Unknown company"):
-        intacct_emulator.issue_tokens("NOPE", "admin")
-    with pytest.raises(ValueError, match="Unknown user"):
-        intacct_emulator.issue_tokens("DEMO-CO", "nobody")
-    with pytest.raises(ValueError, match="Unknown entity"):
-        intacct_emulator.issue_tokens("DEMO-CO", "admin", entity="NORTH")
-    body = intacct_emulator.issue_tokens("DEMO-CO", "admin", offline=False)
-    assert "refresh_token" not in body
-
-
-def test_redirect_uri_registration_rules(intacct_emulator: EmulatorServer) -> None:
-    with pytest.raises(ValueError, match="not allowed"):
-        intacct_emulator.add_redirect_uri("http://app.example.com/cb/")
-    intacct_emulator.add_redirect_uri("http://localhost:9000/cb/")
-    intacct_emulator.add_redirect_uri("https://site.example.org/cb/")
-    url = f"{intacct_emulator.authorize_url}?" + urlencode(
-        {
-            "response_type": "code",
-            "client_id": CLIENT_ID,
-            "redirect_uri": "https://site.example.org/cb/",
-            "state": "s",
-        }
-    )
-    assert requests.get(url, timeout=5).status_code == 200
-
-
-def test_entity_can_be_chosen_on_the_sign_in_form(intacct_emulator: EmulatorServer) -> None:
-    verifier, challenge = pkce()
-    session = requests.Session()
-    page = session.get(authorize_url(intacct_emulator, challenge), timeout=5)
-    assert 'name="entity"' in page.text
-    request_id = re.search(r'name="request_id" value="([^"]+)"', page.text)
-    assert request_id is not None
-    consent = session.post(
-        f"{intacct_emulator.base_url}/oauth2/signin",
-        data={
-            "request_id": request_id.group(1),
-            "company_id": "demo-co",
-            "user_id": "admin",
-            "password": "admin",
-            "entity": "WEST",
-        },
-        timeout=5,
-    )
-    assert '<option value="WEST" selected>' in consent.text
-    approved = session.post(
-        f"{intacct_emulator.base_url}/oauth2/consent",
-        data={"request_id": request_id.group(1), "approve": "1"},
-        allow_redirects=False,
-        timeout=5,
-    )
-    code = query_of(approved.headers["Location"])["code"]
-    claims = jwt.decode(
-        exchange(intacct_emulator, code, verifier)["access_token"],
-        options={"verify_signature": False},
-    )
-    assert (claims["cnyId"], claims["entityId"]) == ("DEMO-CO", "WEST")
-    # the request id is single use
-    again = session.post(
-        f"{intacct_emulator.base_url}/oauth2/consent",
-        data={"request_id": request_id.group(1), "approve": "1"},
-        allow_redirects=False,
-        timeout=5,
-    )
-    assert again.status_code == 400
-
-
-def test_web_services_users_cannot_sign_in(intacct_emulator: EmulatorServer) -> None:
-    intacct_emulator.seed_user("DEMO-CO", "ws_user", "pw", web_services=True)
-    with pytest.raises(EmulatorError, match="Web Services users"):
-        intacct_emulator.complete_authorization(
-            authorize_url(intacct_emulator, pkce()[1]), "DEMO-CO", "ws_user", "pw"
-        )
 
 
 @settings(
