@@ -185,9 +185,6 @@ def _flush_at_exit() -> None:
 atexit.register(_flush_at_exit)
 
 
-# --- call log: usage and retention ---------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Usage:
     """Per-connection API usage derived from the call log."""

@@ -26,7 +26,7 @@ from typing import Any
 #: least twice the longest hard time limit (600 s) and longer than any countdown (≤ 15 min).
 VISIBILITY_TIMEOUT = 7200
 
-# --- task time limits and retries (see docs/tasks.rst, "Worker settings and why") ------
+# Task time limits and retries (docs/tasks.rst, "Worker settings and why").
 
 #: Time limits of the job-run task; a run's lease (``scheduling.JOB_LEASE_SECONDS``)
 #: outlives the hard one.

@@ -15,133 +15,119 @@ entity, sent as ``X-IA-API-Param-Entity``)::
     ):
         ...
 
-Every HTTP exchange goes through :meth:`IntacctClient._request`, which
+Every HTTP exchange goes through :meth:`IntacctClient._request`, in layers: retries →
+token replay → one send → error mapping. It
 
-* takes the access token from :func:`intacct_connect.tokens.get_token` (cached on the
+* takes the access token from :func:`intacct_connect.tokens.current_token` (cached on the
   client while it stays fresh) and, on 401 / ``GW-0040`` / ``REST-1206`` / ``REST-2102``,
   refreshes it once through the single-flight path and replays the request once;
-* holds one of the company's concurrency slots (:mod:`intacct_connect.concurrency`, in the
-  database or in the cache) while the request is in flight; the slot is then parked for
-  ``CONCURRENCY_SLOT_LINGER`` seconds, so back-to-back calls to one company make no
-  round trip for it;
+* holds one of the company's concurrency slots (the concurrency cap,
+  :mod:`intacct_connect.concurrency`, in the database or in the cache) while the request
+  is in flight; the slot is then parked for ``CONCURRENCY_SLOT_LINGER`` seconds, so
+  back-to-back calls to one company make no round trip for it;
 * retries GETs, queries and writes carrying an ``Idempotency-Key`` on 429, 500, 502-504
-  and connection errors, with exponential backoff and full jitter, honouring
-  ``Retry-After`` (and Intacct's ``X-IA-*-Retry-After`` headers) up to ``RETRY_AFTER_MAX``;
-* maps errors onto :mod:`intacct_connect.exceptions`;
+  and connection errors, as :mod:`intacct_connect.api_retry` decides and waits;
+* maps errors onto :mod:`intacct_connect.exceptions` (:mod:`intacct_connect.api_errors`);
 * logs one :class:`~intacct_connect.models.ApiCallLog` row per call (never a body or a
   secret) through :mod:`intacct_connect.calllog`, which writes them in batches.
 
-The call log's usage figures and retention (:func:`~intacct_connect.calllog.usage`,
-:class:`~intacct_connect.calllog.Usage`, :func:`~intacct_connect.calllog.prune_api_call_log`)
-live in :mod:`intacct_connect.calllog` and are importable from here too.
+The client's other parts each have their module: :mod:`~intacct_connect.api_call` (a
+call's data: what it sends and gets back), :mod:`~intacct_connect.api_paths` (object
+paths, keys, batch limits) and :mod:`~intacct_connect.api_query` (the query service's body
+and pages). Their public names, and the call log's :func:`~intacct_connect.calllog.usage`,
+:class:`~intacct_connect.calllog.Usage` and
+:func:`~intacct_connect.calllog.prune_api_call_log`, are importable from here too.
 """
 
 from __future__ import annotations
 
 import builtins
-import email.utils
 import logging
-import random
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
 
 import requests
 from django.utils import timezone
 
 from intacct_connect import adapter, calllog, concurrency, http, tokens
-from intacct_connect.calllog import Usage as Usage
-from intacct_connect.calllog import prune_api_call_log as prune_api_call_log
-from intacct_connect.calllog import usage as usage
+from intacct_connect.api_call import (
+    GARBAGE,
+    REQUEST_ID_HEADERS,
+    ApiResponse,
+    Call,
+    ErrorAnswer,
+    Outgoing,
+    parse_json,
+    request_id,
+)
+from intacct_connect.api_errors import (
+    ERROR_HINTS,
+    TOKEN_ERROR_CODES,
+    error_for,
+    extract_error,
+    is_token_error,
+)
+from intacct_connect.api_paths import MAX_BATCH, check_batch, keys_segment, quote_key, quote_object
+from intacct_connect.api_query import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    QUERY_PATH,
+    iter_rows,
+    query_body,
+)
+from intacct_connect.api_retry import (
+    RETRY_AFTER_HEADERS,
+    RETRY_STATUSES,
+    RetryPolicy,
+    default_retry_policy,
+    retry_after,
+)
+from intacct_connect.calllog import Usage, prune_api_call_log, usage
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import (
     AuthenticationError,
-    ConflictError,
-    IntacctAPIError,
     IntacctConnectError,
-    IntacctValidationError,
     InvalidGrant,
-    MethodNotAllowedError,
     NeedsReauthorization,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimited,
-    ServerError,
     TransportError,
 )
 from intacct_connect.models import Connection, ConnectionEvent, EventKind
 
+__all__ = [
+    "COMPOSITE_PATH",
+    "DEFAULT_PAGE_SIZE",
+    "ERROR_HINTS",
+    "MAX_BATCH",
+    "MAX_PAGE_SIZE",
+    "MODEL_PATH",
+    "QUERY_PATH",
+    "REQUEST_ID_HEADERS",
+    "RETRY_AFTER_HEADERS",
+    "RETRY_STATUSES",
+    "TOKEN_ERROR_CODES",
+    "ApiResponse",
+    "HealthResult",
+    "IntacctClient",
+    "RetryPolicy",
+    "Usage",
+    "build_session",
+    "default_retry_policy",
+    "default_session",
+    "error_for",
+    "extract_error",
+    "finish_pending_work",
+    "prune_api_call_log",
+    "usage",
+]
+
 logger = logging.getLogger(__name__)
 
-QUERY_PATH = "/services/core/query"
 COMPOSITE_PATH = "/services/core/composite"
 MODEL_PATH = "/services/core/model"
-#: Statuses a retryable call is retried on. Intacct's gateway answers every 5xx with
-#: GW-0001, so a 500 is treated as transient like 502-504.
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Answers that mean "this access token is not accepted": refresh once, replay once.
-TOKEN_ERROR_CODES = frozenset({"GW-0040", "REST-1206", "REST-2102", "tokenInvalid"})
-#: Headers carrying a wait time, in the order they are consulted (all are honoured: max).
-RETRY_AFTER_HEADERS = (
-    "Retry-After",
-    "X-IA-Throttle-Limit-RetryAfter",
-    "X-IA-Throttle-Limit-Retry-After",
-    "X-IA-Minute-Rate-Limit-Retry-After",
-    "X-IA-Hour-Rate-Limit-Retry-After",
-    "X-IA-TENANT-Throttle-Limit-Retry-After",
-)
-REQUEST_ID_HEADERS = ("X-Request-Id", "X-IA-Request-Id", "Ia-Request-Id", "X-Kong-Request-Id")
-DEFAULT_PAGE_SIZE = 1000
-MAX_PAGE_SIZE = 4000
-MAX_BATCH = 500
-_OBJECT_PATH = re.compile(r"^[a-z][a-z0-9\-]*/[A-Za-z0-9_\-.: %]+$")
-
-#: Hints appended to the message of well-known Intacct errors (see docs/errors.rst).
-ERROR_HINTS = {
-    "GW-0010": "the company's API rate or concurrency limit was reached; retry later",
-    "GW-0011": (
-        "Intacct refused the request: the company is unknown or inactive, or it has not "
-        "authorised this site's Web Services sender ID (Company > Setup > Company > "
-        "Security > Web Services authorizations), or the client ID is inactive"
-    ),
-    "GW-0040": "the access token expired",
-    "REST-1206": "the access token is not valid (often an expired token)",
-    "REST-2102": (
-        "the token was rejected; another authorization for the same Intacct user and "
-        "company may have superseded this connection's grant"
-    ),
-}
-
-
-# --- results -------------------------------------------------------------------------
-
-
-@dataclass
-class ApiResponse:
-    """A successful answer: status, parsed JSON (None for 204) and the useful headers."""
-
-    status_code: int
-    data: Any
-    headers: Mapping[str, str] = field(repr=False, default_factory=dict)
-    retries: int = 0
-    request_id: str = ""
-
-    @property
-    def result(self) -> Any:
-        """``ia::result`` of the envelope (the whole body if it is not an envelope)."""
-        if isinstance(self.data, dict) and "ia::result" in self.data:
-            return self.data["ia::result"]
-        return self.data
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        meta = self.data.get("ia::meta") if isinstance(self.data, dict) else None
-        return meta if isinstance(meta, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -155,49 +141,6 @@ class HealthResult:
     message: str = ""
 
 
-@dataclass(frozen=True)
-class _Outgoing:
-    """What every attempt of one call sends."""
-
-    url: str
-    json: Any = field(repr=False)
-    params: Mapping[str, Any] | None = field(repr=False)
-    headers: Mapping[str, str] = field(repr=False)
-    idempotency_key: str | None
-    retryable: bool
-
-
-@dataclass
-class _ErrorAnswer:
-    """An answer of status 400 or more, before it is mapped onto an exception."""
-
-    status: int
-    body: Any
-    headers: Mapping[str, str]
-    error: dict[str, Any]
-
-
-@dataclass
-class _Call:
-    """Bookkeeping of one logical call (all its attempts)."""
-
-    method: str
-    path: str
-    retries: int = 0
-    status: int | None = None
-    error_code: str = ""
-    request_id: str = ""
-    started: float = 0.0
-    #: The access token the attempts send, and whether it was already replaced once.
-    token: tokens.AccessToken | None = field(default=None, repr=False)
-    replayed: bool = False
-    #: The concurrency slot held by the current attempt (released by ``_release_slot`` or,
-    #: for the last attempt, together with the call-log write).
-    lease: concurrency.Lease | None = None
-
-
-# --- sessions ------------------------------------------------------------------------
-
 #: Kept here for callers that imported it from the client; see :mod:`intacct_connect.http`.
 build_session = http.build_session
 
@@ -206,188 +149,6 @@ def default_session() -> requests.Session:
     """This thread's API session (:func:`intacct_connect.http.get_session` ``("api")``),
     shared by the clients created on that thread."""
     return http.get_session("api", adapter.requests_session)
-
-
-# --- retries -------------------------------------------------------------------------
-
-
-@dataclass
-class RetryPolicy:
-    """How long the client waits before each retry, and the ``sleep`` and ``clock`` it
-    waits and measures with (tests pass fakes: nothing sleeps for real)."""
-
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
-
-    @property
-    def max_retries(self) -> int:
-        return max(0, app_settings.MAX_RETRIES)
-
-    def allows(self, retries: int, wait: float | None) -> bool:
-        """Whether a call that was retried ``retries`` times may be retried again, when
-        the server asks for ``wait`` seconds (None: it did not say)."""
-        return retries < self.max_retries and (wait is None or wait <= app_settings.RETRY_AFTER_MAX)
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with full jitter; a server-given wait plus a little jitter."""
-        cap = min(
-            app_settings.RETRY_BACKOFF_MAX,
-            app_settings.RETRY_BACKOFF * (2**attempt),
-        )
-        delay = random.uniform(0, cap)  # noqa: S311 - full jitter
-        if retry_after is not None:
-            delay = retry_after + random.uniform(0, min(1.0, app_settings.RETRY_BACKOFF))  # noqa: S311
-        return delay
-
-
-#: The policy of every client created without ``sleep=`` or ``clock=`` (a test can swap
-#: its ``sleep`` for all clients, including those made inside flows and tasks).
-default_retry_policy = RetryPolicy()
-
-
-# --- error parsing -------------------------------------------------------------------
-
-
-def extract_error(body: Any) -> dict[str, Any]:
-    """The error object of an Intacct answer: ``ia::error`` at the top level, under
-    ``ia::result``, or the bare ``error`` shape; {} if there is none."""
-    if not isinstance(body, dict):
-        return {}
-    for candidate in (
-        body.get("ia::error"),
-        body.get("ia::result", {}).get("ia::error")
-        if isinstance(body.get("ia::result"), dict)
-        else None,
-        body.get("error"),
-    ):
-        if isinstance(candidate, dict):
-            return candidate
-        if isinstance(candidate, str):  # RFC 6749 style {"error": "...", ...}
-            return {"code": candidate, "message": body.get("error_description") or candidate}
-    return {}
-
-
-def _request_id(response: requests.Response, error: Mapping[str, Any]) -> str:
-    for name in REQUEST_ID_HEADERS:
-        value = response.headers.get(name)
-        if value:
-            return str(value)[:100]
-    details = error.get("details")
-    if isinstance(details, dict) and details.get("requestId"):
-        return str(details["requestId"])[:100]
-    return ""
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """The longest wait any of the Retry-After style headers asks for, in seconds."""
-    waits: list[float] = []
-    for name in RETRY_AFTER_HEADERS:
-        raw = headers.get(name)
-        if raw is None:
-            continue
-        raw = str(raw).strip()
-        try:
-            waits.append(max(0.0, float(raw)))
-            continue
-        except ValueError:
-            pass
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            continue
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        waits.append(max(0.0, (when - timezone.now()).total_seconds()))
-    return max(waits) if waits else None
-
-
-def _is_token_error(status: int, error: Mapping[str, Any]) -> bool:
-    if status == 401:
-        return True
-    return bool({str(error.get("code")), str(error.get("errorId"))} & TOKEN_ERROR_CODES)
-
-
-def error_for(
-    status: int,
-    body: Any,
-    *,
-    method: str,
-    path: str,
-    headers: Mapping[str, str] | None = None,
-    connection_id: int | None = None,
-) -> IntacctAPIError:
-    """Map an error answer onto the exception tree (the client's one error mapping)."""
-    error = extract_error(body)
-    code = str(error["code"]) if error.get("code") else None
-    error_id = str(error["errorId"]) if error.get("errorId") else None
-    support_id = str(error["supportId"]) if error.get("supportId") else None
-    details = error.get("details") or None
-    text = str(error.get("message") or "").strip()
-    hint = ERROR_HINTS.get(code or "") or ERROR_HINTS.get(error_id or "")
-    message = f"{method} {path}: {text or f'HTTP {status}'}"
-    if hint:
-        message += f" — {hint}"
-    if not error and body is None:
-        message += " (the answer had no JSON body)"
-    kwargs: dict[str, Any] = {
-        "status_code": status,
-        "code": code,
-        "error_id": error_id,
-        "support_id": support_id,
-        "details": details,
-        "connection_id": connection_id,
-    }
-    cls: type[IntacctAPIError]
-    if _is_token_error(status, error):
-        cls = AuthenticationError
-    elif code == "GW-0011" or status == 403:
-        cls = PermissionDeniedError
-    elif status == 429 or code == "GW-0010":
-        cls = RateLimited
-        kwargs["retry_after"] = _retry_after(headers or {})
-    elif status == 404:
-        cls = NotFoundError
-    elif status == 405:
-        cls = MethodNotAllowedError
-    elif status == 409:
-        cls = ConflictError
-    elif status in (400, 422):
-        cls = IntacctValidationError
-    elif status >= 500:
-        cls = ServerError
-    else:
-        cls = IntacctAPIError
-    return cls(message, **kwargs)
-
-
-# --- the client ----------------------------------------------------------------------
-
-
-def _quote_object(object_path: str) -> str:
-    object_path = object_path.strip("/")
-    if object_path.startswith("objects/"):
-        object_path = object_path[len("objects/") :]
-    if not _OBJECT_PATH.match(object_path):
-        raise ValueError(
-            f"{object_path!r} is not an Intacct object path such as 'accounts-payable/vendor'"
-        )
-    return quote(object_path, safe="/:")
-
-
-def _quote_key(key: str | int) -> str:
-    text = str(key)
-    if not text or "," in text or "/" in text:
-        raise ValueError(f"{text!r} is not a valid record key")
-    return quote(text, safe="")
-
-
-def _keys_segment(keys: Iterable[str | int]) -> str:
-    quoted = [_quote_key(k) for k in keys]
-    if not quoted:
-        raise ValueError("at least one key is required")
-    if len(quoted) > MAX_BATCH:
-        raise ValueError(f"at most {MAX_BATCH} keys per request, not {len(quoted)}")
-    return ",".join(quoted)
 
 
 class IntacctClient:
@@ -429,8 +190,6 @@ class IntacctClient:
             f"company={self.connection.company_id!r} entity={self.entity_id!r}>"
         )
 
-    # --- token ---------------------------------------------------------------------
-
     def _current_token(self) -> tokens.AccessToken:
         token = self._token
         skew = timedelta(seconds=app_settings.TOKEN_REFRESH_SKEW)
@@ -459,8 +218,6 @@ class IntacctClient:
             raise AuthenticationError(connection_id=self.connection.pk)
         self._token = tokens.AccessToken.of(token)
         return self._token
-
-    # --- the choke point -----------------------------------------------------------
 
     def _url(self, path: str) -> str:
         return f"{app_settings.API_BASE_URL}{path}"
@@ -501,8 +258,8 @@ class IntacctClient:
             retryable = method == "GET" or idempotency_key is not None
         if not path.startswith("/"):
             path = "/" + path
-        call = _Call(method, path.split("?", 1)[0][:500], started=self.retry_policy.clock())
-        outgoing = _Outgoing(
+        call = Call(method, path.split("?", 1)[0][:500], started=self.retry_policy.clock())
+        outgoing = Outgoing(
             self._url(path), json, params, headers or {}, idempotency_key, retryable
         )
         try:
@@ -520,7 +277,7 @@ class IntacctClient:
 
     # The layers of one call: retries -> token replay -> one send -> error mapping.
 
-    def _send_with_retries(self, call: _Call, outgoing: _Outgoing) -> ApiResponse:
+    def _send_with_retries(self, call: Call, outgoing: Outgoing) -> ApiResponse:
         """Retry transport failures (any that cannot have reached Intacct, and all of a
         retryable call) and transient statuses; map the last failure onto an exception."""
         while True:
@@ -541,7 +298,7 @@ class IntacctClient:
             if (
                 answer.status in RETRY_STATUSES
                 and (outgoing.retryable or answer.status == 429)
-                and self._retry(call, f"HTTP {answer.status}", _retry_after(answer.headers))
+                and self._retry(call, f"HTTP {answer.status}", retry_after(answer.headers))
             ):
                 continue
             raise error_for(
@@ -553,7 +310,7 @@ class IntacctClient:
                 connection_id=self.connection.pk,
             )
 
-    def _retry(self, call: _Call, reason: str, wait: float | None) -> bool:
+    def _retry(self, call: Call, reason: str, wait: float | None) -> bool:
         """Wait before the next attempt if the policy allows one; False if it does not."""
         policy = self.retry_policy
         if not policy.allows(call.retries, wait):
@@ -567,9 +324,7 @@ class IntacctClient:
         policy.sleep(delay)
         return True
 
-    def _send_with_token_replay(
-        self, call: _Call, outgoing: _Outgoing
-    ) -> ApiResponse | _ErrorAnswer:
+    def _send_with_token_replay(self, call: Call, outgoing: Outgoing) -> ApiResponse | ErrorAnswer:
         """Send; if the token is rejected, refresh it once per call and send again."""
         if call.token is None:  # the first attempt: the token stays for all the others
             call.token = self._current_token()
@@ -577,7 +332,7 @@ class IntacctClient:
         if (
             isinstance(answer, ApiResponse)
             or call.replayed
-            or not _is_token_error(answer.status, answer.error)
+            or not is_token_error(answer.status, answer.error)
         ):
             return answer
         call.replayed = True
@@ -592,8 +347,8 @@ class IntacctClient:
         return self._send_once(call, outgoing, call.token)
 
     def _send_once(
-        self, call: _Call, outgoing: _Outgoing, token: tokens.AccessToken
-    ) -> ApiResponse | _ErrorAnswer:
+        self, call: Call, outgoing: Outgoing, token: tokens.AccessToken
+    ) -> ApiResponse | ErrorAnswer:
         """One attempt: hold a concurrency slot, send, read the answer."""
         headers = self._headers(token, outgoing.idempotency_key, outgoing.headers)
         if app_settings.COMPANY_CONCURRENCY > 0:
@@ -610,26 +365,26 @@ class IntacctClient:
         )
         self._release_slot(call)
         call.status = status = response.status_code
-        body = _parse_json(response)
+        body = parse_json(response)
         if status >= 400:
-            error = extract_error(body if body is not _GARBAGE else None)
+            error = extract_error(body if body is not GARBAGE else None)
             call.error_code = str(error.get("errorId") or error.get("code") or "")[:100]
-            call.request_id = _request_id(response, error)
-            return _ErrorAnswer(
-                status, body if body is not _GARBAGE else None, response.headers, error
+            call.request_id = request_id(response, error)
+            return ErrorAnswer(
+                status, body if body is not GARBAGE else None, response.headers, error
             )
-        if body is _GARBAGE:
+        if body is GARBAGE:
             call.error_code = "unreadable_body"
             raise TransportError(
                 f"{call.method} {call.path}: HTTP {status} with a body that is not JSON",
                 status_code=status,
                 connection_id=self.connection.pk,
             )
-        call.request_id = _request_id(response, {})
+        call.request_id = request_id(response, {})
         call.error_code = ""  # an earlier attempt may have failed
         return ApiResponse(status, body, response.headers, call.retries, call.request_id)
 
-    def _release_slot(self, call: _Call) -> None:
+    def _release_slot(self, call: Call) -> None:
         """The current attempt is over: park or release its slot (``concurrency.finish``:
         a failure is logged, never raised; the slot is then reclaimed after
         ``CONCURRENCY_SLOT_TTL``)."""
@@ -637,7 +392,7 @@ class IntacctClient:
         if lease is not None:
             concurrency.finish(self.connection.company_id, lease)
 
-    def _finish(self, call: _Call) -> None:
+    def _finish(self, call: Call) -> None:
         """Give back the slot still held (if any) and hand the call's one log row to
         :mod:`intacct_connect.calllog` (no round trip of its own in autocommit mode)."""
         self._release_slot(call)
@@ -668,8 +423,6 @@ class IntacctClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # --- escape hatch ----------------------------------------------------------------
-
     def request(
         self,
         method: str,
@@ -688,23 +441,21 @@ class IntacctClient:
             method, path, json=json, params=params, headers=headers, idempotency_key=idempotency_key
         )
 
-    # --- objects ---------------------------------------------------------------------
-
     def get(self, object_path: str, key: str | int, fields: Sequence[str] | None = None) -> Any:
         """One record (``ia::result``) by its system key. ``NotFoundError`` if missing."""
         params = {"fields": ",".join(fields)} if fields else None
-        path = f"/objects/{_quote_object(object_path)}/{_quote_key(key)}"
+        path = f"/objects/{quote_object(object_path)}/{quote_key(key)}"
         return self._request("GET", path, params=params).result
 
     def get_many(self, object_path: str, keys: Iterable[str | int]) -> list[Any]:
         """Several records by key (one request, at most 500 keys)."""
-        path = f"/objects/{_quote_object(object_path)}/{_keys_segment(keys)}"
+        path = f"/objects/{quote_object(object_path)}/{keys_segment(keys)}"
         result = self._request("GET", path).result
         return result if isinstance(result, list) else [result]
 
     def list(self, object_path: str) -> list[Any]:
         """The list endpoint: up to 100 references ``{key, id, href}``; use :meth:`query`."""
-        result = self._request("GET", f"/objects/{_quote_object(object_path)}").result
+        result = self._request("GET", f"/objects/{quote_object(object_path)}").result
         return result if isinstance(result, list) else []
 
     def create(
@@ -715,7 +466,7 @@ class IntacctClient:
         A generated (or the given) ``Idempotency-Key`` makes retries safe: Intacct answers a
         repeat with the original result instead of creating a second record.
         """
-        path = f"/objects/{_quote_object(object_path)}"
+        path = f"/objects/{quote_object(object_path)}"
         return self._request("POST", path, json=dict(data), idempotency_key=idempotency_key).result
 
     def create_many(
@@ -729,7 +480,7 @@ class IntacctClient:
         """Create up to 500 records in one request; returns the per-record results in order
         (on partial success, HTTP 207, failed items carry ``ia::error`` and ``ia::status``)."""
         body = [dict(r) for r in records]
-        _check_batch(body)
+        check_batch(body)
         return self._batch("POST", object_path, body, idempotency_key, atomic)
 
     def update(
@@ -740,7 +491,7 @@ class IntacctClient:
         idempotency_key: str | None = None,
     ) -> Any:
         """Partially update a record (PATCH); returns its reference."""
-        path = f"/objects/{_quote_object(object_path)}/{_quote_key(key)}"
+        path = f"/objects/{quote_object(object_path)}/{quote_key(key)}"
         return self._request("PATCH", path, json=dict(data), idempotency_key=idempotency_key).result
 
     def update_many(
@@ -753,18 +504,18 @@ class IntacctClient:
     ) -> builtins.list[Any]:
         """Update up to 500 records; each record carries its ``key``."""
         body = [dict(r) for r in records]
-        _check_batch(body)
+        check_batch(body)
         if any("key" not in r for r in body):
             raise ValueError("every record of update_many() needs its 'key'")
         return self._batch("PATCH", object_path, body, idempotency_key, atomic)
 
     def delete(self, object_path: str, key: str | int) -> None:
         """Delete a record (204). ``NotFoundError`` if it does not exist."""
-        self._request("DELETE", f"/objects/{_quote_object(object_path)}/{_quote_key(key)}")
+        self._request("DELETE", f"/objects/{quote_object(object_path)}/{quote_key(key)}")
 
     def delete_many(self, object_path: str, keys: Iterable[str | int]) -> builtins.list[Any]:
         """Delete up to 500 records; [] when all succeeded (204), else per-item results."""
-        path = f"/objects/{_quote_object(object_path)}/{_keys_segment(keys)}"
+        path = f"/objects/{quote_object(object_path)}/{keys_segment(keys)}"
         response = self._request("DELETE", path)
         result = response.result
         return result if isinstance(result, list) else []
@@ -780,15 +531,13 @@ class IntacctClient:
         headers = {"X-IA-API-Param-Transaction": "true"} if atomic else None
         response = self._request(
             method,
-            f"/objects/{_quote_object(object_path)}",
+            f"/objects/{quote_object(object_path)}",
             json=body,
             headers=headers,
             idempotency_key=idempotency_key,
         )
         result = response.result
         return result if isinstance(result, list) else [result]
-
-    # --- services --------------------------------------------------------------------
 
     def query(
         self,
@@ -809,57 +558,13 @@ class IntacctClient:
         only one page is held in memory. A ``next`` that does not move forward raises
         :class:`~intacct_connect.exceptions.IntacctAPIError` instead of looping.
         """
-        if not fields:
-            raise ValueError("query() needs at least one field")
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
-        body: dict[str, Any] = {"object": object, "fields": list(fields)}
-        if filters:
-            body["filters"] = [dict(f) for f in filters]
-        if filter_expression:
-            body["filterExpression"] = filter_expression
-        if filter_parameters:
-            body["filterParameters"] = dict(filter_parameters)
-        if order_by:
-            body["orderBy"] = [dict(o) for o in order_by]
-        body["size"] = page_size
-        return self._pages(body, start, max_pages)
+        body = query_body(
+            object, fields, filters, filter_expression, filter_parameters, order_by, page_size
+        )
+        return iter_rows(self._query_page, body, start, max_pages, connection_id=self.connection.pk)
 
-    def _pages(
-        self, body: dict[str, Any], start: int, max_pages: int | None
-    ) -> Iterator[dict[str, Any]]:
-        pages = 0
-        while True:
-            body["start"] = start
-            response = self._request("POST", QUERY_PATH, json=body, retryable=True)
-            rows = response.result
-            meta = response.meta
-            del response
-            if not isinstance(rows, list):
-                raise IntacctAPIError(
-                    f"POST {QUERY_PATH}: the answer has no list of rows",
-                    connection_id=self.connection.pk,
-                )
-            yield from rows
-            del rows
-            pages += 1
-            nxt = meta.get("next")
-            if nxt in (None, "", 0) or (max_pages is not None and pages >= max_pages):
-                return
-            try:
-                nxt_start = int(nxt)
-            except (TypeError, ValueError):
-                raise IntacctAPIError(
-                    f"POST {QUERY_PATH}: ia::meta.next is not a number ({nxt!r})",
-                    connection_id=self.connection.pk,
-                ) from None
-            if nxt_start <= start:
-                raise IntacctAPIError(
-                    f"POST {QUERY_PATH}: ia::meta.next ({nxt_start}) does not advance past "
-                    f"start {start}; stopping instead of looping",
-                    connection_id=self.connection.pk,
-                )
-            start = nxt_start
+    def _query_page(self, body: dict[str, Any]) -> ApiResponse:
+        return self._request("POST", QUERY_PATH, json=body, retryable=True)
 
     def composite(self, requests_: Sequence[Mapping[str, Any]]) -> builtins.list[Any]:
         """Run 2 to 10 sub-requests in order (``POST /services/core/composite``); returns
@@ -912,23 +617,3 @@ def finish_pending_work(**kwargs: Any) -> None:
     worker process, so no row waits past the unit of work that made its call."""
     calllog.flush()
     concurrency.release_parked()
-
-
-def _check_batch(body: list[dict[str, Any]]) -> None:
-    if not body:
-        raise ValueError("at least one record is required")
-    if len(body) > MAX_BATCH:
-        raise ValueError(f"at most {MAX_BATCH} records per request, not {len(body)}")
-
-
-_GARBAGE: Any = object()
-
-
-def _parse_json(response: requests.Response) -> Any:
-    """The JSON body, None for an empty body, _GARBAGE for anything unreadable."""
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return _GARBAGE

@@ -65,6 +65,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 from django.utils import timezone
 
+from intacct_connect import private_db
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import IntacctConfigurationError, RateLimited
 from intacct_connect.models import ConcurrencySlot
@@ -73,8 +74,6 @@ BACKENDS = ("database", "cache")
 KEY_PREFIX = "intacct_connect:slot"
 
 logger = logging.getLogger(__name__)
-
-_local = threading.local()
 
 
 class Lease(NamedTuple):
@@ -97,40 +96,17 @@ def backend_name() -> str:
     return name
 
 
-# --- database backend ------------------------------------------------------------------
-
-
 def _wrapper() -> Any:
-    """The database connection the slot statements use (see the module docstring)."""
-    default = connections[DEFAULT_DB_ALIAS]
-    if default.vendor != "postgresql":
-        return default
-    private = getattr(_local, "conn", None)
-    if private is None or getattr(_local, "pid", None) != os.getpid():
-        private = connections.create_connection(DEFAULT_DB_ALIAS)
-        _local.conn = private
-        _local.pid = os.getpid()
-    if private.connection is None:
-        # A lost claim or release after a crash is harmless (the TTL reclaims slots), so
-        # slot statements need not wait for the WAL flush.
-        with private.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO off")
-    elif private.connection is not None and private.errors_occurred:
-        # After a database error, keep the connection only if it still works (it then
-        # reconnects on next use). CONN_MAX_AGE does not apply to this connection.
-        if private.is_usable():
-            private.errors_occurred = False
-        else:
-            private.close()
-    return private
+    """The database connection the slot statements use (see the module docstring). A lost
+    claim or release after a crash is harmless (the TTL reclaims slots), so slot
+    statements need not wait for the WAL flush."""
+    return private_db.get()
 
 
 def close_private_connection() -> None:
-    """Close this thread's private slot connection (tests, worker shutdown)."""
-    private = getattr(_local, "conn", None)
-    if private is not None and getattr(_local, "pid", None) == os.getpid():
-        private.close()
-    _local.conn = None
+    """Close this thread's private connection (the slots', shared with the token journal:
+    :mod:`intacct_connect.private_db`); for tests and worker shutdown."""
+    private_db.close()
 
 
 def _table() -> str:
@@ -213,8 +189,6 @@ def _db_busy(company_id: str) -> int:
         company_id=company_id, held_until__gt=timezone.now()
     ).count()
 
-
-# --- cache backend ---------------------------------------------------------------------
 
 # KEYS: the company's slot keys; ARGV: holder, TTL in ms, first slot to try (0-based).
 _CLAIM_LUA = """
@@ -321,9 +295,6 @@ def _cache_busy(company_id: str) -> int:
     return len(cache.get_many(keys))
 
 
-# --- the API ---------------------------------------------------------------------------
-
-
 def try_acquire(company_id: str, limit: int | None = None) -> Lease | None:
     """Claim a free slot of the company now: a :class:`Lease` ``(slot, holder id)``, or
     None if all are busy."""
@@ -388,15 +359,13 @@ def busy_slots(company_id: str) -> int:
     return _db_busy(company_id)
 
 
-# --- parked slots ----------------------------------------------------------------------
-#
-# A process that calls one company again and again (a query paging through thousands of
-# records, a sync job) would claim and release a slot around every request: two round
-# trips to the database or cache per API call. Instead, :func:`finish` parks the slot for
-# ``CONCURRENCY_SLOT_LINGER`` seconds; the process's next request to that company (from
-# any thread) takes it back without a round trip, and a background thread releases the
-# slots nobody took back in time. A parked slot stays claimed in the shared store, so the
-# cap still holds across processes: parking only delays the moment another process can
+# Parked slots. A process that calls one company again and again (a query paging through
+# thousands of records, a sync job) would claim and release a slot around every request:
+# two round trips to the database or cache per API call. Instead, :func:`finish` parks the
+# slot for ``CONCURRENCY_SLOT_LINGER`` seconds; the process's next request to that company
+# (from any thread) takes it back without a round trip, and a background thread releases
+# the slots nobody took back in time. A parked slot stays claimed in the shared store, so
+# the cap still holds across processes: parking only delays the moment another process can
 # take the slot, by at most the linger time.
 
 

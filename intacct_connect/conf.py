@@ -45,7 +45,7 @@ class Setting:
 
 #: Every key a site may set. ``docs/settings.rst`` documents each one (a test checks).
 DEFAULTS: dict[str, Setting] = {
-    # --- Application registration (Sage developer workspace) -------------------------
+    # Application registration (Sage developer workspace)
     "CLIENT_ID": Setting(
         "", (str,), "Client ID of the application registered in Sage's app registry."
     ),
@@ -65,7 +65,7 @@ DEFAULTS: dict[str, Setting] = {
         "The application's client scope in Sage's registry: 'production' or 'non-production'. "
         "New connections record it as their environment.",
     ),
-    # --- Intacct URLs --------------------------------------------------------------
+    # Intacct URLs
     "API_BASE_URL": Setting(DEFAULT_API_BASE_URL, (str,), "Base URL of the Intacct REST API."),
     "AUTHORIZE_URL": Setting(
         None,
@@ -85,7 +85,7 @@ DEFAULTS: dict[str, Setting] = {
         (str,),
         "Scope requested on authorize; 'offline_access' is what yields a refresh token.",
     ),
-    # --- Token storage -------------------------------------------------------------
+    # Token storage
     "TOKEN_KEYS": Setting(
         [],
         (list, tuple),
@@ -93,14 +93,14 @@ DEFAULTS: dict[str, Setting] = {
         "URL-safe base64 (generate with `python -m intacct_connect.crypto`). "
         "Never derived from SECRET_KEY.",
     ),
-    # --- Extension points ------------------------------------------------------------
+    # Extension points
     "ADAPTER": Setting(
         "intacct_connect.adapter.DefaultIntacctAdapter",
         (str,),
         "Dotted path of the adapter class that resolves tenants and permissions.",
         import_string=True,
     ),
-    # --- OAuth flow ----------------------------------------------------------------
+    # OAuth flow
     "STATE_TTL": Setting(600, (int,), "Seconds an authorization request (state) stays valid."),
     "CONNECT_RATE_LIMIT": Setting(
         10,
@@ -109,7 +109,7 @@ DEFAULTS: dict[str, Setting] = {
         "STATE_TTL seconds; more Connect or Reconnect clicks get a 429 page saying when to "
         "try again. 0 turns the limit off.",
     ),
-    # --- HTTP ----------------------------------------------------------------------
+    # HTTP
     "HTTP_TIMEOUT": Setting(
         (3.05, 30.0), (tuple, list), "(connect, read) timeout in seconds for API calls."
     ),
@@ -179,7 +179,7 @@ DEFAULTS: dict[str, Setting] = {
     "API_CALL_LOG_RETENTION_DAYS": Setting(
         30, (int,), "Days API call log rows are kept before the pruning task deletes them."
     ),
-    # --- Background jobs -------------------------------------------------------------
+    # Background jobs
     "REFRESH_WINDOW": Setting(
         900, (int,), "Proactive refresh claims tokens that expire within this many seconds."
     ),

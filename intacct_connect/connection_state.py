@@ -3,12 +3,15 @@
 Below :mod:`~intacct_connect.flows` (connect, reconnect, disconnect),
 :mod:`~intacct_connect.tokens` (the single-flight refresh) and
 :mod:`~intacct_connect.scheduling` (the proactive refresher), above the models: it imports
-only models, settings and signals, so each of those layers can use it without importing
-the others.
+only models, settings, exceptions and signals, so each of those layers can use it without
+importing the others.
 
 * :func:`next_refresh_at`: when the background refresher should renew a token set (the one
   rule, with the one jitter).
-* :func:`mark_needs_reauth`: the one way a connection becomes ``needs_reauth``.
+* :func:`mark_needs_reauth`: the one way a connection becomes ``needs_reauth``;
+  :func:`mark_refresh_in_doubt`: the one way it becomes ``refresh_in_doubt``.
+* the site-wide ``invalid_client`` incident lives beside it, in
+  :mod:`intacct_connect.incidents`.
 * :class:`ClientCredentialsUser`, :func:`parse_username` and
   :func:`client_credentials_username`: the Web Services user a client-credentials
   connection authenticates as.
@@ -16,6 +19,7 @@ the others.
 
 from __future__ import annotations
 
+import logging
 import random
 import unicodedata
 from dataclasses import dataclass
@@ -29,7 +33,14 @@ from django.utils import timezone
 
 from intacct_connect import signals
 from intacct_connect.conf import app_settings
-from intacct_connect.models import Connection, ConnectionEvent, ConnectionStatus, EventKind
+from intacct_connect.models import (
+    Connection,
+    ConnectionEvent,
+    ConnectionStatus,
+    EventKind,
+)
+
+logger = logging.getLogger(__name__)
 
 UserLike = AbstractBaseUser | AnonymousUser | None
 
@@ -44,9 +55,6 @@ def user_id_of(user: UserLike) -> Any:
 def actor_of(user: UserLike) -> Any:
     """``user`` when authenticated (for an event's ``actor``), else None."""
     return user if user_id_of(user) is not None else None
-
-
-# --- the next proactive refresh -----------------------------------------------------------
 
 
 def next_refresh_at(
@@ -80,11 +88,9 @@ def mark_authorised(connection: Connection, *, environment: str, actor: UserLike
     connection.last_error_message = ""
     connection.last_error_at = None
     connection.refresh_failures = 0
+    connection.refresh_retry_at = None
     if user_id_of(actor) is not None:
         connection.connected_by = actor  # type: ignore[assignment]
-
-
-# --- needs re-authorisation ---------------------------------------------------------------
 
 
 def mark_needs_reauth(
@@ -95,7 +101,8 @@ def mark_needs_reauth(
     message: str = "",
     actor: UserLike = None,
 ) -> bool:
-    """Mark an active (or failing) connection as needing re-authorisation.
+    """Mark an active (or failing, or refresh-in-doubt) connection as needing
+    re-authorisation.
 
     Returns True if the status changed; the ``connection_needs_reauth`` signal is sent
     once per incident (not again while the connection stays in that state).
@@ -103,10 +110,15 @@ def mark_needs_reauth(
     pk = connection.pk if isinstance(connection, Connection) else connection
     with transaction.atomic():
         conn = Connection.objects.filter(pk=pk).locked(no_key=True).get()
-        if conn.status not in (ConnectionStatus.ACTIVE, ConnectionStatus.ERROR):
+        if conn.status not in (
+            ConnectionStatus.ACTIVE,
+            ConnectionStatus.ERROR,
+            ConnectionStatus.REFRESH_IN_DOUBT,
+        ):
             return False
         conn.status = ConnectionStatus.NEEDS_REAUTH
         conn.next_refresh_at = None
+        conn.refresh_retry_at = None
         conn.record_error(error_code or reason, message or f"Needs re-authorisation ({reason}).")
         conn.save()
         ConnectionEvent.log(
@@ -128,7 +140,42 @@ def mark_needs_reauth(
     return True
 
 
-# --- the Web Services user of a client-credentials connection ------------------------------
+#: What ``refresh_in_doubt`` means, for events, admin pages and exceptions.
+REFRESH_IN_DOUBT_MEANING = (
+    "The token refresh request was sent but its answer was lost, so Intacct may already have "
+    "replaced the refresh token. It is never re-sent automatically (Intacct could revoke the "
+    "whole grant); the connection is not used until an operator tries the stored refresh "
+    "token once (it ends active or needing re-authorisation) or a user reconnects it."
+)
+
+
+def mark_refresh_in_doubt(connection: Connection, *, error_code: str, detail: str = "") -> bool:
+    """Mark an active connection ``refresh_in_doubt`` (caller holds its row lock in the
+    current transaction). Returns True if the status changed; the ``refresh_in_doubt``
+    signal is sent once, after commit."""
+    if connection.status != ConnectionStatus.ACTIVE:
+        return False
+    message = f"{REFRESH_IN_DOUBT_MEANING} ({detail})" if detail else REFRESH_IN_DOUBT_MEANING
+    connection.status = ConnectionStatus.REFRESH_IN_DOUBT
+    connection.next_refresh_at = None
+    connection.refresh_retry_at = None
+    connection.record_error(error_code, message)
+    connection.save(
+        update_fields=[
+            "status",
+            "next_refresh_at",
+            "refresh_retry_at",
+            "last_error_code",
+            "last_error_message",
+            "last_error_at",
+            "updated_at",
+        ]
+    )
+    ConnectionEvent.log(
+        connection, EventKind.REFRESH_IN_DOUBT, message, error_code=error_code[:100]
+    )
+    signals.send_on_commit(signals.refresh_in_doubt, connection=connection, error_code=error_code)
+    return True
 
 
 @dataclass(frozen=True)

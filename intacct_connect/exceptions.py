@@ -72,9 +72,6 @@ class DecryptionError(IntacctConnectError):
     default_message = "Stored token could not be decrypted"
 
 
-# --- OAuth -----------------------------------------------------------------------------
-
-
 class OAuthError(IntacctConnectError):
     """The OAuth flow or the token endpoint failed."""
 
@@ -125,7 +122,11 @@ class TokenResponseLost(TokenRequestError):
     default_message = "The token endpoint's response was lost after the request was sent"
 
 
-# --- REST API --------------------------------------------------------------------------
+class RefreshBackoff(TokenRequestError):
+    """A refresh of this connection failed moments ago (a transient error) and its short
+    back-off has not elapsed: nothing was sent. Retryable; ``retry_after`` says when."""
+
+    default_message = "The connection's last token refresh failed; retry shortly"
 
 
 class IntacctAPIError(IntacctConnectError):
@@ -145,9 +146,33 @@ class AuthenticationError(IntacctAPIError):
 
 
 class NeedsReauthorization(AuthenticationError):
-    """The connection cannot be used until a user reconnects it (needs_reauth, revoked, …)."""
+    """The connection cannot be used until a user reconnects it (needs_reauth, revoked, …).
+
+    Every path that finds a connection unusable raises this class or a subclass:
+    :class:`GrantRejected` (the refresh met ``invalid_grant``) and :class:`RefreshInDoubt`
+    (the refresh's answer was lost)."""
 
     default_message = "The connection must be reconnected by a user"
+
+
+class GrantRejected(NeedsReauthorization, InvalidGrant):
+    """A refresh of the connection met ``invalid_grant``: the connection is now
+    ``needs_reauth``. Both a :class:`NeedsReauthorization` and an :class:`InvalidGrant`."""
+
+    default_message = "Intacct no longer accepts the connection's grant; a user must reconnect it"
+
+
+class RefreshInDoubt(NeedsReauthorization, TokenResponseLost):
+    """The connection's last refresh request was sent and its answer lost: Intacct may have
+    rotated the refresh token, so it is never re-sent automatically. The connection is
+    ``refresh_in_doubt`` until an operator tries the stored refresh token once (admin
+    action) or a user reconnects. Both a :class:`NeedsReauthorization` and a
+    :class:`TokenResponseLost`."""
+
+    default_message = (
+        "The connection's last token refresh was sent but its answer was lost; "
+        "it is not re-sent automatically"
+    )
 
 
 class PermissionDeniedError(IntacctAPIError):
@@ -192,8 +217,13 @@ class ServerError(IntacctAPIError):
     default_message = "Sage Intacct failed to process the request"
 
 
-# --- Configuration (outside the runtime tree on purpose) --------------------------------
-
-
 class IntacctConfigurationError(ImproperlyConfigured):
     """The site's INTACCT_CONNECT settings are missing or wrong."""
+
+
+class ClientCredentialsRejected(IntacctConfigurationError):
+    """Intacct rejected this site's client ID or secret (``invalid_client``). No tenant is at
+    fault and no connection changes; token requests fail fast with this error while the
+    site-wide incident is open (see :func:`intacct_connect.incidents.credentials_incident`),
+    except one probe per back-off period. ``__cause__`` is the :class:`InvalidClient` with
+    Intacct's codes when this caller's own request was refused."""

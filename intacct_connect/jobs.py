@@ -188,9 +188,6 @@ def choices() -> list[tuple[str, str]]:
     ]
 
 
-# --- built-in jobs --------------------------------------------------------------------
-
-
 @register("health_check", description="One cheap API call that updates the connection's health")
 def health_check(client: IntacctClient, ctx: JobContext) -> int:
     result = client.health_check()

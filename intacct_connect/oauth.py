@@ -5,10 +5,13 @@ store what these functions return. OAuth messages are built and validated with
 oauthlib (the engine of requests-oauthlib) and sent through the ``"token"`` session of
 :mod:`intacct_connect.http` so that timeouts, error mapping and logging are ours:
 
-* every token request has the ``TOKEN_HTTP_TIMEOUT`` timeout and is **never re-sent**
-  automatically once it may have reached the server (a lost response raises
-  :class:`~intacct_connect.exceptions.TokenResponseLost`); only a connection that was
-  never established is retried, once;
+* every token request has the ``TOKEN_HTTP_TIMEOUT`` timeout, goes out on a **new
+  connection** (never on a pooled keep-alive socket the server may be closing) and is
+  **never re-sent** automatically once it may have reached the server (a lost response
+  raises :class:`~intacct_connect.exceptions.TokenResponseLost`). It is retried once, on
+  a new connection, only when it certainly did not reach the server: the connection was
+  never established, or the request was not handed to the socket in full (its body is
+  tracked: a server cannot act on a request it did not receive whole);
 * error bodies in the RFC 6749 shape (``{"error": …}``) and in Intacct's shapes
   (``{"ia::error": …}``, nested under ``ia::result``) map onto the exception tree;
 * tokens never appear in reprs, logs or exception messages.
@@ -22,8 +25,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -192,9 +197,43 @@ def revoke(token: str) -> None:
         raise _error_from_response(response)
 
 
-@sensitive_variables("data")
+class _TrackedBody(io.BytesIO):
+    """A request body that knows whether it was handed to the socket in full.
+
+    ``requests`` passes a file-like body to urllib3, which reads it block by block and
+    sends each block before reading the next: a read that finds the end therefore happens
+    only after every byte was written to the socket. Until then the server has not
+    received the whole request, so it cannot have acted on it (the refresh token is
+    neither used nor rotated): sending it again, on a new connection, is safe."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.fully_written = False
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        chunk = super().read(size)
+        if not chunk:
+            self.fully_written = True
+        return chunk
+
+    def __iter__(self) -> Iterator[bytes]:  # transports that iterate the body, in blocks
+        while chunk := self.read(16384):
+            yield chunk
+
+
+def _encode(data: dict[str, str] | str) -> bytes:
+    return (urlencode(data) if isinstance(data, dict) else data).encode("utf-8")
+
+
+@sensitive_variables("data", "encoded", "body")
 def _post(url: str, data: dict[str, str] | str) -> requests.Response:
-    """POST form data once; retry only when the connection was never established.
+    """POST form data on a new connection; send it again (once, on another new connection)
+    only when it certainly did not reach the server.
+
+    A new connection each time: a pooled keep-alive socket may be closed by the server at
+    the moment the request goes out, and then the lost answer could not be told from a
+    request that was processed. ``Connection: close`` asks the server to close it after
+    answering, and the session's idle connections are dropped before each attempt.
 
     Transport errors are re-raised ``from None``: the frames of requests and urllib3 hold
     the request body (code, verifier, refresh token, client secret) in their local
@@ -203,37 +242,58 @@ def _post(url: str, data: dict[str, str] | str) -> requests.Response:
         "Accept": "application/json",
         "Content-Type": "application/x-www-form-urlencoded",
         "User-Agent": app_settings.USER_AGENT,
+        "Connection": "close",
     }
+    encoded = _encode(data)
     for attempt in (1, 2):
+        session = http.get_session("token", adapter.requests_session)
+        session.close()  # drop idle pooled connections: this request opens its own
+        body = _TrackedBody(encoded)
         try:
-            return http.get_session("token", adapter.requests_session).post(
+            return session.post(
                 url,
-                data=data,
+                data=body,
                 headers=headers,
                 timeout=app_settings.TOKEN_HTTP_TIMEOUT,
                 proxies=http.proxies_for(url),
+                allow_redirects=False,  # never replay the body to another URL
             )
         except requests.ConnectTimeout:
             if attempt == 2:
                 raise TokenRequestError(
                     "Could not connect to the Intacct token endpoint (timeout); nothing was sent."
                 ) from None
-        except requests.ConnectionError as err:
-            if http.never_sent(err):
-                if attempt == 2:
-                    raise TokenRequestError(
-                        "Could not connect to the Intacct token endpoint; nothing was sent "
-                        f"({type(err).__name__})."
+        except (requests.ConnectionError, requests.Timeout) as err:
+            never_connected = http.never_sent(err)
+            if not never_connected and body.fully_written:
+                # Sent in full: the server may have processed it (read timeout, reset or
+                # close before any byte of the answer).
+                if isinstance(err, requests.Timeout):
+                    raise TokenResponseLost(
+                        "The token endpoint did not answer in time after the request was sent"
                     ) from None
-                continue
+                raise TokenResponseLost(
+                    f"The connection failed after the request was sent ({type(err).__name__})"
+                ) from None
+            if attempt == 2:
+                raise TokenRequestError(
+                    "Could not connect to the Intacct token endpoint; nothing was sent "
+                    f"({type(err).__name__})."
+                    if never_connected
+                    else "The connection to the Intacct token endpoint failed before the "
+                    "request was sent in full, twice; nothing was processed "
+                    f"({type(err).__name__})."
+                ) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            # The answer started to arrive: the request was processed, its tokens are lost.
             raise TokenResponseLost(
-                f"The connection failed after the request was sent ({type(err).__name__})"
-            ) from None
-        except requests.Timeout:  # read timeout: the request was sent
-            raise TokenResponseLost(
-                "The token endpoint did not answer in time after the request was sent"
+                "The token endpoint's answer broke off after the request was processed"
             ) from None
         except requests.RequestException as err:
+            if body.fully_written:
+                raise TokenResponseLost(
+                    f"The token request failed after it was sent ({type(err).__name__})"
+                ) from None
             raise TokenRequestError(f"Token request failed: {type(err).__name__}") from None
     raise AssertionError("unreachable")  # pragma: no cover
 

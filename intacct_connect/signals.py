@@ -45,6 +45,18 @@ connection_superseded = Signal()
 #: ``revoked_at_intacct`` (bool: False when Intacct could not be told).
 connection_revoked = Signal()
 
+#: A refresh request of the connection was sent and its answer lost; the connection is now
+#: ``refresh_in_doubt`` and unusable until an operator tries its stored refresh token once
+#: or a user reconnects it. Arguments: ``connection``, ``error_code`` (str).
+refresh_in_doubt = Signal()
+
+#: Intacct rejected this site's client ID or secret (``invalid_client``): a site-wide
+#: incident was opened (sent once per incident, not per connection or per attempt).
+#: Arguments: ``connection`` (the connection whose token request was refused, or None),
+#: ``error_code`` (str, e.g. ``invalid_client``), ``error_id`` (str, e.g. ``REST-1216``,
+#: may be empty), ``incident`` (:class:`~intacct_connect.models.SiteIncident`).
+client_credentials_rejected = Signal()
+
 
 def send_on_commit(signal: Signal, **kwargs: Any) -> None:
     """Send ``signal`` with ``sender=Connection`` once the current transaction commits."""

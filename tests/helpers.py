@@ -1,22 +1,20 @@
-"""Small helpers shared by the test modules."""
+"""Small helpers shared by the test modules (objects are made in ``factories``, fixtures
+live in ``conftest``)."""
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import secrets
+import subprocess
+import threading
+import time
 from collections.abc import Callable
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.utils import timezone
 
-from intacct_connect.flows import store_tokens
-from intacct_connect.models import Connection
-from intacct_connect.oauth import TokenSet
+if TYPE_CHECKING:
+    from intacct_connect.testing.emulator import EmulatorServer
 
 
 def require_postgres() -> None:
@@ -37,59 +35,67 @@ def require_postgres() -> None:
     pytest.skip(reason)
 
 
-def fake_jwt(claims: dict[str, Any]) -> str:
-    """An unsigned JWT-shaped string carrying ``claims`` (for rows made without Intacct)."""
+class FakeSleep:
+    """A ``sleep`` that records the delays instead of waiting, and a ``clock`` that moves
+    forward by what was "slept" (so call durations still include the waits)."""
 
-    def part(data: dict[str, Any]) -> str:
-        raw = json.dumps(data, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    def __init__(self) -> None:
+        self.delays: list[float] = []
 
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.sig-{secrets.token_hex(8)}"
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
 
-
-def token_set(
-    *,
-    company: str = "ACME",
-    user: str = "alice",
-    entity: str = "",
-    refresh: str | None = "auto",
-    expires_in: int = 21600,
-) -> TokenSet:
-    """A token set shaped like Intacct's, with fresh random secrets."""
-    claims = {"cnyId": company, "userId": user, "entityId": entity or None}
-    access = fake_jwt(claims)
-    return TokenSet(
-        access_token=access,
-        refresh_token=f"rt-{secrets.token_urlsafe(24)}" if refresh == "auto" else refresh,
-        token_type="Bearer",
-        expires_in=expires_in,
-        expires_at=timezone.now() + timedelta(seconds=expires_in),
-        scope="offline_access",
-        claims=claims,
-    )
+    def clock(self) -> float:
+        return time.monotonic() + sum(self.delays)
 
 
-def make_connection(
-    *,
-    tenant: str = "user:1",
-    company: str = "ACME",
-    user: str = "alice",
-    entity: str = "",
-    status: str = "active",
-    grant_type: str = "authorization_code",
-    tokens: TokenSet | None = None,
-) -> Connection:
-    """A connection row with encrypted tokens, written through the same code as the flows."""
-    conn = Connection.objects.create(
-        tenant_key=tenant,
-        company_id=company,
-        intacct_user_id=user,
-        entity_id=entity,
-        status=status,
-        grant_type=grant_type,
-    )
-    store_tokens(conn, tokens or token_set(company=company, user=user, entity=entity))
-    return conn
+#: Short retry backoffs (the waits are recorded, not slept: see the ``fake_sleep`` fixture;
+#: the worker subprocesses of the race tests sleep them for real).
+FAST_RETRIES = {"RETRY_BACKOFF": 0.01, "RETRY_BACKOFF_MAX": 0.05}
+
+
+def point_at_emulator(settings: Any, emulator: EmulatorServer, **overrides: Any) -> None:
+    """Merge the emulator's URLs and credentials, FAST_RETRIES and ``overrides`` into
+    ``settings.INTACCT_CONNECT``."""
+    current = dict(settings.INTACCT_CONNECT)
+    current.update(emulator.connect_settings(redirect_uri=current["REDIRECT_URI"]))
+    current.update(FAST_RETRIES)
+    current.update(overrides)
+    settings.INTACCT_CONNECT = current
+
+
+def finish_emulator_requests(before: set[threading.Thread], timeout: float = 10.0) -> None:
+    """Wait until the emulator's socket server has answered every request it accepted
+    after ``before = set(threading.enumerate())`` was taken (one handler thread per
+    connection). This thread's pooled connections are closed first, so handlers idling
+    on a keep-alive connection end too. For a request whose answer the client gave up on:
+    the test then sees what the emulator did once it finished, without a fixed sleep."""
+    from intacct_connect import http
+
+    http.forget_sessions()
+    for thread in set(threading.enumerate()) - before:
+        if thread.name.endswith("(process_request_thread)"):
+            thread.join(timeout)
+            assert not thread.is_alive(), f"the emulator is still answering ({thread.name})"
+
+
+class Recorder:
+    """What the ``count_job`` test job saw (``calls``), what it raises (``raise_``: on
+    every call, or on the next ``raise_times`` calls only) and how many records it
+    reports."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, dict[str, Any]]] = []
+        self.raise_: BaseException | None = None
+        self.raise_times: int | None = None
+        self.records = 3
+
+    def maybe_raise(self) -> None:
+        if self.raise_ is None or self.raise_times == 0:
+            return
+        if self.raise_times is not None:
+            self.raise_times -= 1
+        raise self.raise_
 
 
 def run_released_together(
@@ -98,8 +104,6 @@ def run_released_together(
     """Start ``count`` processes of ``command``; each prints ``ready`` once set up, then
     waits for ``go`` on stdin. All are released at once, so they race for real. Returns
     each process's stdout (every process must exit 0); kills stragglers on failure."""
-    import subprocess
-
     workers = [
         subprocess.Popen(
             command,

@@ -8,7 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import RequestFactory
 
 from intacct_connect.adapter import DefaultIntacctAdapter, get_adapter
-from tests.helpers import make_connection
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +32,7 @@ def test_default_tenant_is_the_logged_in_user(django_user_model: Any) -> None:
 def test_default_permissions_follow_the_tenant(django_user_model: Any) -> None:
     alice = django_user_model.objects.create_user("alice")
     bob = django_user_model.objects.create_user("bob")
-    mine = make_connection(tenant=f"user:{alice.pk}")
+    mine = factories.connection(tenant=f"user:{alice.pk}")
     adapter = DefaultIntacctAdapter()
     for check in (adapter.can_view, adapter.can_reconnect, adapter.can_disconnect):
         assert check(request_for(alice), mine)
@@ -71,9 +71,7 @@ class WelcomeAdapter(DefaultIntacctAdapter):
         return f"/welcome/{connection.company_id}/"
 
 
-def test_connect_redirect_url_hook(
-    settings: Any, intacct_connect_settings: Any, django_user_model: Any
-) -> None:
+def test_connect_redirect_url_hook(settings: Any, emulator: Any, django_user_model: Any) -> None:
     from urllib.parse import urlsplit
 
     from django.test import Client
@@ -85,9 +83,7 @@ def test_connect_redirect_url_hook(
     client = Client()
     client.force_login(django_user_model.objects.create_user("alice"))
     start = client.post("/intacct/connect/")
-    location = intacct_connect_settings.complete_authorization(
-        start["Location"], "DEMO-CO", "admin", "admin"
-    )
+    location = emulator.complete_authorization(start["Location"], "DEMO-CO", "admin", "admin")
     parts = urlsplit(location)
     response = client.get(f"{parts.path}?{parts.query}")
     assert response.status_code == 303

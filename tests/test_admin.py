@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ from django.urls import reverse
 
 from intacct_connect.admin import describe_delta
 from intacct_connect.models import Connection, ConnectionStatus, EventKind, Token
-from tests.helpers import make_connection, token_set
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -47,9 +46,9 @@ def assert_no_token_material(html: str, *sets: Any) -> None:
 
 
 def test_changelist_shows_status_and_time_left_never_tokens(staff: Client) -> None:
-    ts = token_set(company="ACME")
-    make_connection(company="ACME", tokens=ts)
-    make_connection(company="BETA", status=ConnectionStatus.NEEDS_REAUTH)
+    ts = factories.token_set(company="ACME")
+    factories.connection(company="ACME", tokens=ts)
+    factories.connection(company="BETA", status=ConnectionStatus.NEEDS_REAUTH)
     response = staff.get(reverse(CHANGELIST))
     html = response.content.decode()
     assert response.status_code == 200
@@ -60,8 +59,8 @@ def test_changelist_shows_status_and_time_left_never_tokens(staff: Client) -> No
 
 
 def test_change_page_history_and_delete_pages_never_show_tokens(staff: Client) -> None:
-    ts = token_set()
-    conn = make_connection(tokens=ts)
+    ts = factories.token_set()
+    conn = factories.connection(tokens=ts)
     pages = [
         reverse("admin:intacct_connect_connection_change", args=[conn.pk]),
         reverse("admin:intacct_connect_connection_history", args=[conn.pk]),
@@ -85,17 +84,17 @@ def test_changelist_query_count_constant(staff: Client) -> None:
             assert staff.get(reverse(CHANGELIST)).status_code == 200
         return len(ctx.captured_queries)
 
-    make_connection(company="C0")
+    factories.connection(company="C0")
     few = count()
     for i in range(1, 25):
-        make_connection(company=f"C{i}", user=f"u{i}")
-    make_connection(company="NOTOKEN", user="x").token.delete()
+        factories.connection(company=f"C{i}", user=f"u{i}")
+    factories.connection(company="NOTOKEN", user="x").token.delete()
     assert count() == few
 
 
 def test_filters_and_search(staff: Client) -> None:
-    make_connection(company="ALPHA")
-    make_connection(company="BRAVO", status=ConnectionStatus.REVOKED)
+    factories.connection(company="ALPHA")
+    factories.connection(company="BRAVO", status=ConnectionStatus.REVOKED)
     url = reverse(CHANGELIST)
     assert "BRAVO" not in staff.get(url, {"status__exact": "active"}).content.decode()
     assert "ALPHA" not in staff.get(url, {"q": "BRAV"}).content.decode()
@@ -107,7 +106,7 @@ def test_filters_and_search(staff: Client) -> None:
 
 
 def test_token_admin_is_read_only(staff: Client) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     assert staff.get(reverse("admin:intacct_connect_token_add")).status_code == 403
     response = staff.post(reverse("admin:intacct_connect_token_change", args=[conn.pk]), {})
     assert response.status_code == 403
@@ -117,7 +116,7 @@ def test_token_admin_is_read_only(staff: Client) -> None:
 
 
 def test_connection_change_form_cannot_touch_identity_or_status(staff: Client) -> None:
-    conn = make_connection(company="ACME")
+    conn = factories.connection(company="ACME")
     url = reverse("admin:intacct_connect_connection_change", args=[conn.pk])
     response = staff.post(
         url,
@@ -134,7 +133,11 @@ def test_connection_change_form_cannot_touch_identity_or_status(staff: Client) -
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     conn.refresh_from_db()
-    assert (conn.company_name, conn.company_id, conn.tenant_key) == ("Acme Corp", "ACME", "user:1")
+    assert (conn.company_name, conn.company_id, conn.tenant_key) == (
+        "Acme Corp",
+        "ACME",
+        factories.TENANT,
+    )
 
 
 def _action(staff: Client, action: str, *conns: Connection) -> str:
@@ -149,8 +152,8 @@ def _action(staff: Client, action: str, *conns: Connection) -> str:
 
 
 def test_action_mark_needs_reauth(staff: Client, admin_user: AbstractBaseUser) -> None:
-    a = make_connection(company="A")
-    b = make_connection(company="B", status=ConnectionStatus.REVOKED)
+    a = factories.connection(company="A")
+    b = factories.connection(company="B", status=ConnectionStatus.REVOKED)
     html = _action(staff, "mark_needs_reauth", a, b)
     assert "1 connection marked as needing re-authorisation." in html
     assert "1 connection was not active" in html
@@ -160,7 +163,7 @@ def test_action_mark_needs_reauth(staff: Client, admin_user: AbstractBaseUser) -
 
 
 def test_action_disconnect_reports_local_only_when_intacct_unreachable(staff: Client) -> None:
-    a = make_connection(company="A")
+    a = factories.connection(company="A")
     html = _action(staff, "disconnect_and_revoke", a)
     assert "1 connection failed" in html
     assert "disconnected locally" in html
@@ -204,34 +207,22 @@ def test_describe_delta(seconds: int, text: str) -> None:
 # --- actions against the emulator ------------------------------------------------------------
 
 
-@pytest.fixture
-def live_connection(intacct_connect_settings: Any) -> Iterator[Connection]:
-    """A connection holding real (emulator-issued) tokens."""
-    from intacct_connect import concurrency, flows
-
-    yield flows.create_client_credentials_connection(tenant_key="team:1", username="admin@DEMO-CO")
-    # The API client's concurrency slots use a private connection on PostgreSQL.
-    concurrency.close_private_connection()
-
-
 def test_action_refresh_tokens_now(
-    staff: Client, live_connection: Connection, intacct_connect_settings: Any
+    staff: Client, live_connection: Connection, emulator: Any
 ) -> None:
     before = Token.objects.get(pk=live_connection.pk).version
     html = _action(staff, "refresh_tokens_now", live_connection)
     assert "1 connection refreshed." in html
     assert Token.objects.get(pk=live_connection.pk).version == before + 1
-    assert intacct_connect_settings.token_requests("client_credentials") == 2
+    assert emulator.token_requests("client_credentials") == 2
 
 
-def test_action_test_connection(
-    staff: Client, live_connection: Connection, intacct_connect_settings: Any
-) -> None:
+def test_action_test_connection(staff: Client, live_connection: Connection, emulator: Any) -> None:
     html = _action(staff, "test_connection", live_connection)
     assert "1 connection answered the test call." in html
     live_connection.refresh_from_db()
     assert live_connection.health_ok is True
-    intacct_connect_settings.unauthorize_sender("DEMO-CO")
+    emulator.unauthorize_sender("DEMO-CO")
     html = _action(staff, "test_connection", live_connection)
     assert "1 connection failed" in html
     assert "GW-0011" in html
@@ -247,7 +238,7 @@ def test_action_disconnect_and_revoke(staff: Client, live_connection: Connection
 
 
 def test_add_client_credentials_connection_from_admin(
-    staff: Client, intacct_connect_settings: Any, admin_user: AbstractBaseUser
+    staff: Client, emulator: Any, admin_user: AbstractBaseUser
 ) -> None:
     url = reverse("admin:intacct_connect_connection_add")
     response = staff.post(url, {"tenant_key": "team:7", "username": "admin@DEMO-CO|WEST"})

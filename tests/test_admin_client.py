@@ -15,15 +15,13 @@ from intacct_connect.client import IntacctClient
 from intacct_connect.exceptions import NotFoundError
 from intacct_connect.models import ApiCallLog, Connection, Token
 from intacct_connect.testing.emulator import EmulatorServer
-from tests.client_helpers import emulator, make_connection
-
-__all__ = ["emulator"]
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
 def _calls(emulator: EmulatorServer) -> Connection:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     client = IntacctClient(conn)
     client.get("accounts-payable/vendor", "1")
     with pytest.raises(NotFoundError):

@@ -14,9 +14,8 @@ import intacct_connect.admin.jobs  # noqa: F401  (registers the ModelAdmins)
 import tests.celery_app  # noqa: F401
 from intacct_connect.admin.jobs import connection_runs_link, runs_url
 from intacct_connect.models import JobRun, Schedule
-from tests.job_factories import Recorder, count_job, make_connection, make_schedule
-
-__all__ = ["count_job"]
+from tests import factories
+from tests.helpers import Recorder
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +42,7 @@ def form_data(**overrides: str) -> dict[str, str]:
 
 
 def test_add_schedule_computes_the_next_run(admin_client: Client, count_job: Recorder) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     response = admin_client.post(reverse(ADD_URL), form_data(connection=str(conn.pk)))
     assert response.status_code == 302, response.content.decode()[:2000]
     schedule = Schedule.objects.get()
@@ -69,7 +68,7 @@ def test_add_schedule_computes_the_next_run(admin_client: Client, count_job: Rec
 def test_bad_schedule_input_gets_a_precise_error(
     admin_client: Client, count_job: Recorder, overrides: dict[str, Any], message: str
 ) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     data = form_data(connection=str(conn.pk), **overrides)
     if overrides.get("scope") == "tenant":
         data["connection"] = ""
@@ -84,10 +83,10 @@ def test_actions_run_now_pause_resume(
     count_job: Recorder,
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    make_connection(tenant="t")
-    make_connection(tenant="t")
-    tenant = make_schedule(scope="tenant", tenant="t", due=False)
-    other = make_schedule(connection=make_connection(tenant="u"), due=False)
+    factories.connection(tenant="t", company="T1")
+    factories.connection(tenant="t", company="T2")
+    tenant = factories.schedule(scope="tenant", tenant="t", due=False)
+    other = factories.schedule(connection=factories.connection(tenant="u"), due=False)
     url = reverse(CHANGELIST)
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
@@ -112,10 +111,10 @@ def test_actions_run_now_pause_resume(
 def test_runs_visible_per_connection_and_per_schedule(
     admin_client: Client, count_job: Recorder
 ) -> None:
-    a = make_connection(company="AAA-CO")
-    b = make_connection(company="BBB-CO")
-    sa = make_schedule(connection=a)
-    sb = make_schedule(connection=b)
+    a = factories.connection(company="AAA-CO")
+    b = factories.connection(company="BBB-CO")
+    sa = factories.schedule(connection=a)
+    sb = factories.schedule(connection=b)
     JobRun.objects.create(job="count_job", connection=a, schedule=sa, error_code="only-a")
     JobRun.objects.create(job="count_job", connection=b, schedule=sb, error_code="only-b")
     page = admin_client.get(runs_url(connection_id=a.pk)).content.decode()
@@ -136,7 +135,7 @@ def test_run_again_action_and_read_only_pages(
     count_job: Recorder,
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     run = JobRun.objects.create(job="count_job", connection=conn, status="failed")
     gone = JobRun.objects.create(job="vanished_job", connection=conn, status="failed")
     url = reverse("admin:intacct_connect_jobrun_changelist")
@@ -164,7 +163,7 @@ def test_run_again_action_and_read_only_pages(
 def test_connection_change_page_links_to_its_runs(
     admin_client: Client, count_job: Recorder
 ) -> None:
-    connection = make_connection(company="LINK-CO")
+    connection = factories.connection(company="LINK-CO")
     JobRun.objects.create(job="count_job", connection=connection)
     page = admin_client.get(
         reverse("admin:intacct_connect_connection_change", args=[connection.pk])
@@ -206,7 +205,9 @@ def test_view_only_user_cannot_run_schedule_actions(
     action: str,
 ) -> None:
     viewer = staff_client(django_user_model, "view_schedule")
-    schedule = make_schedule(connection=make_connection(), due=False, enabled=action != "resume")
+    schedule = factories.schedule(
+        connection=factories.connection(), due=False, enabled=action != "resume"
+    )
     before = (schedule.enabled, schedule.next_run_at)
     listing = viewer.get(reverse(CHANGELIST)).content.decode()
     assert f'value="{action}"' not in listing
@@ -230,7 +231,7 @@ def test_change_permission_runs_schedule_actions(
     message: str,
 ) -> None:
     changer = staff_client(django_user_model, "change_schedule")
-    schedule = make_schedule(connection=make_connection(), due=False)
+    schedule = factories.schedule(connection=factories.connection(), due=False)
     with django_capture_on_commit_callbacks(execute=True):
         html = post_action(changer, reverse(CHANGELIST), action, schedule)
     assert message in html
@@ -243,18 +244,18 @@ def test_change_permission_runs_schedule_actions(
 
 def test_change_permission_resumes(django_user_model: Any, count_job: Recorder) -> None:
     changer = staff_client(django_user_model, "change_schedule")
-    schedule = make_schedule(connection=make_connection(), due=False, enabled=False)
+    schedule = factories.schedule(connection=factories.connection(), due=False, enabled=False)
     assert "Resumed 1 schedule." in post_action(changer, reverse(CHANGELIST), "resume", schedule)
     schedule.refresh_from_db()
     assert schedule.enabled
 
 
 def test_run_now_confirms_and_says_how_many_runs(admin_client: Client, count_job: Recorder) -> None:
-    make_connection(tenant="t")
-    make_connection(tenant="t")
-    make_connection(tenant="t", status="needs_reauth")
-    tenant = make_schedule(scope="tenant", tenant="t", due=False)
-    single = make_schedule(connection=make_connection(tenant="u"), due=False)
+    factories.connection(tenant="t", company="T1")
+    factories.connection(tenant="t", company="T2")
+    factories.connection(tenant="t", company="T3", status="needs_reauth")
+    tenant = factories.schedule(scope="tenant", tenant="t", due=False)
+    single = factories.schedule(connection=factories.connection(tenant="u"), due=False)
     response = admin_client.post(
         reverse(CHANGELIST),
         {"action": "run_now", "_selected_action": [tenant.pk, single.pk], "index": "0"},
@@ -276,7 +277,7 @@ def test_view_only_user_cannot_run_jobs_again(
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
     viewer = staff_client(django_user_model, "view_jobrun")
-    run = JobRun.objects.create(job="count_job", connection=make_connection(), status="failed")
+    run = JobRun.objects.create(job="count_job", connection=factories.connection(), status="failed")
     url = reverse("admin:intacct_connect_jobrun_changelist")
     assert 'value="run_again"' not in viewer.get(url).content.decode()
     with django_capture_on_commit_callbacks(execute=True):
@@ -291,7 +292,7 @@ def test_rerun_permission_runs_jobs_again(
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
     rerunner = staff_client(django_user_model, "view_jobrun", "rerun_jobrun")
-    run = JobRun.objects.create(job="count_job", connection=make_connection(), status="failed")
+    run = JobRun.objects.create(job="count_job", connection=factories.connection(), status="failed")
     url = reverse("admin:intacct_connect_jobrun_changelist")
     confirmation = rerunner.post(
         url, {"action": "run_again", "_selected_action": [run.pk], "index": "0"}
@@ -309,7 +310,7 @@ def test_schedule_list_labels_tenants(
     admin_client: Client, django_user_model: Any, count_job: Recorder
 ) -> None:
     jane = django_user_model.objects.create_user("jane", first_name="Jane", last_name="Doe")
-    make_schedule(scope="tenant", tenant=f"user:{jane.pk}", due=False)
+    factories.schedule(scope="tenant", tenant=f"user:{jane.pk}", due=False)
     html = admin_client.get(reverse(CHANGELIST)).content.decode()
     assert "tenant Jane Doe" in html
     assert f"tenant user:{jane.pk}" not in html

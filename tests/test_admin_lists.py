@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from intacct_connect.adapter import DefaultIntacctAdapter
 from intacct_connect.models import ConnectionEvent, ConnectionStatus, EventKind, JobRun
-from tests.helpers import make_connection
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ def column_classes(html: str) -> list[str]:
 
 
 def test_connection_list_columns(admin_client: Client) -> None:
-    make_connection(company="ACME")
+    factories.connection(company="ACME")
     html = admin_client.get(reverse(CHANGELIST)).content.decode()
     assert column_classes(html) == [
         "status_badge",
@@ -42,7 +42,7 @@ def test_connection_list_columns(admin_client: Client) -> None:
 
 
 def test_company_column_and_truncated_last_error(admin_client: Client) -> None:
-    conn = make_connection(company="ACME", entity="WEST")
+    conn = factories.connection(company="ACME", entity="WEST")
     conn.company_name = "Acme Corporation"
     long_message = "The refresh token was rejected by Intacct " + "x" * 100
     conn.record_error("invalid_grant", long_message)
@@ -63,9 +63,9 @@ def test_tenant_labels_in_list_and_change_page(
 ) -> None:
     jane = django_user_model.objects.create_user("jane", first_name="Jane", last_name="Doe")
     bob = django_user_model.objects.create_user("bob")
-    a = make_connection(company="AAA", tenant=f"user:{jane.pk}")
-    make_connection(company="BBB", tenant=f"user:{bob.pk}")
-    make_connection(company="CCC", tenant="team:7")
+    a = factories.connection(company="AAA", tenant=f"user:{jane.pk}")
+    factories.connection(company="BBB", tenant=f"user:{bob.pk}")
+    factories.connection(company="CCC", tenant="team:7")
     html = admin_client.get(reverse(CHANGELIST)).content.decode()
     assert f'<span title="user:{jane.pk}">Jane Doe</span>' in html
     assert f'<span title="user:{bob.pk}">bob</span>' in html
@@ -85,11 +85,11 @@ def test_connection_list_query_count_constant_with_many_user_tenants(
         return len(ctx.captured_queries)
 
     first = django_user_model.objects.create_user("u0")
-    make_connection(company="C0", tenant=f"user:{first.pk}")
+    factories.connection(company="C0", tenant=f"user:{first.pk}")
     few = count()
     for i in range(1, 15):
         user = django_user_model.objects.create_user(f"u{i}")
-        make_connection(company=f"C{i}", user=f"u{i}", tenant=f"user:{user.pk}")
+        factories.connection(company=f"C{i}", user=f"u{i}", tenant=f"user:{user.pk}")
     assert count() == few
 
 
@@ -118,7 +118,7 @@ def test_tenant_labels_come_from_the_sites_adapter(admin_client: Client, setting
         **getattr(settings, "INTACCT_CONNECT", {}),
         "ADAPTER": "tests.test_admin_lists.TeamAdapter",
     }
-    make_connection(company="AAA", tenant="team:7")
+    factories.connection(company="AAA", tenant="team:7")
     html = admin_client.get(reverse(CHANGELIST)).content.decode()
     assert '<span title="team:7">Team number 7</span>' in html
 
@@ -129,7 +129,7 @@ class TeamAdapter(DefaultIntacctAdapter):
 
 
 def test_event_rows_name_the_company_not_the_current_status(admin_client: Client) -> None:
-    conn = make_connection(company="ACME", entity="EAST", status=ConnectionStatus.REVOKED)
+    conn = factories.connection(company="ACME", entity="EAST", status=ConnectionStatus.REVOKED)
     ConnectionEvent.log(conn, EventKind.REFRESHED, "refreshed fine")
     html = admin_client.get(reverse("admin:intacct_connect_connectionevent_changelist"))
     text = html.content.decode()
@@ -142,7 +142,7 @@ def test_event_rows_name_the_company_not_the_current_status(admin_client: Client
 
 
 def test_change_page_shows_the_granted_scope(admin_client: Client) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     html = admin_client.get(
         reverse("admin:intacct_connect_connection_change", args=[conn.pk])
     ).content.decode()
@@ -153,7 +153,7 @@ def test_change_page_shows_the_granted_scope(admin_client: Client) -> None:
 
 
 def test_job_run_list_has_no_raw_pk_column_and_links_the_job(admin_client: Client) -> None:
-    conn = make_connection(company="RUN-CO")
+    conn = factories.connection(company="RUN-CO")
     run = JobRun.objects.create(job="count_job", connection=conn)
     html = admin_client.get(reverse("admin:intacct_connect_jobrun_changelist")).content.decode()
     assert "column-pk" not in html
@@ -166,7 +166,7 @@ def test_job_run_list_has_no_raw_pk_column_and_links_the_job(admin_client: Clien
 def test_stored_record_keys_sort_naturally(admin_client: Client) -> None:
     from intacct_connect.models import StoredRecord
 
-    conn = make_connection()
+    conn = factories.connection()
     for key in ("10", "2", "1", "b", "a"):
         StoredRecord.objects.create(connection=conn, object="vendor", key=key)
     html = admin_client.get(
@@ -189,7 +189,7 @@ def test_every_admin_page_renders(admin_client: Client) -> None:
         Watermark,
     )
 
-    conn = make_connection(company="PAGE-CO")
+    conn = factories.connection(company="PAGE-CO")
     ConnectionEvent.log(conn, EventKind.CONNECTED, "hello")
     run = JobRun.objects.create(job="count_job", connection=conn, error_code="e")
     ApiCallLog.objects.create(connection=conn, method="GET", path="/x", status=500)

@@ -3,7 +3,7 @@ deleting a connection (revoked at Intacct first, history deleted with it)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ from intacct_connect.models import (
     Token,
     Watermark,
 )
-from tests.helpers import make_connection
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -48,15 +48,6 @@ def staff_client(django_user_model: Any, *codenames: str) -> Client:
 @pytest.fixture
 def viewer(django_user_model: Any) -> Client:
     return staff_client(django_user_model, "view_connection")
-
-
-@pytest.fixture
-def live_connection(intacct_connect_settings: Any) -> Iterator[Connection]:
-    """A connection holding real (emulator-issued) tokens."""
-    from intacct_connect import concurrency, flows
-
-    yield flows.create_client_credentials_connection(tenant_key="team:1", username="admin@DEMO-CO")
-    concurrency.close_private_connection()
 
 
 def post_action(client: Client, action: str, *conns: Connection, confirm: bool = True) -> str:
@@ -90,7 +81,7 @@ def test_the_dedicated_permissions_exist() -> None:
 
 
 def test_view_only_user_is_offered_no_action(viewer: Client) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     listing = viewer.get(reverse(CHANGELIST)).content.decode()
     change = viewer.get(
         reverse("admin:intacct_connect_connection_change", args=[conn.pk])
@@ -104,15 +95,15 @@ def test_view_only_user_is_offered_no_action(viewer: Client) -> None:
 
 @pytest.mark.parametrize("action", ACTIONS)
 def test_view_only_user_posting_an_action_changes_nothing(
-    viewer: Client, live_connection: Connection, intacct_connect_settings: Any, action: str
+    viewer: Client, live_connection: Connection, emulator: Any, action: str
 ) -> None:
     before = connection_state(live_connection)
-    calls = intacct_connect_settings.api_calls()
+    calls = emulator.api_calls()
     html = post_action(viewer, action, live_connection)
     assert "You do not have permission to run the action" in html
     assert connection_state(live_connection) == before
-    assert intacct_connect_settings.api_calls() == calls
-    assert intacct_connect_settings.token_requests("client_credentials") == 1
+    assert emulator.api_calls() == calls
+    assert emulator.token_requests("client_credentials") == 1
     assert not ConnectionEvent.objects.filter(
         connection=live_connection, actor__isnull=False
     ).exists()
@@ -128,7 +119,7 @@ def test_view_only_user_posting_an_action_changes_nothing(
 
 
 def test_change_permission_runs_refresh(
-    django_user_model: Any, live_connection: Connection, intacct_connect_settings: Any
+    django_user_model: Any, live_connection: Connection, emulator: Any
 ) -> None:
     client = staff_client(django_user_model, "change_connection")
     before = Token.objects.get(pk=live_connection.pk).version
@@ -150,7 +141,7 @@ def test_change_permission_runs_test_connection(
 
 def test_change_permission_marks_needs_reauth(django_user_model: Any) -> None:
     client = staff_client(django_user_model, "change_connection")
-    conn = make_connection()
+    conn = factories.connection()
     assert "1 connection marked as needing re-authorisation." in post_action(
         client, "mark_needs_reauth", conn
     )
@@ -193,8 +184,8 @@ def test_disconnect_permission_disconnects(
     ],
 )
 def test_destructive_actions_confirm_first(admin_client: Client, action: str, says: str) -> None:
-    a = make_connection(company="AAA-CO")
-    b = make_connection(company="BBB-CO", user="bob")
+    a = factories.connection(company="AAA-CO")
+    b = factories.connection(company="BBB-CO", user="bob")
     response = admin_client.post(
         reverse(CHANGELIST) + "?status__exact=active",
         {"action": action, "_selected_action": [a.pk, b.pk], "index": "0"},
@@ -235,7 +226,7 @@ def object_action_url(conn: Connection, name: str) -> str:
 
 
 def test_change_page_buttons_follow_permissions(django_user_model: Any) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     change_url = reverse("admin:intacct_connect_connection_change", args=[conn.pk])
     changer = staff_client(django_user_model, "change_connection").get(change_url)
     html = changer.content.decode()
@@ -285,7 +276,7 @@ def test_change_page_disconnect_button_confirms(
 
 
 def test_object_action_url_refuses_bad_requests(admin_client: Client) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     assert admin_client.post(object_action_url(conn, "delete_selected")).status_code == 404
     assert admin_client.post(object_action_url(conn, "no_such_action")).status_code == 404
     assert admin_client.get(object_action_url(conn, "mark_needs_reauth")).status_code == 405
@@ -312,7 +303,7 @@ def with_history(conn: Connection) -> None:
 def test_delete_page_lists_cascaded_rows_without_demanding_their_permissions(
     django_user_model: Any,
 ) -> None:
-    conn = make_connection(company="DEL-CO")
+    conn = factories.connection(company="DEL-CO")
     with_history(conn)
     client = staff_client(django_user_model, "view_connection", "delete_connection")
     url = reverse("admin:intacct_connect_connection_delete", args=[conn.pk])
@@ -335,10 +326,10 @@ def test_delete_page_lists_cascaded_rows_without_demanding_their_permissions(
 
 
 def test_delete_revokes_at_intacct_then_deletes_everything(
-    django_user_model: Any, live_connection: Connection, intacct_connect_settings: Any
+    django_user_model: Any, live_connection: Connection, emulator: Any
 ) -> None:
     with_history(live_connection)
-    assert {g["status"] for g in intacct_connect_settings.grants("DEMO-CO")} == {"active"}
+    assert {g["status"] for g in emulator.grants("DEMO-CO")} == {"active"}
     client = staff_client(django_user_model, "view_connection", "delete_connection")
     url = reverse("admin:intacct_connect_connection_delete", args=[live_connection.pk])
     response = client.post(url, {"post": "yes"}, follow=True)
@@ -349,13 +340,13 @@ def test_delete_revokes_at_intacct_then_deletes_everything(
     assert not Connection.objects.exists()
     for model in (Token, ConnectionEvent, JobRun, ApiCallLog, Schedule, StoredRecord, Watermark):
         assert not model.objects.exists(), model
-    assert {g["status"] for g in intacct_connect_settings.grants("DEMO-CO")} == {"revoked"}
+    assert {g["status"] for g in emulator.grants("DEMO-CO")} == {"revoked"}
 
 
 def test_delete_selected_warns_when_intacct_cannot_revoke(admin_client: Client) -> None:
     # no emulator configured: the revoke fails, the connections are deleted anyway
-    a = make_connection(company="A")
-    b = make_connection(company="B", status=ConnectionStatus.REVOKED)
+    a = factories.connection(company="A")
+    b = factories.connection(company="B", status=ConnectionStatus.REVOKED)
     page = admin_client.post(
         reverse(CHANGELIST), {"action": "delete_selected", "_selected_action": [a.pk, b.pk]}
     )
@@ -374,7 +365,7 @@ def test_delete_selected_warns_when_intacct_cannot_revoke(admin_client: Client) 
 
 
 def test_view_only_user_cannot_delete(viewer: Client) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     url = reverse("admin:intacct_connect_connection_delete", args=[conn.pk])
     assert viewer.get(url).status_code == 403
     assert viewer.post(url, {"post": "yes"}).status_code == 403
@@ -402,7 +393,7 @@ def test_history_screens_never_delete(
 
 
 def test_every_history_delete_url_is_refused(admin_client: Client) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     with_history(conn)
     rows: dict[str, Callable[[], Any]] = {
         "token": lambda: conn.pk,

@@ -17,9 +17,8 @@ from intacct_connect.client import IntacctClient
 from intacct_connect.exceptions import PermissionDeniedError
 from intacct_connect.models import ApiCallLog
 from intacct_connect.testing.emulator import EmulatorServer
-from tests.client_helpers import emulator, make_connection, point_at_emulator
-
-__all__ = ["emulator"]
+from tests import factories
+from tests.helpers import point_at_emulator
 
 VENDOR = "accounts-payable/vendor"
 
@@ -29,7 +28,7 @@ def test_batches_are_written_when_full_or_late(emulator: EmulatorServer, setting
     """A batch is written by the call that fills it, or by the first call after
     API_CALL_LOG_MAX_DELAY, with one INSERT."""
     point_at_emulator(settings, emulator, API_CALL_LOG_BATCH_SIZE=3, API_CALL_LOG_MAX_DELAY=60)
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     client.get(VENDOR, "1")
     client.get(VENDOR, "2")
     assert (calllog.pending(), ApiCallLog.objects.count()) == (2, 0)
@@ -65,7 +64,7 @@ def test_the_end_of_a_task_or_request_writes_the_waiting_rows(
 ) -> None:
     """The app connects the end of every Celery task and web request (and the shutdown
     of a worker process): the rows and parked slots of the unit of work are settled."""
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     client.get(VENDOR, "1")
     assert calllog.pending() == 1
     assert concurrency.parked_slots("DEMO-CO") == 1
@@ -82,8 +81,8 @@ def test_rows_of_a_connection_deleted_while_they_wait_are_skipped(
 ) -> None:
     """A connection deleted before its waiting rows are written: those rows are skipped
     (they would have been deleted with it), the other connections' rows are kept."""
-    gone = make_connection(emulator)
-    kept = make_connection(emulator, company="SECOND-CO")
+    gone = factories.connection(emulator)
+    kept = factories.connection(emulator, company="SECOND-CO")
     with pytest.raises(PermissionDeniedError):  # sender ID not authorised: still logged
         IntacctClient(kept).get(VENDOR, "1")
     IntacctClient(gone).get(VENDOR, "1")
@@ -97,7 +96,7 @@ def test_a_batch_the_database_refuses_is_dropped_and_logged(
     emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Writing the log never raises into the caller: a refused batch is logged."""
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     row = calllog.CallRow(conn.pk, "GET", "/x", 200, "", 70_000_000_000, 0, "", timezone.now())
     calllog.record(row)  # duration_ms out of range for the column on PostgreSQL
     written = calllog.flush()
@@ -116,7 +115,7 @@ def test_inside_a_transaction_each_row_is_written_with_the_callers_work(
 ) -> None:
     """In a transaction (here the test's own) nothing waits: the row is written at once,
     and rolls back with the caller's work."""
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     client.get(VENDOR, "1")
     assert calllog.pending() == 0
     assert ApiCallLog.objects.count() == 1
@@ -138,7 +137,7 @@ def test_batch_size_one_writes_every_row_as_its_call_ends(
     emulator: EmulatorServer, settings: Any
 ) -> None:
     point_at_emulator(settings, emulator, API_CALL_LOG_BATCH_SIZE=1)
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     client.get(VENDOR, "1")
     assert (calllog.pending(), ApiCallLog.objects.count()) == (0, 1)
     client.close()
@@ -148,7 +147,7 @@ def test_batch_size_one_writes_every_row_as_its_call_ends(
 def test_a_forked_child_starts_with_no_waiting_rows(emulator: EmulatorServer) -> None:
     """Celery's prefork pool forks: the rows waiting in the parent are the parent's to
     write, never written twice."""
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     client.get(VENDOR, "1")
     assert calllog.pending() == 1
     read, write = os.pipe()
@@ -168,7 +167,7 @@ def test_a_forked_child_starts_with_no_waiting_rows(emulator: EmulatorServer) ->
 
 @pytest.mark.django_db(transaction=True)
 def test_discard_drops_the_waiting_rows(emulator: EmulatorServer) -> None:
-    IntacctClient(make_connection(emulator)).get(VENDOR, "1")
+    IntacctClient(factories.connection(emulator)).get(VENDOR, "1")
     assert calllog.discard() == 1
     assert calllog.pending() == 0
     assert calllog.flush() == 0

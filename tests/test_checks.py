@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from intacct_connect.checks import (
     unshared_cache_messages,
 )
 from intacct_connect.crypto import generate_key
+from tests.warm_python import run_python
 
 GOOD_KEY = generate_key()
 BASE: dict[str, Any] = {
@@ -297,15 +296,7 @@ def check_ids_in_a_fresh_process(settings_module: str, *paths: Path) -> list[str
         env.pop(name, None)
     env["DJANGO_SETTINGS_MODULE"] = settings_module
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (*paths, ROOT))
-    out = subprocess.run(
-        [sys.executable, "-c", CHECK_IDS],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
+    out = run_python(["-c", CHECK_IDS], cwd=ROOT, env=env, check=True)
     found: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
     return found
 

@@ -27,7 +27,6 @@ from intacct_connect.exceptions import (
     AuthenticationError,
     ConflictError,
     IntacctAPIError,
-    IntacctConnectError,
     IntacctValidationError,
     MethodNotAllowedError,
     NeedsReauthorization,
@@ -46,16 +45,14 @@ from intacct_connect.models import (
     Token,
 )
 from intacct_connect.testing.emulator import EmulatorServer
-from tests.client_helpers import (
+from tests import factories
+from tests.helpers import (
     FakeSleep,
-    emulator,
-    fake_sleep,
-    make_connection,
+    count_statements,
+    finish_emulator_requests,
     point_at_emulator,
+    require_postgres,
 )
-from tests.helpers import count_statements, require_postgres
-
-__all__ = ["emulator", "fake_sleep"]
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +71,7 @@ def _vendors(emulator: EmulatorServer, name: str) -> list[dict[str, Any]]:
 
 
 def test_get_returns_the_record_and_logs_the_call(emulator: EmulatorServer) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     client = IntacctClient(conn)
     vendor = client.get(VENDOR, "1")
     assert vendor["key"] == "1"
@@ -91,7 +88,7 @@ def test_get_returns_the_record_and_logs_the_call(emulator: EmulatorServer) -> N
 
 
 def test_crud_batches_composite_and_model(emulator: EmulatorServer) -> None:
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     ref = client.create(VENDOR, _new_vendor(name="Crud Vendor"))
     assert set(ref) >= {"key", "id", "href"}
     assert client.update(VENDOR, ref["key"], {"name": "Crud Vendor 2"})["key"] == ref["key"]
@@ -134,7 +131,7 @@ def test_crud_batches_composite_and_model(emulator: EmulatorServer) -> None:
 
 
 def test_every_post_and_patch_carries_an_idempotency_key(emulator: EmulatorServer) -> None:
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     response = client.request("POST", f"/objects/{VENDOR}", _new_vendor())
     generated = response.headers["Idempotency-Key"]
     assert uuid.UUID(generated)
@@ -152,7 +149,7 @@ def test_every_post_and_patch_carries_an_idempotency_key(emulator: EmulatorServe
 
 
 def test_validation_error_carries_intacct_details(emulator: EmulatorServer) -> None:
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     with pytest.raises(IntacctValidationError) as info:
         client.create(VENDOR, {"id": "V-NONAME"})
     err = info.value
@@ -168,7 +165,7 @@ def test_validation_error_carries_intacct_details(emulator: EmulatorServer) -> N
 
 def test_nested_error_shape_is_parsed(emulator: EmulatorServer) -> None:
     emulator.configure(rest_error_shape="nested")
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     with pytest.raises(NotFoundError) as info:
         client.get(VENDOR, "999999")
     assert info.value.code == "notFound"
@@ -176,7 +173,7 @@ def test_nested_error_shape_is_parsed(emulator: EmulatorServer) -> None:
 
 
 def test_bad_arguments_raise_value_errors_before_any_request(emulator: EmulatorServer) -> None:
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     with pytest.raises(ValueError, match="object path"):
         client.get("../../oauth2/token", "1")
     with pytest.raises(ValueError, match="record key"):
@@ -194,7 +191,7 @@ def test_bad_arguments_raise_value_errors_before_any_request(emulator: EmulatorS
 
 
 def test_entity_header_scopes_reads_and_writes(emulator: EmulatorServer) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     top = IntacctClient(conn)
     east = IntacctClient(conn, entity_id="EAST")
     west = IntacctClient(conn, entity_id="WEST")
@@ -219,7 +216,7 @@ def test_entity_header_scopes_reads_and_writes(emulator: EmulatorServer) -> None
 
 
 def test_query_follows_every_page_with_filters(emulator: EmulatorServer) -> None:
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     rows = list(
         client.query(
             VENDOR,
@@ -245,7 +242,7 @@ def test_query_follows_every_page_with_filters(emulator: EmulatorServer) -> None
 
 
 def test_query_pages_are_fetched_lazily(emulator: EmulatorServer) -> None:
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     rows = client.query(VENDOR, ["key"], page_size=100)
     assert emulator.api_calls() == 0
     first = [next(rows) for _ in range(100)]
@@ -279,9 +276,9 @@ class _LoopingQueryServer(BaseHTTPRequestHandler):
 def test_a_next_that_does_not_advance_stops_the_query(
     emulator: EmulatorServer, settings: Any
 ) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _LoopingQueryServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         point_at_emulator(
@@ -303,7 +300,7 @@ def test_token_expiring_at_intacct_mid_query_is_refreshed_once(
     emulator: EmulatorServer,
 ) -> None:
     """Page 2 answers 401 GW-0040: one refresh, one replay, no row lost or repeated."""
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     client = IntacctClient(conn)
     rows = client.query(VENDOR, ["key"], page_size=100)
     keys = [next(rows)["key"] for _ in range(100)]
@@ -320,7 +317,7 @@ def test_token_reaching_its_expiry_mid_query_is_refreshed_before_the_next_page(
     emulator: EmulatorServer,
 ) -> None:
     """The clock passes the stored expiry between pages: a proactive refresh, no 401."""
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     client = IntacctClient(conn)
     expires_at = Token.objects.get(pk=conn.pk).expires_at
     with time_machine.travel(timezone.now(), tick=True) as traveller:
@@ -335,7 +332,7 @@ def test_token_reaching_its_expiry_mid_query_is_refreshed_before_the_next_page(
 
 def test_expired_token_with_rest_1206_is_refreshed(emulator: EmulatorServer) -> None:
     emulator.configure(expired_token_error="rest1206")
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     emulator.expire_tokens("DEMO-CO")
     assert IntacctClient(conn).get(VENDOR, "1")["key"] == "1"
     assert emulator.token_requests("refresh_token") == 1
@@ -344,7 +341,7 @@ def test_expired_token_with_rest_1206_is_refreshed(emulator: EmulatorServer) -> 
 def test_second_rejection_after_the_refresh_raises_without_looping(
     emulator: EmulatorServer,
 ) -> None:
-    conn = make_connection(emulator, user="jane")
+    conn = factories.connection(emulator, user="jane")
     # The user disappears from the company: every token of theirs is rejected (REST-2102),
     # while the refresh itself still succeeds.
     with emulator.emulator.state.transaction() as store:
@@ -363,7 +360,7 @@ def test_second_rejection_after_the_refresh_raises_without_looping(
 def test_revoked_grant_needs_reauthorization_with_one_signal(
     emulator: EmulatorServer, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     sent: list[dict[str, Any]] = []
     signals.connection_needs_reauth.connect(
         lambda **kw: sent.append(kw), weak=False, dispatch_uid="client-revoked"
@@ -389,7 +386,7 @@ def test_revoked_grant_needs_reauthorization_with_one_signal(
 
 
 def test_sender_id_not_authorised_is_a_permission_error(emulator: EmulatorServer) -> None:
-    conn = make_connection(emulator, company="SECOND-CO")
+    conn = factories.connection(emulator, company="SECOND-CO")
     with pytest.raises(PermissionDeniedError) as info:
         IntacctClient(conn).get(VENDOR, "1")
     assert info.value.code == "GW-0011"
@@ -403,7 +400,7 @@ def test_sender_id_not_authorised_is_a_permission_error(emulator: EmulatorServer
 def test_throttling_honours_retry_after(emulator: EmulatorServer, fake_sleep: FakeSleep) -> None:
     emulator.configure(retry_after=1)
     emulator.set_fault("429", company="DEMO-CO", count=1)
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     assert IntacctClient(conn).get(VENDOR, "1")["key"] == "1"
     # Retry-After: 1, plus at most RETRY_BACKOFF (0.01) of jitter.
     assert len(fake_sleep.delays) == 1
@@ -421,7 +418,7 @@ def test_retry_after_beyond_the_cap_raises_rate_limited_at_once(
     emulator.configure(retry_after=30)
     emulator.set_fault("429", company="DEMO-CO")
     with pytest.raises(RateLimited) as info:
-        IntacctClient(make_connection(emulator)).get(VENDOR, "1")
+        IntacctClient(factories.connection(emulator)).get(VENDOR, "1")
     assert fake_sleep.delays == []
     assert info.value.retry_after == 30
     assert info.value.code == "GW-0010"
@@ -431,7 +428,7 @@ def test_retry_after_beyond_the_cap_raises_rate_limited_at_once(
 def test_server_errors_followed_by_success(emulator: EmulatorServer, fake_sleep: FakeSleep) -> None:
     emulator.set_fault("500", company="DEMO-CO", count=2)
     emulator.set_fault("503", company="DEMO-CO", count=1)
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     rows = list(IntacctClient(conn).query(VENDOR, ["key"], page_size=250))
     assert len(rows) == 250
     assert emulator.api_calls("DEMO-CO") == 4
@@ -451,7 +448,7 @@ def test_persistent_server_errors_raise_after_max_retries(
     point_at_emulator(settings, emulator, MAX_RETRIES=2)
     emulator.set_fault("500", company="DEMO-CO")
     with pytest.raises(ServerError) as info:
-        IntacctClient(make_connection(emulator)).get(VENDOR, "1")
+        IntacctClient(factories.connection(emulator)).get(VENDOR, "1")
     assert info.value.code == "GW-0001"
     assert info.value.status_code == 500
     assert emulator.api_calls("DEMO-CO") == 3
@@ -460,46 +457,36 @@ def test_persistent_server_errors_raise_after_max_retries(
     assert len(fake_sleep.delays) == 2  # one wait before each retry, none after the last
 
 
-def test_backoff_is_exponential_with_full_jitter_and_capped(
-    settings: Any, monkeypatch: pytest.MonkeyPatch
+def test_a_client_waits_with_its_own_sleep_and_clock(
+    emulator: EmulatorServer, fake_sleep: FakeSleep
 ) -> None:
-    """The policy's delays: uniform(0, min(MAX, BASE * 2**attempt)); a server-given wait
-    plus up to min(1, BASE) of jitter."""
-    settings.INTACCT_CONNECT = {
-        **settings.INTACCT_CONNECT,
-        "RETRY_BACKOFF": 0.5,
-        "RETRY_BACKOFF_MAX": 3.0,
-    }
-    monkeypatch.setattr("intacct_connect.client.random.uniform", lambda low, high: high)
-    policy = client_module.RetryPolicy()
-    assert [policy.delay(n, None) for n in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-    assert policy.delay(0, 7.0) == 7.5
-
-
-def test_a_client_waits_with_its_own_sleep_and_clock(emulator: EmulatorServer) -> None:
     """``sleep=`` and ``clock=`` replace the defaults for one client only."""
     slept: list[float] = []
     ticks = iter(range(0, 1000, 5))
     emulator.set_fault("503", company="DEMO-CO", count=1)
-    client = IntacctClient(make_connection(emulator), sleep=slept.append, clock=lambda: next(ticks))
+    client = IntacctClient(
+        factories.connection(emulator), sleep=slept.append, clock=lambda: next(ticks)
+    )
     assert client.get(VENDOR, "1")["key"] == "1"
     assert len(slept) == 1
     assert slept[0] >= 1.0  # Retry-After: 1
     assert ApiCallLog.objects.get().duration_ms == 5000  # one tick of the fake clock
-    assert client_module.default_retry_policy.sleep is time.sleep
+    # The shared default (the fake_sleep fixture's) was not used, nor replaced.
+    assert client_module.default_retry_policy.sleep is fake_sleep
+    assert fake_sleep.delays == []
 
 
 def test_delete_is_not_retried_after_a_server_error(emulator: EmulatorServer) -> None:
     emulator.set_fault("503", company="DEMO-CO", count=1)
     with pytest.raises(ServerError):
-        IntacctClient(make_connection(emulator)).delete(VENDOR, "1")
+        IntacctClient(factories.connection(emulator)).delete(VENDOR, "1")
     assert emulator.api_calls("DEMO-CO") == 1
     assert emulator.record_count("DEMO-CO", VENDOR) == 250
 
 
 def test_garbage_body_is_a_transport_error(emulator: EmulatorServer) -> None:
     emulator.set_fault("garbage", company="DEMO-CO", count=1)
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     with pytest.raises(TransportError, match="not JSON") as info:
         IntacctClient(conn).get(VENDOR, "1")
     assert info.value.status_code == 200
@@ -511,24 +498,27 @@ def test_dropped_connection_on_a_read_is_retried(
     emulator: EmulatorServer, fake_sleep: FakeSleep
 ) -> None:
     emulator.set_fault("drop", company="DEMO-CO", count=1)
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     assert IntacctClient(conn).get(VENDOR, "1")["key"] == "1"
     assert ApiCallLog.objects.get().retries == 1
 
 
 def test_post_whose_answer_is_lost_is_retried_with_the_same_key(
-    emulator: EmulatorServer, settings: Any
+    socket_emulator: EmulatorServer, settings: Any
 ) -> None:
     """The first POST is processed after the client gave up waiting (its answer is lost);
     the retry carries the same Idempotency-Key, so exactly one record exists. Customers
-    are auto-numbered (no unique ID to reject a duplicate): only the key prevents one."""
+    are auto-numbered (no unique ID to reject a duplicate): only the key prevents one.
+    Over a real socket: the read timeout fires while the emulator still works."""
+    emulator = socket_emulator
     customer = "accounts-receivable/customer"
     point_at_emulator(settings, emulator, HTTP_TIMEOUT=(2.0, 0.3))
     emulator.set_fault("slow", company="DEMO-CO", count=1, seconds=0.8)
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     before = emulator.record_count("DEMO-CO", customer)
+    threads = set(threading.enumerate())
     ref = IntacctClient(conn).create(customer, {"name": "Exactly Once Ltd"})
-    time.sleep(1.0)  # let the slow first request finish at the emulator
+    finish_emulator_requests(threads)  # the slow first request too
     records = [r for r in emulator.records("DEMO-CO", customer) if r["name"] == "Exactly Once Ltd"]
     assert len(records) == 1
     assert records[0]["key"] == ref["key"]
@@ -543,7 +533,7 @@ def test_post_on_a_dropped_connection_is_retried_with_the_same_key(
     """The emulator closes the socket without answering: the POST is sent again with the
     same Idempotency-Key (the emulator echoes it) and creates one record."""
     emulator.set_fault("drop", company="DEMO-CO", count=1)
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     response = client.request(
         "POST",
         "/objects/accounts-receivable/customer",
@@ -563,7 +553,7 @@ def test_transport_errors_never_leak_the_token(
     caplog: pytest.LogCaptureFixture,
     fake_sleep: FakeSleep,
 ) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     secret = Token.objects.get(pk=conn.pk).access_token
     point_at_emulator(
         settings, emulator, API_BASE_URL="http://127.0.0.1:1/ia/api/v1", MAX_RETRIES=1
@@ -616,7 +606,7 @@ def test_concurrency_cap_keeps_intacct_below_its_limit(
         _use_cache_slots(settings, "redis")
     emulator.configure(concurrency_limit=2)
     emulator.set_fault("slow", company="DEMO-CO", seconds=0.1)
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     errors: list[BaseException] = []
 
     def worker() -> None:
@@ -654,7 +644,7 @@ def test_cache_backend_holds_the_slot_in_the_cache(emulator: EmulatorServer, set
         "CONCURRENCY_SLOT_TTL": 1,
         "CONCURRENCY_SLOT_LINGER": 0,  # each call gives its slot back at once
     }
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     slot_rows = list(ConcurrencySlot.objects.values_list("company_id", "slot", "holder"))
     client = IntacctClient(conn)
     assert client.get(VENDOR, "1")["key"] == "1"
@@ -693,7 +683,7 @@ def test_cache_backend_fails_closed_when_the_cache_is_down(
         "CONCURRENCY_BACKEND": "cache",
         "CONCURRENCY_CACHE": "intacct_slots",
     }
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     with pytest.raises(redis.ConnectionError):
         client.get(VENDOR, "1")
     assert emulator.api_calls("DEMO-CO") == 0
@@ -708,7 +698,7 @@ def test_back_to_back_calls_make_no_database_round_trip(
     """Autocommit mode (a Celery task, a command): a reused client's call with a fresh
     token runs no statement at all. Its slot stays parked for the next call and its log
     row waits for the batch; close() writes the rows and frees the slot."""
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     client = IntacctClient(conn)
     client.get(VENDOR, "1")  # token cached, slot claimed then parked
     assert concurrency.parked_slots("DEMO-CO") == 1
@@ -734,7 +724,7 @@ def test_a_parked_slot_is_released_after_the_linger_time(
     """Nobody takes the slot back: the background releaser frees it after
     CONCURRENCY_SLOT_LINGER seconds, so an idle process never blocks other workers."""
     point_at_emulator(settings, emulator, CONCURRENCY_SLOT_LINGER=0.05)
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     IntacctClient(conn).get(VENDOR, "1")
     assert concurrency.busy_slots("DEMO-CO") == 1
     deadline = time.monotonic() + 5
@@ -749,14 +739,14 @@ def test_a_parked_slot_is_released_after_the_linger_time(
 
 
 def test_health_check_records_the_outcome(emulator: EmulatorServer) -> None:
-    good = make_connection(emulator)
+    good = factories.connection(emulator)
     result = IntacctClient(good).health_check()
     assert result.ok
     assert result.status_code == 200
     good.refresh_from_db()
     assert good.health_ok is True
     assert good.health_checked_at is not None
-    bad = make_connection(emulator, company="SECOND-CO")
+    bad = factories.connection(emulator, company="SECOND-CO")
     result = IntacctClient(bad).health_check()
     assert not result.ok
     assert result.error_code == "GW-0011"
@@ -767,7 +757,7 @@ def test_health_check_records_the_outcome(emulator: EmulatorServer) -> None:
 
 
 def test_usage_counters_and_pruning(emulator: EmulatorServer) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     client = IntacctClient(conn)
     client.get(VENDOR, "1")
     with pytest.raises(NotFoundError):
@@ -788,7 +778,7 @@ def test_db_queries_per_call_with_a_fresh_token(emulator: EmulatorServer, settin
     cap disabled, or slots in the cache, parked between calls); slots in the database add
     one claim and one release on SQLite. In autocommit mode a reused client runs none:
     see test_back_to_back_calls_make_no_database_round_trip."""
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     point_at_emulator(settings, emulator, COMPANY_CONCURRENCY=0)
     assert count_statements(lambda: IntacctClient(conn).get(VENDOR, "1")) == 2
     client = IntacctClient(conn)
@@ -827,7 +817,7 @@ def _peak_while_iterating(client: IntacctClient, expected: int) -> int:
 
 @pytest.mark.slow
 def test_iterating_100000_records_uses_constant_memory(emulator: EmulatorServer) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     emulator.generate_records("DEMO-CO", VENDOR, 10_000 - 250)
     client = IntacctClient(conn)
     small = _peak_while_iterating(client, 10_000)
@@ -839,47 +829,10 @@ def test_iterating_100000_records_uses_constant_memory(emulator: EmulatorServer)
     assert ApiCallLog.objects.filter(path="/services/core/query").count() == 10 + 100
 
 
-def test_client_errors_are_one_tree() -> None:
-    for cls in (
-        AuthenticationError,
-        NeedsReauthorization,
-        NotFoundError,
-        RateLimited,
-        ServerError,
-        TransportError,
-        IntacctValidationError,
-        PermissionDeniedError,
-    ):
-        assert issubclass(cls, IntacctConnectError)
-    error = client_module.error_for(
-        429,
-        {"ia::error": {"code": "GW-0010", "message": "API rate limit exceeded"}},
-        method="GET",
-        path="/objects/x/y",
-        headers={"X-IA-Throttle-Limit-RetryAfter": "4", "Retry-After": "2"},
-    )
-    assert isinstance(error, RateLimited)
-    assert error.retry_after == 4
-    bare = client_module.error_for(
-        401,
-        {
-            "error": {
-                "code": "tokenInvalid",
-                "message": "Token is not valid",
-                "errorId": "REST-2102",
-            }
-        },
-        method="GET",
-        path="/objects/x/y",
-    )
-    assert isinstance(bare, AuthenticationError)
-    assert bare.error_id == "REST-2102"
-
-
 def test_request_escape_hatch_keeps_the_query_string_out_of_the_log(
     emulator: EmulatorServer,
 ) -> None:
-    client = IntacctClient(make_connection(emulator))
+    client = IntacctClient(factories.connection(emulator))
     response = client.request("GET", "services/core/model?name=accounts-payable/vendor")
     assert response.status_code == 200
     assert "fields" in response.result

@@ -14,7 +14,7 @@ from django.test import override_settings
 from intacct_connect import crypto
 from intacct_connect.management.commands.intacct_rotate_keys import render_bar
 from intacct_connect.models import Connection, ConnectionStatus, Token
-from tests.helpers import make_connection, token_set
+from tests import factories
 from tests.settings import INTACCT_CONNECT, TEST_OLD_TOKEN_KEY, TEST_TOKEN_KEY
 
 pytestmark = pytest.mark.django_db
@@ -27,9 +27,9 @@ def run(*args: str) -> tuple[str, str]:
 
 
 def test_list_connections_table_and_filters() -> None:
-    ts = token_set(company="ACME")
-    make_connection(tenant="t1", company="ACME", tokens=ts)
-    make_connection(tenant="t2", company="BETA", status=ConnectionStatus.NEEDS_REAUTH)
+    ts = factories.token_set(company="ACME")
+    factories.connection(tenant="t1", company="ACME", tokens=ts)
+    factories.connection(tenant="t2", company="BETA", status=ConnectionStatus.NEEDS_REAUTH)
     out, _ = run("intacct_list_connections")
     assert "ACME" in out
     assert "BETA" in out
@@ -68,7 +68,7 @@ def test_create_connection_reports_intacct_failure() -> None:
 def test_rotate_keys_command_with_progress_bar() -> None:
     with override_settings(INTACCT_CONNECT={**INTACCT_CONNECT, "TOKEN_KEYS": [TEST_OLD_TOKEN_KEY]}):
         for i in range(5):
-            make_connection(company=f"C{i}")
+            factories.connection(company=f"C{i}")
     with pytest.raises(CommandError, match="5 row"):
         run("intacct_rotate_keys", "--check")
     out, err = run("intacct_rotate_keys", "--batch-size", "2")
@@ -89,7 +89,7 @@ def test_rotate_keys_unknown_key_is_a_clear_error() -> None:
     with override_settings(
         INTACCT_CONNECT={**INTACCT_CONNECT, "TOKEN_KEYS": [crypto.generate_key()]}
     ):
-        make_connection()
+        factories.connection()
     with pytest.raises(CommandError, match="Keep every key"):
         run("intacct_rotate_keys", "--no-progress")
 
@@ -104,13 +104,13 @@ def test_render_bar() -> None:
     assert render_bar(5, 10, width=10) == "[#####.....] 5/10"
 
 
-def test_create_connection_with_the_emulator(intacct_connect_settings: Any) -> None:
+def test_create_connection_with_the_emulator(emulator: Any) -> None:
     out, _ = run(
         "intacct_create_connection", "--tenant", "team:1", "--username", "admin@DEMO-CO|EAST"
     )
     conn = Connection.objects.get()
     assert f"Connection {conn.pk}: company DEMO-CO|EAST as admin for tenant team:1" in out
-    assert intacct_connect_settings.token_requests("client_credentials") == 1
+    assert emulator.token_requests("client_credentials") == 1
     # Running it again renews the same connection.
     run("intacct_create_connection", "--tenant", "team:1", "--username", "admin@DEMO-CO|EAST")
     assert Connection.objects.count() == 1

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from io import StringIO
 from pathlib import Path
 
@@ -14,9 +12,8 @@ from django.core.management import CommandError, call_command
 
 from intacct_connect.models import ApiCallLog, Token
 from intacct_connect.testing.emulator import EmulatorServer
-from tests.client_helpers import emulator, make_connection
-
-__all__ = ["emulator"]
+from tests import factories
+from tests.warm_python import run_python
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +28,7 @@ def _run(*args: str) -> tuple[str, dict[str, object] | None]:
 
 
 def test_get_prints_status_and_json(emulator: EmulatorServer) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     status, body = _run(str(conn.pk), "GET", "/objects/accounts-payable/vendor/1")
     assert status == "HTTP 200"
     assert body is not None
@@ -46,7 +43,7 @@ def test_get_prints_status_and_json(emulator: EmulatorServer) -> None:
 
 
 def test_query_and_post(emulator: EmulatorServer) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     query = {"object": "accounts-payable/vendor", "fields": ["id"], "size": 3}
     status, body = _run(str(conn.pk), "--query", json.dumps(query))
     assert status == "HTTP 200"
@@ -69,7 +66,7 @@ def test_query_and_post(emulator: EmulatorServer) -> None:
 
 
 def test_entity_option_scopes_the_request(emulator: EmulatorServer) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     query = json.dumps({"object": "accounts-payable/vendor", "fields": ["id"], "size": 1})
     _, top = _run(str(conn.pk), "--query", query)
     _, east = _run(str(conn.pk), "--query", query, "--entity", "EAST")
@@ -99,31 +96,25 @@ def test_entity_option_scopes_the_request(emulator: EmulatorServer) -> None:
 def test_bad_input_is_a_precise_command_error(
     emulator: EmulatorServer, args: list[str], message: str
 ) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     with pytest.raises(CommandError, match=message.replace("(", r"\(")):
         call_command("intacct_request", *[a.replace("{pk}", str(conn.pk)) for a in args])
     assert emulator.api_calls() == 0
 
 
 def test_api_errors_are_reported_as_command_errors(emulator: EmulatorServer) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     with pytest.raises(CommandError, match="The request failed: GET /objects/accounts-payable"):
         call_command("intacct_request", str(conn.pk), "GET", "/objects/accounts-payable/vendor/0")
-    second = make_connection(emulator, company="SECOND-CO")
+    second = factories.connection(emulator, company="SECOND-CO")
     with pytest.raises(CommandError, match="sender ID"):
         call_command("intacct_request", str(second.pk), "GET", "/objects/accounts-payable/vendor")
 
 
 def test_bad_input_exits_non_zero_without_a_traceback() -> None:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    result = subprocess.run(
-        [sys.executable, "-m", "django", "intacct_request", "seven", "GET", "/objects/x/y"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run_python(
+        ["-m", "django", "intacct_request", "seven", "GET", "/objects/x/y"], cwd=ROOT, env=env
     )
     assert result.returncode == 1
     assert "CommandError: The connection id must be an integer, not 'seven'." in result.stderr

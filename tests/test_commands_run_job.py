@@ -13,9 +13,8 @@ from django.core.management import CommandError, call_command
 import tests.celery_app  # noqa: F401
 from intacct_connect.models import JobRun, StoredRecord
 from intacct_connect.testing.emulator import EmulatorServer
-from tests.job_factories import Recorder, count_job, emulator_connection, make_connection
-
-__all__ = ["count_job"]
+from tests import factories
+from tests.helpers import Recorder
 
 pytestmark = pytest.mark.django_db
 
@@ -26,8 +25,8 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
-def test_runs_a_job_now_and_records_the_run(intacct_connect_settings: EmulatorServer) -> None:
-    conn = emulator_connection(intacct_connect_settings)
+def test_runs_a_job_now_and_records_the_run(emulator: EmulatorServer) -> None:
+    conn = factories.connection(emulator)
     params = '{"object": "general-ledger/account", "fields": ["key", "id"]}'
     out = run("query_to_storage", "--connection", str(conn.pk), "--params", params)
     assert "succeeded, 28 records" in out
@@ -39,7 +38,7 @@ def test_runs_a_job_now_and_records_the_run(intacct_connect_settings: EmulatorSe
 def test_enqueue_and_list(
     count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     with django_capture_on_commit_callbacks(execute=True):
         out = run("count_job", "-c", str(conn.pk), "--enqueue")
     assert "Queued run" in out
@@ -67,7 +66,7 @@ def test_enqueue_and_list(
 def test_bad_input_is_a_command_error(
     count_job: Recorder, args: tuple[str, ...], message: str
 ) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     args = tuple(a.replace("{conn}", str(conn.pk)) for a in args)
     with pytest.raises(CommandError, match=re.escape(message)):
         run(*args)
@@ -75,11 +74,11 @@ def test_bad_input_is_a_command_error(
 
 
 def test_unusable_connection_and_failed_run_are_errors(count_job: Recorder) -> None:
-    reauth = make_connection(status="needs_reauth")
+    reauth = factories.connection(status="needs_reauth", user="jane")
     with pytest.raises(CommandError, match="needs re-authorisation"):
         run("count_job", "-c", str(reauth.pk))
     from intacct_connect.jobs import JobError
 
     count_job.raise_ = JobError("nothing to sync", code="empty")
     with pytest.raises(CommandError, match=re.escape("failed, 0 records. empty: nothing to sync")):
-        run("count_job", "-c", str(make_connection().pk))
+        run("count_job", "-c", str(factories.connection().pk))

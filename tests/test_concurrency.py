@@ -29,7 +29,8 @@ from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import IntacctConfigurationError, RateLimited
 from intacct_connect.models import ApiCallLog, ConcurrencySlot
 from intacct_connect.testing.emulator import EmulatorServer
-from tests.helpers import count_statements, run_released_together
+from tests import factories
+from tests.helpers import count_statements, require_postgres, run_released_together
 from tests.settings import INTACCT_CONNECT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,8 +127,8 @@ def test_waiting_for_a_busy_company_times_out_with_rate_limited() -> None:
         concurrency.acquire("ACME")
         started = time.monotonic()
         with pytest.raises(RateLimited, match="concurrency slots of Intacct company ACME"):
-            concurrency.acquire("ACME", timeout=0.3)
-        assert 0.25 < time.monotonic() - started < 2
+            concurrency.acquire("ACME", timeout=0.05)
+        assert 0.05 <= time.monotonic() - started < 2
 
 
 @pytest.mark.django_db
@@ -277,8 +278,8 @@ def test_cache_waiting_for_a_busy_company_times_out(cache_slots: BaseCache) -> N
         concurrency.acquire("ACME")
         started = time.monotonic()
         with pytest.raises(RateLimited, match="concurrency slots of Intacct company ACME"):
-            concurrency.acquire("ACME", timeout=0.3)
-        assert 0.25 < time.monotonic() - started < 2
+            concurrency.acquire("ACME", timeout=0.05)
+        assert 0.05 <= time.monotonic() - started < 2
 
 
 @pytest.mark.django_db
@@ -478,11 +479,8 @@ def test_clients_in_processes_share_the_cap(
     parked slot between calls, with the slots in Redis or in the PostgreSQL database
     (the default): the emulator never sees more than 2 at once, and every slot is free
     once the processes have exited."""
-    from tests.client_helpers import make_connection
-    from tests.helpers import require_postgres
-
     require_postgres()
-    conn = make_connection(intacct_emulator)
+    conn = factories.connection(intacct_emulator)
     _run_processes(
         intacct_emulator, settings, 3, backend=backend, mode="client", connection=conn.pk
     )
@@ -544,10 +542,13 @@ def test_linger_zero_releases_at_once() -> None:
 def test_an_old_slot_is_released_and_claimed_afresh() -> None:
     """A slot is reused only while younger than half its TTL, so a long sync never runs
     on a lease about to expire."""
-    with _settings(CONCURRENCY_SLOT_TTL=1):
+    with _settings(CONCURRENCY_SLOT_TTL=2):
         old = concurrency.acquire("ACME")
-        concurrency.finish("ACME", old)
-        time.sleep(0.6)
+        # Claimed 0.6 s ago: young enough to park under a TTL of 2 s ...
+        concurrency.finish("ACME", old._replace(claimed_at=old.claimed_at - 0.6))
+        assert concurrency.parked_slots() == 1
+    with _settings(CONCURRENCY_SLOT_TTL=1):
+        # ... but no longer young enough to reuse under a TTL of 1 s (0.6 >= 1 / 2).
         fresh = concurrency.acquire("ACME")
         assert fresh.holder != old.holder
         assert concurrency.busy_slots("ACME") == 1  # the old one was released

@@ -1,15 +1,18 @@
-"""The example project's settings: defaults need no server; the environment switches them."""
+"""The example project's settings: defaults need no server; the environment switches them.
+
+Each probe starts the site in a new process (forked from a warm interpreter: see
+``tests.warm_python``), so the settings module reads that process's environment."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import cast
 
 import pytest
+
+from tests.warm_python import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = """
@@ -41,14 +44,7 @@ def probe(**env: str) -> dict[str, object]:
     clean.pop("DATABASE_URL", None)
     clean.pop("CELERY_BROKER_URL", None)
     clean.update(env, DJANGO_SETTINGS_MODULE="example_project.settings")
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = run_python(["-c", PROBE], cwd=ROOT, env=clean, check=True)
     values: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     return values
 
@@ -129,13 +125,7 @@ def test_redirect_uri_follows_the_demo_site_port(address: str, redirect_uri: str
 def test_bad_demo_site_address_is_a_precise_error(address: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INTACCT_", "DJANGO_"))}
     env.update(DEMO_SITE_ADDRESS=address, DJANGO_SETTINGS_MODULE="example_project.settings")
-    result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    result = run_python(["-c", "import django; django.setup()"], cwd=ROOT, env=env)
     assert result.returncode == 1
     assert f"DEMO_SITE_ADDRESS={address!r} is not [host:]port" in result.stderr
 
@@ -148,7 +138,5 @@ def test_favicon_is_served() -> None:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INTACCT_", "DJANGO_"))}
     env["DJANGO_SETTINGS_MODULE"] = "example_project.settings"
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
-    )
+    out = run_python(["-c", code], cwd=ROOT, env=env, check=True)
     assert out.stdout.split() == ["200", "image/svg+xml", "max-age=86400,", "public", "b'<svg'"]

@@ -8,7 +8,7 @@ from intacct_connect.crypto import generate_key
 from intacct_connect.exceptions import DecryptionError
 from intacct_connect.fields import Ciphertext
 from intacct_connect.models import Connection, Token
-from tests.helpers import make_connection, token_set
+from tests import factories
 from tests.settings import INTACCT_CONNECT, TEST_TOKEN_KEY
 
 pytestmark = pytest.mark.django_db
@@ -27,8 +27,8 @@ def raw_token_row(pk: int) -> tuple[str, str]:
 
 
 def test_raw_sql_sees_only_ciphertext() -> None:
-    tokens = token_set()
-    conn = make_connection(tokens=tokens)
+    tokens = factories.token_set()
+    conn = factories.connection(tokens=tokens)
     access, refresh = raw_token_row(conn.pk)
     assert tokens.access_token not in access
     assert tokens.refresh_token
@@ -42,8 +42,8 @@ def test_raw_sql_sees_only_ciphertext() -> None:
 
 
 def test_values_and_loaded_instances_hold_ciphertext_until_accessed() -> None:
-    tokens = token_set()
-    conn = make_connection(tokens=tokens)
+    tokens = factories.token_set()
+    conn = factories.connection(tokens=tokens)
     (value,) = Token.objects.filter(pk=conn.pk).values_list("access_token", flat=True)
     assert tokens.access_token not in value
     token = Token.objects.get(pk=conn.pk)
@@ -53,7 +53,7 @@ def test_values_and_loaded_instances_hold_ciphertext_until_accessed() -> None:
 
 
 def test_wrong_key_raises() -> None:
-    conn = make_connection()
+    conn = factories.connection()
     with override_settings(INTACCT_CONNECT={**INTACCT_CONNECT, "TOKEN_KEYS": [generate_key()]}):
         token = Token.objects.get(pk=conn.pk)
         with pytest.raises(DecryptionError):
@@ -61,8 +61,8 @@ def test_wrong_key_raises() -> None:
 
 
 def test_ciphertext_copied_between_rows_is_detected() -> None:
-    a = make_connection(tenant="user:1", company="A")
-    b = make_connection(tenant="user:2", company="B")
+    a = factories.connection(tenant="user:1", company="A")
+    b = factories.connection(tenant="user:2", company="B")
     access_a, refresh_a = raw_token_row(a.pk)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -78,7 +78,7 @@ def test_ciphertext_copied_between_rows_is_detected() -> None:
 
 
 def test_ciphertext_swapped_between_fields_is_detected() -> None:
-    conn = make_connection()
+    conn = factories.connection()
     access, refresh = raw_token_row(conn.pk)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -92,7 +92,7 @@ def test_ciphertext_swapped_between_fields_is_detected() -> None:
 
 
 def test_saving_unchanged_row_keeps_ciphertext() -> None:
-    conn = make_connection()
+    conn = factories.connection()
     before = raw_token_row(conn.pk)
     token = Token.objects.get(pk=conn.pk)
     token.refresh_count += 1
@@ -101,8 +101,8 @@ def test_saving_unchanged_row_keeps_ciphertext() -> None:
 
 
 def test_deferred_field_loads_on_access() -> None:
-    tokens = token_set()
-    conn = make_connection(tokens=tokens)
+    tokens = factories.token_set()
+    conn = factories.connection(tokens=tokens)
     token = Token.objects.defer("access_token").get(pk=conn.pk)
     assert token.access_token == tokens.access_token
 
@@ -122,7 +122,7 @@ def test_empty_refresh_token_stored_empty() -> None:
     conn = Connection.objects.create(tenant_key="t", company_id="C", intacct_user_id="u")
     from intacct_connect.flows import store_tokens
 
-    store_tokens(conn, token_set(refresh=None))
+    store_tokens(conn, factories.token_set(refresh=None))
     assert raw_token_row(conn.pk)[1] == ""
     assert Token.objects.get(pk=conn.pk).refresh_token == ""
 
@@ -130,5 +130,5 @@ def test_empty_refresh_token_stored_empty() -> None:
 def test_encrypted_with_the_first_key() -> None:
     from intacct_connect.crypto import key_id, parse_key
 
-    conn = make_connection()
+    conn = factories.connection()
     assert raw_token_row(conn.pk)[0].split(":")[1] == key_id(parse_key(TEST_TOKEN_KEY))

@@ -27,7 +27,8 @@ from intacct_connect.models import (
     OAuthFlow,
     Token,
 )
-from tests.helpers import make_connection, require_postgres, token_set
+from tests import factories
+from tests.helpers import require_postgres
 from tests.settings import INTACCT_CONNECT, TEST_OLD_TOKEN_KEY, TEST_TOKEN_KEY
 
 HOST = "app.example.com"
@@ -235,7 +236,7 @@ def test_start_connect_stores_only_hashes_and_ciphertext(alice: AbstractBaseUser
 def test_start_connect_requires_session_and_own_tenant(alice: AbstractBaseUser) -> None:
     with pytest.raises(ValueError, match="session"):
         flows.start_connect(session_key="", user=alice, tenant_key="user:1")
-    other = make_connection(tenant="user:2")
+    other = factories.connection(tenant="user:2")
     with pytest.raises(ValueError, match="own tenant"):
         flows.start_connect(session_key="s", user=alice, tenant_key="user:1", reconnect=other)
 
@@ -339,7 +340,7 @@ def test_mark_needs_reauth_once_per_incident(alice: AbstractBaseUser) -> None:
 
     connection_needs_reauth.connect(receiver)
     try:
-        conn = make_connection()
+        conn = factories.connection()
         assert flows.mark_needs_reauth(conn, reason="invalid_grant", error_code="invalid_grant")
         assert not flows.mark_needs_reauth(conn.pk, reason="invalid_grant")
     finally:
@@ -356,7 +357,7 @@ def test_mark_needs_reauth_once_per_incident(alice: AbstractBaseUser) -> None:
 @pytest.mark.django_db
 def test_disconnect_cleans_up_when_intacct_unreachable(alice: AbstractBaseUser) -> None:
     # tests/settings.py points the API at a dead port: the revocation cannot be sent.
-    conn = make_connection()
+    conn = factories.connection()
     result = flows.disconnect(conn, actor=alice)
     assert not result.revoked_at_intacct
     assert result.error
@@ -371,7 +372,7 @@ def test_disconnect_cleans_up_when_intacct_unreachable(alice: AbstractBaseUser) 
 
 @pytest.mark.django_db
 def test_disconnect_superseded_does_not_revoke_the_newer_grant() -> None:
-    conn = make_connection(status=ConnectionStatus.SUPERSEDED)
+    conn = factories.connection(status=ConnectionStatus.SUPERSEDED)
     result = flows.disconnect(conn)
     assert not result.revoked_at_intacct
     assert "superseded" in result.error
@@ -380,7 +381,7 @@ def test_disconnect_superseded_does_not_revoke_the_newer_grant() -> None:
 
 @pytest.mark.django_db
 def test_disconnect_undecryptable_tokens_still_cleans_up() -> None:
-    conn = make_connection()
+    conn = factories.connection()
     from intacct_connect.crypto import generate_key
 
     with override_settings(INTACCT_CONNECT={**INTACCT_CONNECT, "TOKEN_KEYS": [generate_key()]}):
@@ -393,8 +394,8 @@ def test_disconnect_undecryptable_tokens_still_cleans_up() -> None:
 @pytest.mark.django_db
 def test_connections_for_tenant_one_query(django_assert_num_queries: Any) -> None:
     for i in range(5):
-        make_connection(tenant="t1", company=f"C{i}")
-    make_connection(tenant="t2", company="OTHER")
+        factories.connection(tenant="t1", company=f"C{i}")
+    factories.connection(tenant="t2", company="OTHER")
     with django_assert_num_queries(1):
         rows = [(c.company_id, flows.token_of(c)) for c in flows.connections_for_tenant("t1")]
     assert [r[0] for r in rows] == [f"C{i}" for i in range(5)]
@@ -434,8 +435,8 @@ def test_rotate_keys_reencrypts_everything_without_changing_values(alice: Abstra
     with override_settings(INTACCT_CONNECT=OLD_ONLY):
         sets = {}
         for i in range(7):
-            ts = token_set(company=f"C{i}", refresh=None if i == 3 else "auto")
-            sets[make_connection(company=f"C{i}", tokens=ts).pk] = ts
+            ts = factories.token_set(company=f"C{i}", refresh=None if i == 3 else "auto")
+            sets[factories.connection(company=f"C{i}", tokens=ts).pk] = ts
         _, flow = start(alice)
         verifier = flow.code_verifier
     before = {t.pk: (t.version, t.updated_at) for t in Token.objects.all()}
@@ -462,8 +463,8 @@ def test_rotate_keys_reencrypts_everything_without_changing_values(alice: Abstra
 def test_rotate_keys_never_overwrites_a_concurrent_refresh() -> None:
     """A token rewritten between the rotation's read and its write is left alone."""
     with override_settings(INTACCT_CONNECT=OLD_ONLY):
-        conn = make_connection()
-    newer = token_set()
+        conn = factories.connection()
+    newer = factories.token_set()
     ring = crypto.get_keyring()
     token = Token.objects.get(pk=conn.pk)  # what the rotation read
     # A refresh lands meanwhile (new tokens, newest key, version bumped).
@@ -492,11 +493,11 @@ def test_rotate_keys_skips_rows_locked_by_a_refresh() -> None:
     from django.db import connections, transaction
 
     with override_settings(INTACCT_CONNECT=OLD_ONLY):
-        locked = make_connection(company="LOCKED")
-        free = make_connection(company="FREE")
+        locked = factories.connection(company="LOCKED")
+        free = factories.connection(company="FREE")
     holding = threading.Event()
     release = threading.Event()
-    newer = token_set(company="LOCKED")
+    newer = factories.token_set(company="LOCKED")
 
     def refresher() -> None:
         try:
@@ -530,8 +531,8 @@ def test_rotate_keys_skips_rows_locked_by_a_refresh() -> None:
 
 @pytest.mark.django_db
 def test_events_recorded_never_hold_tokens() -> None:
-    ts = token_set()
-    conn = make_connection(tokens=ts)
+    ts = factories.token_set()
+    conn = factories.connection(tokens=ts)
     flows.mark_needs_reauth(conn, reason="admin")
     flows.disconnect(conn)
     for event in ConnectionEvent.objects.all():
@@ -627,9 +628,9 @@ def signal_log() -> Any:
 
 @pytest.mark.django_db(transaction=True)
 def test_same_user_in_two_tenants_supersedes_the_older(
-    intacct_connect_settings: Any, alice: AbstractBaseUser, bob: AbstractBaseUser, signal_log: Any
+    emulator: Any, alice: AbstractBaseUser, bob: AbstractBaseUser, signal_log: Any
 ) -> None:
-    emu = intacct_connect_settings
+    emu = emulator
     first = run_flow(emu, alice, tenant="user:a").connection
     second = run_flow(emu, bob, tenant="user:b", session="session-2").connection
     assert first.pk != second.pk
@@ -652,9 +653,9 @@ def test_same_user_in_two_tenants_supersedes_the_older(
 
 @pytest.mark.django_db
 def test_two_tenants_same_company_other_users_stay_separate(
-    intacct_connect_settings: Any, alice: AbstractBaseUser, bob: AbstractBaseUser
+    emulator: Any, alice: AbstractBaseUser, bob: AbstractBaseUser
 ) -> None:
-    emu = intacct_connect_settings
+    emu = emulator
     a = run_flow(emu, alice, tenant="user:a").connection
     b = run_flow(emu, bob, tenant="user:b", session="s2", login=("jane", "jane")).connection
     assert a.pk != b.pk
@@ -665,9 +666,9 @@ def test_two_tenants_same_company_other_users_stay_separate(
 
 @pytest.mark.django_db(transaction=True)
 def test_reauthorising_updates_in_place(
-    intacct_connect_settings: Any, alice: AbstractBaseUser, signal_log: Any
+    emulator: Any, alice: AbstractBaseUser, signal_log: Any
 ) -> None:
-    emu = intacct_connect_settings
+    emu = emulator
     first = run_flow(emu, alice, tenant="user:a")
     second = run_flow(emu, alice, tenant="user:a")  # a new "connect", not a reconnect
     assert first.created
@@ -679,10 +680,8 @@ def test_reauthorising_updates_in_place(
 
 
 @pytest.mark.django_db
-def test_reconnect_as_another_user_keeps_identity(
-    intacct_connect_settings: Any, alice: AbstractBaseUser
-) -> None:
-    emu = intacct_connect_settings
+def test_reconnect_as_another_user_keeps_identity(emulator: Any, alice: AbstractBaseUser) -> None:
+    emu = emulator
     conn = run_flow(emu, alice, tenant="user:a").connection
     again = run_flow(emu, alice, tenant="user:a", login=("jane", "jane"), reconnect=conn)
     assert again.connection.pk == conn.pk
@@ -692,15 +691,13 @@ def test_reconnect_as_another_user_keeps_identity(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_callbacks_exchange_once(
-    intacct_connect_settings: Any, alice: AbstractBaseUser
-) -> None:
+def test_concurrent_callbacks_exchange_once(emulator: Any, alice: AbstractBaseUser) -> None:
     import threading
     import time
 
     from django.db import OperationalError, connections
 
-    emu = intacct_connect_settings
+    emu = emulator
     started = flows.start_connect(session_key="s", user=alice, tenant_key="user:a")
     location = emu.complete_authorization(started.authorize_url, "DEMO-CO", "admin", "admin")
     params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
@@ -741,8 +738,8 @@ def test_concurrent_callbacks_exchange_once(
 
 
 @pytest.mark.django_db
-def test_client_credentials_connection(intacct_connect_settings: Any, signal_log: Any) -> None:
-    emu = intacct_connect_settings
+def test_client_credentials_connection(emulator: Any, signal_log: Any) -> None:
+    emu = emulator
     conn = flows.create_client_credentials_connection(
         tenant_key="team:1", username="admin@DEMO-CO|EAST"
     )
@@ -763,7 +760,7 @@ def test_client_credentials_connection(intacct_connect_settings: Any, signal_log
 
 
 @pytest.mark.django_db
-def test_client_credentials_refused(intacct_connect_settings: Any) -> None:
+def test_client_credentials_refused(emulator: Any) -> None:
     from intacct_connect.exceptions import TokenRequestError as TRE
 
     with pytest.raises(TRE):
@@ -774,10 +771,8 @@ def test_client_credentials_refused(intacct_connect_settings: Any) -> None:
 
 
 @pytest.mark.django_db
-def test_disconnect_revokes_the_grant(
-    intacct_connect_settings: Any, alice: AbstractBaseUser
-) -> None:
-    emu = intacct_connect_settings
+def test_disconnect_revokes_the_grant(emulator: Any, alice: AbstractBaseUser) -> None:
+    emu = emulator
     conn = run_flow(emu, alice, tenant="user:a").connection
     result = flows.disconnect(conn.pk, actor=alice)
     assert result.revoked_at_intacct
@@ -790,7 +785,7 @@ def test_disconnect_revokes_the_grant(
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_rotation_while_tokens_refresh_loses_nothing(intacct_connect_settings: Any) -> None:
+def test_rotation_while_tokens_refresh_loses_nothing(emulator: Any) -> None:
     """Bar item 15 (scaled down): rotate thousands of rows while real refreshes run;
     no refresh token is lost or overwritten (the emulator detects reuse), and afterwards
     everything decrypts with the new key alone."""
@@ -802,7 +797,7 @@ def test_rotation_while_tokens_refresh_loses_nothing(intacct_connect_settings: A
 
     from intacct_connect import tokens as token_module
 
-    emu = intacct_connect_settings
+    emu = emulator
     current = dict(django_settings.INTACCT_CONNECT)
     real: list[int] = []
     with override_settings(INTACCT_CONNECT={**current, "TOKEN_KEYS": [TEST_OLD_TOKEN_KEY]}):
@@ -833,7 +828,7 @@ def test_rotation_while_tokens_refresh_loses_nothing(intacct_connect_settings: A
                 claims=claims,
             )
             real.append(
-                make_connection(tenant="real", company="DEMO-CO", user=f"u{i}", tokens=ts).pk
+                factories.connection(tenant="real", company="DEMO-CO", user=f"u{i}", tokens=ts).pk
             )
     errors: list[BaseException] = []
     refreshed = [0]
@@ -876,12 +871,8 @@ def test_rotation_while_tokens_refresh_loses_nothing(intacct_connect_settings: A
 
 
 @pytest.fixture
-def emu_conn(intacct_emulator: Any, settings: Any, db: None) -> Connection:
-    from tests.client_helpers import make_connection as emulator_connection
-    from tests.client_helpers import point_at_emulator
-
-    point_at_emulator(settings, intacct_emulator)
-    return emulator_connection(intacct_emulator, entity="EAST")
+def emu_conn(emulator: Any, db: None) -> Connection:
+    return factories.connection(emulator, entity="EAST")
 
 
 @pytest.mark.django_db
@@ -921,7 +912,7 @@ CHOICES = [flows.EntityChoice("EAST", "East"), flows.EntityChoice("WEST", "West"
 
 @pytest.mark.django_db
 def test_set_default_entity_saves_a_listed_entity_or_top_level() -> None:
-    conn = make_connection(entity="EAST")
+    conn = factories.connection(entity="EAST")
     before = conn.updated_at
     flows.set_default_entity(conn, "WEST", choices=CHOICES)
     assert conn.entity_id == "WEST"
@@ -938,7 +929,7 @@ def test_set_default_entity_saves_a_listed_entity_or_top_level() -> None:
     "value", ["NORTH", "east", "E" * 101, "EAST\x00", "EAST\u200b", "<b>EAST</b>", "EAST|WEST"]
 )
 def test_set_default_entity_refuses_anything_not_listed_and_writes_nothing(value: str) -> None:
-    conn = make_connection(entity="EAST")
+    conn = factories.connection(entity="EAST")
     before = Connection.objects.filter(pk=conn.pk).values().get()
     with pytest.raises(ValidationError):
         flows.set_default_entity(conn, value, choices=CHOICES)
@@ -957,7 +948,7 @@ def test_set_default_entity_reads_the_list_when_not_given(emu_conn: Connection) 
 
 @pytest.mark.django_db
 def test_set_default_entity_refuses_client_credentials_connections() -> None:
-    conn = make_connection(entity="EAST", grant_type="client_credentials")
+    conn = factories.connection(entity="EAST", grant_type="client_credentials")
     with pytest.raises(ValueError, match="Web Services username"):
         flows.set_default_entity(conn, "WEST", choices=CHOICES)
     conn.refresh_from_db()

@@ -15,9 +15,7 @@ from intacct_connect.adapter import DefaultIntacctAdapter
 from intacct_connect.client import IntacctClient
 from intacct_connect.conf import app_settings
 from intacct_connect.testing.emulator import EmulatorServer
-from tests.client_helpers import emulator, make_connection
-
-__all__ = ["emulator"]
+from tests import factories
 
 #: (purpose, method, url) of every request made through a TracingAdapter session.
 TRACE: list[tuple[str, str, str]] = []
@@ -86,7 +84,7 @@ def test_the_adapters_session_carries_token_and_api_calls(
     }
     http.forget_sessions()
     oauth.client_credentials("admin@DEMO-CO")
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     assert IntacctClient(conn).get("accounts-payable/vendor", "1")["key"] == "1"
     assert ("token", "POST", app_settings.TOKEN_URL) in TRACE
     assert ("api", "GET", f"{app_settings.API_BASE_URL}/objects/accounts-payable/vendor/1") in (

@@ -17,7 +17,7 @@ from intacct_connect.models import (
     Watermark,
 )
 from intacct_connect.testing.emulator import EmulatorServer
-from tests.job_factories import emulator_connection, make_connection, make_schedule
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -83,9 +83,9 @@ def test_query_to_storage_validates_params_precisely() -> None:
 
 
 def test_health_check_job_updates_connection_health(
-    intacct_connect_settings: EmulatorServer,
+    emulator: EmulatorServer,
 ) -> None:
-    conn = emulator_connection(intacct_connect_settings)
+    conn = factories.connection(emulator)
     run = run_now("health_check", conn.pk)
     assert (run.status, run.records_processed) == ("succeeded", 1)
     conn.refresh_from_db()
@@ -95,10 +95,9 @@ def test_health_check_job_updates_connection_health(
 
 
 def test_failed_health_check_fails_the_run_and_marks_the_connection(
-    intacct_connect_settings: EmulatorServer,
+    emulator: EmulatorServer,
 ) -> None:
-    emulator = intacct_connect_settings
-    conn = emulator_connection(emulator)
+    conn = factories.connection(emulator)
     emulator.revoke_grants("DEMO-CO")  # tokens now answer REST-2102
     run = run_now("health_check", conn.pk)
     conn.refresh_from_db()
@@ -112,11 +111,10 @@ def test_failed_health_check_fails_the_run_and_marks_the_connection(
 
 
 def test_query_to_storage_stores_rows_once_and_advances_the_watermark(
-    intacct_connect_settings: EmulatorServer,
+    emulator: EmulatorServer,
 ) -> None:
-    emulator = intacct_connect_settings
-    conn = emulator_connection(emulator)
-    schedule = make_schedule("query_to_storage", connection=conn, params=VENDORS)
+    conn = factories.connection(emulator)
+    schedule = factories.schedule("query_to_storage", connection=conn, params=VENDORS)
     first = run_now("query_to_storage", conn.pk, VENDORS, schedule=schedule)
     assert (first.status, first.records_processed) == ("succeeded", 250)
     assert StoredRecord.objects.filter(connection=conn).count() == 250
@@ -149,10 +147,9 @@ def test_query_to_storage_stores_rows_once_and_advances_the_watermark(
 
 
 def test_failed_run_leaves_previous_data_and_watermark_intact(
-    intacct_connect_settings: EmulatorServer,
+    emulator: EmulatorServer,
 ) -> None:
-    emulator = intacct_connect_settings
-    conn = emulator_connection(emulator)
+    conn = factories.connection(emulator)
     first = run_now("query_to_storage", conn.pk, VENDORS)
     assert first.status == "succeeded"
     mark = Watermark.objects.get(
@@ -168,8 +165,8 @@ def test_failed_run_leaves_previous_data_and_watermark_intact(
     assert Watermark.objects.get(pk=mark.pk).value == mark.value
 
 
-def test_too_many_rows_fails_without_storing(intacct_connect_settings: EmulatorServer) -> None:
-    conn = emulator_connection(intacct_connect_settings)
+def test_too_many_rows_fails_without_storing(emulator: EmulatorServer) -> None:
+    conn = factories.connection(emulator)
     run = run_now("query_to_storage", conn.pk, {**VENDORS, "max_records": 10})
     assert (run.status, run.error_code) == ("failed", "too_many_records")
     assert not StoredRecord.objects.exists()
@@ -177,9 +174,9 @@ def test_too_many_rows_fails_without_storing(intacct_connect_settings: EmulatorS
 
 
 def test_query_to_storage_without_watermark_refreshes_every_row(
-    intacct_connect_settings: EmulatorServer,
+    emulator: EmulatorServer,
 ) -> None:
-    conn = emulator_connection(intacct_connect_settings)
+    conn = factories.connection(emulator)
     params = {"object": "general-ledger/account", "fields": ["key", "id", "name"]}
     for _ in range(2):
         run = run_now("query_to_storage", conn.pk, params)
@@ -187,8 +184,8 @@ def test_query_to_storage_without_watermark_refreshes_every_row(
     assert StoredRecord.objects.filter(object="general-ledger/account").count() == 28
 
 
-def test_job_receives_an_authenticated_client(intacct_connect_settings: EmulatorServer) -> None:
-    conn = emulator_connection(intacct_connect_settings)
+def test_job_receives_an_authenticated_client(emulator: EmulatorServer) -> None:
+    conn = factories.connection(emulator)
     seen = {}
 
     def sync_accounts(client: IntacctClient, ctx: jobs.JobContext) -> int:
@@ -205,10 +202,9 @@ def test_job_receives_an_authenticated_client(intacct_connect_settings: Emulator
 
 
 def test_needs_reauth_connection_job_is_skipped_not_called(
-    intacct_connect_settings: EmulatorServer,
+    emulator: EmulatorServer,
 ) -> None:
-    emulator = intacct_connect_settings
-    conn = make_connection(status="needs_reauth", company="DEMO-CO")
+    conn = factories.connection(status="needs_reauth", company="DEMO-CO")
     calls = emulator.api_calls()
     run = run_now("health_check", conn.pk)
     assert (run.status, run.error_code) == ("skipped", "needs_reauth")

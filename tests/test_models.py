@@ -16,32 +16,32 @@ from intacct_connect.models import (
     OAuthFlow,
     Token,
 )
-from tests.helpers import make_connection, token_set
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
 def test_str_and_repr_never_show_tokens() -> None:
-    tokens = token_set()
-    conn = make_connection(tokens=tokens, entity="EAST")
+    tokens = factories.token_set()
+    conn = factories.connection(tokens=tokens, entity="EAST")
     token = Token.objects.get(pk=conn.pk)
     _ = token.access_token, token.refresh_token  # decrypted in memory
     texts = [str(conn), repr(conn), str(token), repr(token), repr(tokens), str(tokens)]
     for text in texts:
         assert tokens.access_token not in text
         assert str(tokens.refresh_token) not in text
-    assert "ACME|EAST" in str(conn)
+    assert "DEMO-CO|EAST" in str(conn)
     assert token.fingerprint in repr(token)
 
 
 def test_one_authorization_code_connection_per_tenant_company_user() -> None:
-    make_connection(tenant="t1", company="ACME", user="alice")
+    factories.connection(tenant="t1", company="ACME", user="alice")
     with pytest.raises(IntegrityError), transaction.atomic():
         Connection.objects.create(tenant_key="t1", company_id="ACME", intacct_user_id="alice")
     # Another tenant may connect the same company (a separate connection).
-    make_connection(tenant="t2", company="ACME", user="alice")
+    factories.connection(tenant="t2", company="ACME", user="alice")
     # Another Intacct user of the same company is another grant.
-    make_connection(tenant="t1", company="ACME", user="bob")
+    factories.connection(tenant="t1", company="ACME", user="bob")
     assert Connection.objects.count() == 3
 
 
@@ -52,22 +52,22 @@ def test_client_credentials_unique_per_entity() -> None:
         "user": "ws",
         "grant_type": GrantType.CLIENT_CREDENTIALS,
     }
-    make_connection(entity="EAST", **kwargs)
-    make_connection(entity="WEST", **kwargs)
+    factories.connection(entity="EAST", **kwargs)
+    factories.connection(entity="WEST", **kwargs)
     with pytest.raises(IntegrityError), transaction.atomic():
-        make_connection(entity="EAST", **kwargs)
+        factories.connection(entity="EAST", **kwargs)
 
 
 def test_for_tenant_and_active() -> None:
-    a = make_connection(tenant="t1", company="A")
-    make_connection(tenant="t2", company="B")
-    make_connection(tenant="t1", company="C", status=ConnectionStatus.REVOKED)
+    a = factories.connection(tenant="t1", company="A")
+    factories.connection(tenant="t2", company="B")
+    factories.connection(tenant="t1", company="C", status=ConnectionStatus.REVOKED)
     assert list(Connection.objects.for_tenant("t1").active()) == [a]
     assert Connection.objects.for_tenant("t1").count() == 2
 
 
 def test_is_usable_and_record_error() -> None:
-    conn = make_connection()
+    conn = factories.connection()
     assert conn.is_usable
     conn.record_error("x" * 150, "boom")
     assert len(conn.last_error_code) == 100
@@ -77,7 +77,7 @@ def test_is_usable_and_record_error() -> None:
 
 
 def test_token_expires_within() -> None:
-    conn = make_connection(tokens=token_set(expires_in=600))
+    conn = factories.connection(tokens=factories.token_set(expires_in=600))
     token = Token.objects.get(pk=conn.pk)
     assert token.expires_within(900)
     assert not token.expires_within(300)
@@ -85,7 +85,7 @@ def test_token_expires_within() -> None:
 
 
 def test_events_newest_first_and_cascade() -> None:
-    conn = make_connection()
+    conn = factories.connection()
     first = ConnectionEvent.log(conn, EventKind.CONNECTED, "one")
     second = ConnectionEvent.log(conn, EventKind.REFRESHED, "two")
     assert list(conn.events.all()) == [second, first]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
+import struct
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -294,7 +298,7 @@ class _ForwardingProxy:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -320,10 +324,10 @@ def test_token_and_api_requests_go_through_the_environments_proxy(
     """HTTP_PROXY is honoured by the token endpoint calls and the API client alike (read
     once per origin: the sessions do not re-read the environment on every request)."""
     from intacct_connect.client import IntacctClient
-    from tests.client_helpers import make_connection
+    from tests import factories
 
     request, code = authorize(emu)  # the test's browser stand-in goes direct
-    conn = make_connection(emu, user="jane")  # another grant: not superseded by admin's
+    conn = factories.connection(emu, user="jane")  # another grant: not superseded by admin's
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     oauth.exchange_code(code, request.code_verifier)
     assert IntacctClient(conn).get("accounts-payable/vendor", "1")["key"] == "1"
@@ -341,3 +345,181 @@ def test_no_proxy_bypasses_the_proxy(
     oauth.exchange_code(code, request.code_verifier)
     assert proxy.seen == []
     assert oauth.proxies_for(app_settings.TOKEN_URL) == {}
+
+
+# --- what "sent" means: a real socket server ------------------------------------------------
+
+TOKEN_BODY = json.dumps(
+    {"access_token": "aaa.bbb.ccc", "token_type": "Bearer", "expires_in": 3600}
+).encode()
+
+
+class _RawTokenServer:
+    """A real TCP server speaking just enough HTTP/1.1 to answer token requests, with a
+    per-connection ``behaviour``:
+
+    * ``"keepalive"``: answers the first request of a connection and keeps it open; a
+      second request on the same connection is read in full and the socket closed without
+      an answer (a server closing an idle keep-alive connection as the request arrives:
+      from the client's side, indistinguishable from a request processed and then lost);
+    * ``"reset_first"``: the first connection reads the request line and headers only, then
+      resets (RST) without reading the body; later connections answer normally;
+    * ``"drop"``: reads the whole request, then closes without an answer.
+
+    Counts ``connections``, ``answered`` and ``unanswered`` complete requests, and
+    ``partial`` (requests whose body it never received)."""
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.connections = self.answered = self.unanswered = self.partial = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/ia/api/v1/oauth2/token"
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                number = self.connections
+            threading.Thread(target=self._handle, args=(conn, number), daemon=True).start()
+
+    @staticmethod
+    def _read_head(conn: socket.socket, buffer: bytes) -> tuple[bytes, bytes] | None:
+        while b"\r\n\r\n" not in buffer:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            buffer += chunk
+        head, _, rest = buffer.partition(b"\r\n\r\n")
+        return head, rest
+
+    def _handle(self, conn: socket.socket, number: int) -> None:
+        buffer = b""
+        served = 0
+        try:
+            while True:
+                parsed = self._read_head(conn, buffer)
+                if parsed is None:
+                    return
+                head, rest = parsed
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                if self.behaviour == "reset_first" and number == 1:
+                    with self.lock:
+                        self.partial += 1
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return  # close() now sends RST: the body was never read
+                while len(rest) < length:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    rest += chunk
+                buffer = rest[length:]
+                if self.behaviour == "drop" or (self.behaviour == "keepalive" and served):
+                    with self.lock:
+                        self.unanswered += 1
+                    return
+                with self.lock:  # counted before the client can see the answer
+                    self.answered += 1
+                served += 1
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(TOKEN_BODY)}\r\n\r\n".encode()
+                    + TOKEN_BODY
+                )
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_server(request: pytest.FixtureRequest, settings: Any) -> Iterator[_RawTokenServer]:
+    server = _RawTokenServer(request.param)
+    settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "TOKEN_URL": server.url}
+    http.forget_sessions()
+    yield server
+    http.forget_sessions()
+    server.close()
+
+
+@pytest.mark.parametrize("raw_server", ["keepalive"], indirect=True)
+def test_a_token_request_never_rides_a_kept_alive_connection(raw_server: _RawTokenServer) -> None:
+    """The server keeps connections alive and drops a second request on one (as a server
+    closing an idle connection does): every token request opens its own connection, so
+    none of them meets that, and none is mistaken for a lost answer."""
+    for _ in range(3):
+        assert oauth.refresh("rt-123").access_token == "aaa.bbb.ccc"
+    assert (raw_server.connections, raw_server.answered, raw_server.unanswered) == (3, 3, 0)
+    # For contrast: a pooled session reuses the connection, and the second request meets
+    # exactly the failure a lost answer produces, after the server read it in full.
+    session = requests.Session()
+    session.post(raw_server.url, data=b"grant_type=x", timeout=5)
+    with pytest.raises(requests.ConnectionError):
+        session.post(raw_server.url, data=b"grant_type=x", timeout=5)
+    assert (raw_server.connections, raw_server.unanswered) == (4, 1)
+
+
+@pytest.mark.parametrize("raw_server", ["reset_first"], indirect=True)
+def test_a_request_not_delivered_in_full_is_sent_again_once_on_a_new_connection(
+    raw_server: _RawTokenServer,
+) -> None:
+    """The connection is reset while the body is still being sent (the server read only the
+    headers): the server cannot have acted on it, so it is sent again, once."""
+    body = {"grant_type": "refresh_token", "padding": "x" * 8_000_000}  # outlasts the buffers
+    response = oauth._post(raw_server.url, body)
+    assert response.status_code == 200
+    assert (raw_server.connections, raw_server.partial, raw_server.answered) == (2, 1, 1)
+
+
+@pytest.mark.parametrize("raw_server", ["drop"], indirect=True)
+def test_a_request_sent_in_full_whose_answer_is_lost_is_never_sent_again(
+    raw_server: _RawTokenServer,
+) -> None:
+    with pytest.raises(TokenResponseLost, match="after the request was sent"):
+        oauth.refresh("rt-123")
+    assert (raw_server.connections, raw_server.unanswered, raw_server.answered) == (1, 1, 0)
+
+
+def test_a_lost_answer_on_a_reused_connection_looks_like_a_stale_socket(
+    emu: EmulatorServer,
+) -> None:
+    """Why "RemoteDisconnected on a reused connection" does not prove the request was not
+    processed: the emulator processes the refresh (rotating the token) and then drops the
+    connection; a pooled session sees the very same error a stale keep-alive socket gives."""
+    issued = emu.issue_tokens("DEMO-CO", "admin")
+    session = requests.Session()
+    body = {
+        "grant_type": "client_credentials",
+        "client_id": app_settings.CLIENT_ID,
+        "client_secret": app_settings.CLIENT_SECRET,
+        "username": "admin@DEMO-CO",
+    }
+    assert session.post(app_settings.TOKEN_URL, data=body, timeout=5).status_code == 200
+    emu.set_fault("token_lost", count=1)
+    refresh = {
+        "grant_type": "refresh_token",
+        "client_id": app_settings.CLIENT_ID,
+        "client_secret": app_settings.CLIENT_SECRET,
+        "refresh_token": issued["refresh_token"],
+    }
+    with pytest.raises(requests.ConnectionError) as info:
+        session.post(app_settings.TOKEN_URL, data=refresh, timeout=5)
+    assert "Connection aborted" in str(info.value) or "RemoteDisconnected" in repr(info.value)
+    # It was processed: the refresh token is used, and presenting it again revokes the grant.
+    with pytest.raises(InvalidGrant):
+        oauth.refresh(issued["refresh_token"])

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.test import override_settings
 from django.utils import timezone
 
 import tests.celery_app  # noqa: F401  (the suite's Celery app)
@@ -25,15 +23,8 @@ from intacct_connect.models import (
     TaskDelivery,
 )
 from intacct_connect.testing.emulator import EmulatorServer
-from tests.job_factories import (
-    Recorder,
-    count_job,
-    emulator_connection,
-    make_connection,
-    make_schedule,
-)
-
-__all__ = ["count_job"]  # fixture re-exported for pytest
+from tests import factories
+from tests.helpers import Recorder
 
 pytestmark = pytest.mark.django_db
 
@@ -44,14 +35,14 @@ pytestmark = pytest.mark.django_db
 def test_claim_due_refreshes_claims_due_active_connections_once(
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    due = make_connection(next_refresh_in=-10)
-    make_connection(next_refresh_in=600)  # not due
+    due = factories.connection(next_refresh_in=-10)
+    factories.connection(company="LATER-CO", next_refresh_in=600)  # not due
     for status in (
         ConnectionStatus.NEEDS_REAUTH,
         ConnectionStatus.SUPERSEDED,
         ConnectionStatus.REVOKED,
     ):
-        make_connection(status=status, next_refresh_in=-10)
+        factories.connection(company=f"{status}-CO", status=status, next_refresh_in=-10)
     with django_capture_on_commit_callbacks() as callbacks:
         claimed = scheduling.claim_due_refreshes()
     assert claimed == [(due.pk, 1)]
@@ -67,7 +58,7 @@ def test_claim_due_refreshes_claims_due_active_connections_once(
 def test_claim_due_refreshes_works_in_batches(
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    conns = [make_connection(next_refresh_in=-100 + i) for i in range(7)]
+    conns = [factories.connection(company=f"CO-{i}", next_refresh_in=-100 + i) for i in range(7)]
     with django_capture_on_commit_callbacks():
         first = scheduling.claim_due_refreshes(limit=3)
         second = scheduling.claim_due_refreshes(limit=3)
@@ -81,15 +72,15 @@ def test_dispatch_due_refreshes_drains_all_batches(
     settings: Any, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
     settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "DISPATCH_BATCH_SIZE": 2}
-    for _ in range(5):
-        make_connection(next_refresh_in=-1)
+    for i in range(5):
+        factories.connection(company=f"CO-{i}", next_refresh_in=-1)
     with django_capture_on_commit_callbacks() as callbacks:
         assert scheduling.dispatch_due_refreshes() == 5
     assert len(callbacks) == 3  # one publish per batch (2 + 2 + 1)
 
 
 def test_missing_next_refresh_is_scheduled_with_per_connection_jitter() -> None:
-    conns = [make_connection(expires_in=3600) for _ in range(40)]
+    conns = [factories.connection(company=f"CO-{i}", expires_in=3600) for i in range(40)]
     assert scheduling.schedule_missing_refreshes() == 40
     times = set()
     for conn in conns:
@@ -109,16 +100,18 @@ def test_idle_connection_is_refreshed_before_the_refresh_token_idles_out() -> No
 
 
 def test_refresh_one_skips_unusable_and_missing_connections() -> None:
-    conn = make_connection(status=ConnectionStatus.NEEDS_REAUTH)
+    conn = factories.connection(status=ConnectionStatus.NEEDS_REAUTH)
     assert scheduling.refresh_one(conn.pk).result == "skipped"
     assert scheduling.refresh_one(987654).result == "missing"
 
 
 def test_failed_refreshes_back_off_exponentially() -> None:
     """Token endpoint unreachable (tests' dead URL): no status change, growing backoff."""
-    conn = make_connection(expires_in=60, next_refresh_in=-1)
+    conn = factories.connection(expires_in=60, next_refresh_in=-1)
     delays = []
     for _ in range(3):
+        # The refresher's back-off (>= 60 s) outlasts the token path's short one (<= 60 s).
+        Connection.objects.filter(pk=conn.pk).update(refresh_retry_at=None)
         before = timezone.now()
         outcome = scheduling.refresh_one(conn.pk, seen_version=1)
         assert outcome.result == "failed"
@@ -143,65 +136,21 @@ def test_count_delivery_counts_per_task_id() -> None:
 # --- schedules --------------------------------------------------------------------------
 
 
-def test_crontab_next_run_and_validation() -> None:
-    after = datetime(2026, 3, 1, 10, 7, 30, tzinfo=UTC)
-    assert scheduling.next_crontab_run("*/15 * * * *", after) == datetime(
-        2026, 3, 1, 10, 15, tzinfo=UTC
-    )
-    assert scheduling.next_crontab_run("0 2 * * 1", after) == datetime(
-        2026, 3, 2, 2, 0, tzinfo=UTC
-    )  # next Monday 02:00
-    with pytest.raises(ValidationError, match="5 fields"):
-        scheduling.parse_crontab("* * *")
-    with pytest.raises(ValidationError, match="Invalid crontab"):
-        scheduling.parse_crontab("61 * * * *")
-
-
-@override_settings(TIME_ZONE="Europe/Paris")
-def test_crontab_is_evaluated_in_the_site_time_zone() -> None:
-    after = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)  # 14:00 in Paris
-    nxt = scheduling.next_crontab_run("0 3 * * *", after)
-    assert nxt.astimezone(ZoneInfo("Europe/Paris")).hour == 3
-    assert nxt == datetime(2026, 7, 2, 1, 0, tzinfo=UTC)
-
-
-def test_validate_schedule_reports_each_problem(count_job: Recorder) -> None:
-    conn = make_connection()
-    bad = Schedule(name="x", job="nope", scope=ScheduleScope.CONNECTION, interval_seconds=10)
-    with pytest.raises(ValidationError) as err:
-        scheduling.validate_schedule(bad)
-    fields = err.value.message_dict
-    assert "No job is registered as 'nope'" in fields["job"][0]
-    assert "shortest interval" in fields["interval_seconds"][0]
-    assert "Choose the connection" in fields["connection"][0]
-    both = Schedule(
-        name="x", job="count_job", connection=conn, interval_seconds=60, crontab="* * * * *"
-    )
-    with pytest.raises(ValidationError, match="not both"):
-        scheduling.validate_schedule(both)
-    tenant = Schedule(name="x", job="count_job", scope=ScheduleScope.TENANT, crontab="0 * * * *")
-    with pytest.raises(ValidationError, match="Enter the tenant"):
-        scheduling.validate_schedule(tenant)
-    params = Schedule(name="x", job="count_job", connection=conn, interval_seconds=60, params=["a"])
-    with pytest.raises(ValidationError, match="must be a JSON object"):
-        scheduling.validate_schedule(params)
-    ok = Schedule(name="x", job="count_job", connection=conn, crontab="*/5 * * * *")
-    scheduling.validate_schedule(ok)
-
-
 def test_dispatch_fans_out_per_scope_and_records_skips(
     count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    a1 = make_connection(tenant="a")
-    a2 = make_connection(tenant="a")
-    a3 = make_connection(tenant="a", status=ConnectionStatus.NEEDS_REAUTH, last_error_code="x1")
-    make_connection(tenant="a", status=ConnectionStatus.REVOKED)  # not listed for a tenant
-    b1 = make_connection(tenant="b")
-    s_conn = make_schedule(connection=b1)
-    s_tenant = make_schedule(scope=ScheduleScope.TENANT, tenant="a")
-    s_site = make_schedule(scope=ScheduleScope.SITE, interval=None, crontab="*/5 * * * *")
-    make_schedule(connection=a1, enabled=False)  # paused
-    make_schedule(connection=a1, due=False)  # not due
+    a1 = factories.connection(tenant="a", company="A1")
+    a2 = factories.connection(tenant="a", company="A2")
+    a3 = factories.connection(
+        tenant="a", company="A3", status=ConnectionStatus.NEEDS_REAUTH, last_error_code="x1"
+    )
+    factories.connection(tenant="a", company="A4", status=ConnectionStatus.REVOKED)  # not listed
+    b1 = factories.connection(tenant="b")
+    s_conn = factories.schedule(connection=b1)
+    s_tenant = factories.schedule(scope=ScheduleScope.TENANT, tenant="a")
+    s_site = factories.schedule(scope=ScheduleScope.SITE, interval=None, crontab="*/5 * * * *")
+    factories.schedule(connection=a1, enabled=False)  # paused
+    factories.schedule(connection=a1, due=False)  # not due
     with django_capture_on_commit_callbacks() as callbacks:
         queued = scheduling.dispatch_due_schedules()
     assert len(callbacks) == 1
@@ -235,25 +184,16 @@ def test_dispatch_fans_out_per_scope_and_records_skips(
 def test_connection_scope_records_skip_for_revoked_connection(
     count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    conn = make_connection(status=ConnectionStatus.REVOKED)
-    make_schedule(connection=conn)
+    conn = factories.connection(status=ConnectionStatus.REVOKED)
+    factories.schedule(connection=conn)
     with django_capture_on_commit_callbacks():
         assert scheduling.dispatch_due_schedules() == 0
     run = JobRun.objects.get()
     assert (run.status, run.error_code) == ("skipped", "revoked")
 
 
-def test_interval_schedule_does_not_catch_up_missed_runs(count_job: Recorder) -> None:
-    now = timezone.now()
-    s = make_schedule(connection=make_connection(), interval=600)
-    s.next_run_at = now - timedelta(hours=5)
-    assert scheduling.next_run_time(s, now) == now + timedelta(seconds=600)
-    s.next_run_at = now - timedelta(seconds=100)
-    assert scheduling.next_run_time(s, now) == now + timedelta(seconds=500)  # keeps its phase
-
-
 def test_unscheduled_schedule_gets_a_first_run(count_job: Recorder) -> None:
-    s = make_schedule(connection=make_connection(), interval=120)
+    s = factories.schedule(connection=factories.connection(), interval=120)
     Schedule.objects.filter(pk=s.pk).update(next_run_at=None)
     assert scheduling.schedule_unscheduled() == 1
     s.refresh_from_db()
@@ -263,8 +203,8 @@ def test_unscheduled_schedule_gets_a_first_run(count_job: Recorder) -> None:
 def test_stale_queued_run_is_failed_as_lost_and_replaced(
     count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    conn = make_connection()
-    s = make_schedule(connection=conn)
+    conn = factories.connection()
+    s = factories.schedule(connection=conn)
     old = JobRun.objects.create(
         job="count_job",
         connection=conn,
@@ -280,8 +220,8 @@ def test_stale_queued_run_is_failed_as_lost_and_replaced(
 def test_pause_resume_and_run_now(
     count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    conn = make_connection()
-    make_schedule(connection=conn, due=False)
+    conn = factories.connection()
+    factories.schedule(connection=conn, due=False)
     qs = Schedule.objects.all()
     assert scheduling.pause_schedules(qs) == 1
     assert scheduling.pause_schedules(qs) == 0
@@ -303,7 +243,8 @@ def test_pause_resume_and_run_now(
 
 
 def _queued_run(conn: Connection | None = None, job: str = "count_job") -> JobRun:
-    return JobRun.objects.create(job=job, connection=conn or make_connection(), params={"a": 1})
+    conn = conn or factories.connection(company=f"RUN-{JobRun.objects.count()}")
+    return JobRun.objects.create(job=job, connection=conn, params={"a": 1})
 
 
 def test_execute_run_success_records_everything(count_job: Recorder) -> None:
@@ -358,7 +299,7 @@ def test_needs_reauth_during_run_is_recorded_as_skipped(count_job: Recorder) -> 
 
 
 def test_connection_needing_reauth_at_start_is_skipped_with_reason(count_job: Recorder) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     run = _queued_run(conn)
     Connection.objects.filter(pk=conn.pk).update(status=ConnectionStatus.NEEDS_REAUTH)
     done = scheduling.execute_run(run.pk)
@@ -397,7 +338,7 @@ def test_a_retry_attempt_starts_its_own_delivery_count(count_job: Recorder) -> N
 
 
 def test_no_overlap_on_the_same_connection(count_job: Recorder) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     first = _queued_run(conn)
     second = _queued_run(conn)
     assert scheduling._start(first.pk, "a", 1) is not None  # running, live lease
@@ -416,7 +357,7 @@ def test_no_overlap_on_the_same_connection(count_job: Recorder) -> None:
 
 
 def test_expired_lease_is_taken_over(count_job: Recorder) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     first = _queued_run(conn)
     scheduling._start(first.pk, "a", 1)
     JobRun.objects.filter(pk=first.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
@@ -447,7 +388,7 @@ def test_taken_over_delivery_cannot_commit_its_results(count_job: Recorder) -> N
 def test_enqueue_run_validates_input(
     count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     with pytest.raises(jobs.UnknownJob):
         scheduling.enqueue_run("nope", conn.pk)
     with pytest.raises(ValidationError):
@@ -466,8 +407,8 @@ def test_proactive_refresh_end_to_end(
     intacct_connect_settings: EmulatorServer, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
     emulator = intacct_connect_settings
-    conn = emulator_connection(emulator, expires_in=600, next_refresh_in=-1)
-    fresh = emulator_connection(emulator, "DEMO-CO", "jane", next_refresh_in=3000)
+    conn = factories.connection(emulator, expires_in=600, next_refresh_in=-1)
+    fresh = factories.connection(emulator, user="jane", next_refresh_in=3000)
     with django_capture_on_commit_callbacks(execute=True):
         assert scheduling.dispatch_due_refreshes() == 1
     assert emulator.token_requests(grant_type="refresh_token") == 1
@@ -491,7 +432,7 @@ def test_refresh_seen_by_dispatcher_but_done_elsewhere_is_not_repeated(
     intacct_connect_settings: EmulatorServer,
 ) -> None:
     emulator = intacct_connect_settings
-    conn = emulator_connection(emulator, expires_in=600)
+    conn = factories.connection(emulator, expires_in=600)
     # the dispatcher saw version 0; the stored token is already version 1
     assert scheduling.refresh_one(conn.pk, seen_version=0).result == "ok"
     assert emulator.token_requests(grant_type="refresh_token") == 0
@@ -501,7 +442,7 @@ def test_invalid_grant_marks_needs_reauth_and_stops_dispatching(
     intacct_connect_settings: EmulatorServer, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
     emulator = intacct_connect_settings
-    conn = emulator_connection(emulator, expires_in=600, next_refresh_in=-1)
+    conn = factories.connection(emulator, expires_in=600, next_refresh_in=-1)
     emulator.revoke_grants("DEMO-CO")
     with django_capture_on_commit_callbacks(execute=True):
         assert scheduling.dispatch_due_refreshes() == 1
@@ -513,25 +454,30 @@ def test_invalid_grant_marks_needs_reauth_and_stops_dispatching(
     assert emulator.token_requests(grant_type="refresh_token") == 1
 
 
-def test_invalid_client_changes_no_status_and_backs_off(
+def test_invalid_client_changes_no_connection_and_pauses_the_dispatcher(
     intacct_connect_settings: EmulatorServer, settings: Any
 ) -> None:
+    """invalid_client is the site's incident (tests/test_refresh_outcomes.py): no counter
+    or status of the connection changes, and it stays due for when the pause ends."""
     emulator = intacct_connect_settings
-    conn = emulator_connection(emulator, expires_in=600)
+    conn = factories.connection(emulator, expires_in=600)
     settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "CLIENT_SECRET": "wrong-secret"}
     before = timezone.now()
     outcome = scheduling.refresh_one(conn.pk, seen_version=1)
     assert (outcome.result, outcome.error_code) == ("config_error", "invalid_client")
     conn.refresh_from_db()
     assert conn.status == ConnectionStatus.ACTIVE
-    assert conn.refresh_failures == 1
+    assert conn.refresh_failures == 0
+    assert conn.last_error_code == ""
     assert conn.next_refresh_at is not None
-    assert conn.next_refresh_at >= before + timedelta(seconds=scheduling.REFRESH_BACKOFF_BASE)
+    assert conn.next_refresh_at <= before + timedelta(seconds=1)
     assert conn.token.version == 1
+    assert scheduling.dispatch_due_refreshes() == 0  # paused until the probe is due
+    assert emulator.token_requests("refresh_token") == 1
 
 
 def test_prune_job_runs_keeps_recent_and_unfinished_runs() -> None:
-    conn = make_connection()
+    conn = factories.connection()
     old = timezone.now() - timedelta(days=scheduling.JOB_RUN_RETENTION_DAYS + 1)
     for status in ("succeeded", "failed", "skipped", "parked", "queued", "running"):
         JobRun.objects.create(job=f"j-{status}", connection=conn, status=status, queued_at=old)
@@ -547,11 +493,12 @@ def test_prune_job_runs_keeps_recent_and_unfinished_runs() -> None:
 def test_broken_schedule_is_paused_without_blocking_others(
     count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    conn = make_connection()
-    broken = make_schedule(connection=conn, interval=None, crontab="61 * * * *")  # no validation
-    unscheduled = make_schedule(connection=conn, interval=None, crontab="x y")
+    conn = factories.connection()
+    # Rows written without validation:
+    broken = factories.schedule(connection=conn, interval=None, crontab="61 * * * *")
+    unscheduled = factories.schedule(connection=conn, interval=None, crontab="x y")
     Schedule.objects.filter(pk=unscheduled.pk).update(next_run_at=None)
-    good = make_schedule(connection=make_connection())
+    good = factories.schedule(connection=factories.connection(company="GOOD-CO"))
     with django_capture_on_commit_callbacks(execute=True):
         assert scheduling.dispatch_due_schedules() == 1
     assert JobRun.objects.get().schedule_id == good.pk

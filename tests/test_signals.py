@@ -9,7 +9,7 @@ from django.db import transaction
 
 from intacct_connect import signals
 from intacct_connect.models import Connection
-from tests.helpers import make_connection
+from tests import factories
 
 ALL = [
     signals.connection_created,
@@ -37,7 +37,7 @@ def received() -> Iterator[list[dict[str, Any]]]:
 
 @pytest.mark.django_db(transaction=True)
 def test_sent_only_after_commit(received: list[dict[str, Any]]) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     with transaction.atomic():
         signals.send_on_commit(signals.token_refreshed, connection=conn, token_version=2)
         assert received == []
@@ -51,7 +51,7 @@ def test_sent_only_after_commit(received: list[dict[str, Any]]) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_not_sent_when_rolled_back(received: list[dict[str, Any]]) -> None:
-    conn = make_connection()
+    conn = factories.connection()
 
     def rolled_back() -> None:
         with transaction.atomic():
@@ -65,7 +65,7 @@ def test_not_sent_when_rolled_back(received: list[dict[str, Any]]) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_failing_receiver_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
-    conn = make_connection()
+    conn = factories.connection()
 
     def broken(**kwargs: Any) -> None:
         raise ValueError("receiver bug")
@@ -84,7 +84,7 @@ def test_failing_receiver_is_logged_not_raised(caplog: pytest.LogCaptureFixture)
 def test_flows_send_documented_arguments(received: list[dict[str, Any]]) -> None:
     from intacct_connect import flows
 
-    conn = make_connection()
+    conn = factories.connection()
     flows.mark_needs_reauth(conn, reason="admin", error_code="x")
     flows.disconnect(conn)
     kinds = [c["signal"] for c in received]

@@ -22,14 +22,9 @@ from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import InvalidGrant
 from intacct_connect.models import ConnectionEvent, JobRun, TaskDelivery, Token
 from intacct_connect.testing.emulator import EmulatorServer
-from tests import client_helpers
+from tests import factories
 from tests.celery_app import app
-from tests.helpers import require_postgres
-from tests.job_factories import Recorder, count_job, make_connection, make_schedule
-
-__all__ = ["count_job"]
-
-emulator = client_helpers.emulator
+from tests.helpers import Recorder, require_postgres
 
 MAX_COUNTDOWN = 15 * 60
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +112,7 @@ def test_transient_and_permanent_errors_do_not_overlap() -> None:
 @pytest.mark.django_db
 def test_permanent_errors_are_never_retried(count_job: Recorder) -> None:
     count_job.raise_ = InvalidGrant("revoked", code="invalid_grant")
-    conn = make_connection()
+    conn = factories.connection()
     row = JobRun.objects.create(job="count_job", connection=conn)
     done = scheduling.execute_run(row.pk, final_attempt=False)  # would raise RetryRun if retried
     assert done is not None
@@ -158,8 +153,8 @@ def test_payloads_carry_ids_only(
     count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
     """Messages published after commit hold IDs and numbers: no token, no model."""
-    conn = make_connection(next_refresh_in=-5)
-    make_schedule(connection=conn)
+    conn = factories.connection(next_refresh_in=-5)
+    factories.schedule(connection=conn)
     app.conf.task_always_eager = False
     try:
         with app.connection_for_write() as broker:
@@ -198,8 +193,8 @@ def test_payloads_carry_ids_only(
 def test_tasks_run_eagerly_end_to_end(
     count_job: Recorder, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    conn = make_connection()
-    make_schedule(connection=conn)
+    conn = factories.connection()
+    factories.schedule(connection=conn)
     with django_capture_on_commit_callbacks(execute=True):
         assert tasks.dispatch_due_schedules.delay().get() == 1
     assert len(count_job.calls) == 1
@@ -217,7 +212,7 @@ def test_a_proactive_refresh_is_one_delivery_statement_and_one_short_transaction
     one ``SELECT … FOR NO KEY UPDATE OF connection, token NOWAIT``, the token and the
     connection written, the ``refreshed`` event inserted."""
     require_postgres()
-    conn = client_helpers.make_connection(emulator)
+    conn = factories.connection(emulator)
     with CaptureQueriesContext(db_connection) as ctx:
         result = tasks.refresh_connection.apply(args=(conn.pk, 1), task_id="refresh-1").get()
     assert result == "ok"

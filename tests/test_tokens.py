@@ -7,15 +7,20 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.db import transaction
 from django.utils import timezone
 
 from intacct_connect import crypto, oauth, signals, tokens
 from intacct_connect.exceptions import (
+    ClientCredentialsRejected,
+    GrantRejected,
     IntacctConfigurationError,
     InvalidClient,
     InvalidGrant,
     NeedsReauthorization,
+    RefreshBackoff,
+    RefreshInDoubt,
     TokenRequestError,
     TokenResponseLost,
 )
@@ -27,15 +32,8 @@ from intacct_connect.models import (
     Token,
 )
 from intacct_connect.testing.emulator import EmulatorServer
-from tests.client_helpers import (
-    emulator,
-    expire_locally,
-    make_cc_connection,
-    make_connection,
-    point_at_emulator,
-)
-
-__all__ = ["emulator"]
+from tests import factories
+from tests.helpers import point_at_emulator
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +61,7 @@ def received() -> Iterator[dict[str, list[dict[str, Any]]]]:
 def test_fresh_token_is_used_without_a_lock_and_in_one_query(
     emulator: EmulatorServer, django_assert_num_queries: Callable[..., Any]
 ) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     stored = Token.objects.get(pk=conn.pk).access_token
     with django_assert_num_queries(1):
         assert tokens.get_access_token(conn) == stored
@@ -75,10 +73,10 @@ def test_expired_token_is_refreshed_and_persisted(
     received: dict[str, list[dict[str, Any]]],
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     before = Token.objects.get(pk=conn.pk)
     old_access, old_refresh = before.access_token, before.refresh_token
-    expire_locally(conn)
+    factories.expire_locally(conn)
     with django_capture_on_commit_callbacks(execute=True):
         access = tokens.get_access_token(conn.pk)
     after = Token.objects.get(pk=conn.pk)
@@ -103,7 +101,7 @@ def test_expired_token_is_refreshed_and_persisted(
 
 
 def test_refresh_token_is_kept_when_the_response_has_none(emulator: EmulatorServer) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     token = Token.objects.get(pk=conn.pk)
     old_refresh = token.refresh_token
     token_set = oauth.TokenSet(
@@ -125,7 +123,7 @@ def test_refresh_token_is_kept_when_the_response_has_none(emulator: EmulatorServ
 
 def test_waiter_reuses_a_token_refreshed_meanwhile(emulator: EmulatorServer) -> None:
     """Double-check after the lock: a fresh token in the database is not refreshed again."""
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     token = tokens.refresh_connection(conn.pk)
     assert token is not None
     assert token.version == 1
@@ -133,7 +131,7 @@ def test_waiter_reuses_a_token_refreshed_meanwhile(emulator: EmulatorServer) -> 
 
 
 def test_forced_refresh_is_skipped_when_someone_else_refreshed(emulator: EmulatorServer) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     first = tokens.refresh_connection(conn.pk, force=True, seen_version=1)
     assert first is not None
     assert first.version == 2
@@ -150,12 +148,15 @@ def test_invalid_grant_marks_needs_reauth_once(
     received: dict[str, list[dict[str, Any]]],
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     emulator.revoke_grants("DEMO-CO")
-    expire_locally(conn)
+    factories.expire_locally(conn)
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(InvalidGrant) as info:
         tokens.get_access_token(conn)
     assert info.value.connection_id == conn.pk
+    # The same error is a NeedsReauthorization, as every "reconnect" situation is.
+    assert isinstance(info.value, GrantRejected)
+    assert isinstance(info.value, NeedsReauthorization)
     conn.refresh_from_db()
     assert conn.status == ConnectionStatus.NEEDS_REAUTH
     assert conn.last_error_code == "invalid_grant"
@@ -181,7 +182,7 @@ def test_loser_rule_keeps_a_connection_another_worker_rotated(
     """A worker that refreshed with a refresh token another worker had already rotated
     gets invalid_grant from Intacct; the re-read shows the rotation, so nothing is marked."""
     emulator.configure(refresh_mode="rotate")
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     stale = Token.objects.get(pk=conn.pk)
     stale_refresh = str(stale.refresh_token)
     # Another worker wins the race and rotates the tokens.
@@ -216,15 +217,16 @@ def test_invalid_client_leaves_every_connection_untouched(
     received: dict[str, list[dict[str, Any]]],
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    first = make_connection(emulator)
-    second = make_connection(emulator, user="jane", tenant="tenant-2")
+    first = factories.connection(emulator)
+    second = factories.connection(emulator, user="jane", tenant="tenant-2")
     point_at_emulator(settings, emulator, CLIENT_SECRET="rotated-by-mistake")
-    expire_locally(first)
+    factories.expire_locally(first)
     with (
         django_capture_on_commit_callbacks(execute=True),
         pytest.raises(IntacctConfigurationError, match="invalid_client") as info,
     ):
         tokens.get_access_token(first)
+    assert isinstance(info.value, ClientCredentialsRejected)
     assert isinstance(info.value.__cause__, InvalidClient)
     assert "rotated-by-mistake" not in str(info.value)
     for conn in (first, second):
@@ -237,55 +239,72 @@ def test_invalid_client_leaves_every_connection_untouched(
     assert received == {"refreshed": [], "needs_reauth": []}
 
 
-def test_lost_token_response_is_recorded_and_never_resent(
+def test_lost_token_response_marks_refresh_in_doubt_and_is_never_resent(
     emulator: EmulatorServer,
     received: dict[str, list[dict[str, Any]]],
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    conn = make_connection(emulator)
-    expire_locally(conn)
+    conn = factories.connection(emulator)
+    factories.expire_locally(conn)
     emulator.set_fault("token_lost", count=1)
-    with pytest.raises(TokenResponseLost):
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RefreshInDoubt) as info:
         tokens.get_access_token(conn)
-    assert emulator.token_requests("refresh_token") == 1  # sent once, not re-sent
+    assert isinstance(info.value, TokenResponseLost)
+    assert isinstance(info.value, NeedsReauthorization)
+    assert isinstance(info.value.__cause__, TokenResponseLost)
+    assert emulator.token_requests("refresh_token") == 1  # sent once
     conn.refresh_from_db()
-    assert conn.status == ConnectionStatus.ACTIVE
+    assert conn.status == ConnectionStatus.REFRESH_IN_DOUBT
     assert conn.last_error_code == "response_lost"
-    assert conn.refresh_failures == 1
-    event = ConnectionEvent.objects.get(connection=conn, kind=EventKind.REFRESH_FAILED)
-    assert "not re-sent" in event.message
+    assert conn.next_refresh_at is None  # the background refresher leaves it alone
+    event = ConnectionEvent.objects.get(connection=conn, kind=EventKind.REFRESH_IN_DOUBT)
+    assert "never re-sent automatically" in event.message
     assert Token.objects.get(pk=conn.pk).version == 1
-    # The emulator rotated the refresh token; the next (explicit) attempt uses the stored
-    # one, which reuse detection refuses: needs re-auth with exactly one signal.
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(InvalidGrant):
-        tokens.get_access_token(conn)
-    assert emulator.token_requests("refresh_token") == 2
-    conn.refresh_from_db()
-    assert conn.status == ConnectionStatus.NEEDS_REAUTH
-    assert len(received["needs_reauth"]) == 1
+    # Every later call answers from the recorded outcome: nothing is re-sent, ever.
+    for _ in range(3):
+        with pytest.raises(RefreshInDoubt):
+            tokens.get_access_token(conn)
+        with pytest.raises(RefreshInDoubt):
+            tokens.refresh_connection(conn.pk, force=True)
+    assert emulator.token_requests("refresh_token") == 1
+    assert received["needs_reauth"] == []
+    assert [g["status"] for g in emulator.grants("DEMO-CO")] == ["active"]
 
 
-def test_transient_token_endpoint_failure_keeps_the_connection_active(
-    emulator: EmulatorServer,
+def test_transient_token_endpoint_failure_backs_off_then_refreshes(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conn = make_connection(emulator)
-    expire_locally(conn)
+    monkeypatch.setattr(tokens, "REFRESH_RETRY_BACKOFF_BASE", 0.3)
+    conn = factories.connection(emulator)
+    factories.expire_locally(conn)
     emulator.set_fault("500", endpoint="token", count=1)
     with pytest.raises(TokenRequestError) as info:
         tokens.get_access_token(conn)
     assert info.value.status_code == 500
+    assert not isinstance(info.value, RefreshBackoff)
     conn.refresh_from_db()
     assert conn.status == ConnectionStatus.ACTIVE
     assert conn.refresh_failures == 1
-    # The next call refreshes normally and resets the failure counter.
-    assert tokens.get_access_token(conn)
+    assert conn.refresh_retry_at is not None
+    # Within the back-off: a retryable error, and no second request.
+    with pytest.raises(RefreshBackoff) as backoff:
+        tokens.get_access_token(conn)
+    assert backoff.value.retry_after is not None
+    assert 0 < backoff.value.retry_after <= 0.3
+    assert emulator.token_requests("refresh_token") == 1
+    # After it, the next call refreshes normally and resets the failure counter.
+    after = timezone.now() + timedelta(seconds=backoff.value.retry_after + 0.05)
+    with time_machine.travel(after, tick=False):
+        assert tokens.get_access_token(conn)
     conn.refresh_from_db()
     assert conn.refresh_failures == 0
+    assert conn.refresh_retry_at is None
     assert Token.objects.get(pk=conn.pk).version == 2
+    assert emulator.token_requests("refresh_token") == 2
 
 
 def test_client_credentials_connection_requests_a_new_token(emulator: EmulatorServer) -> None:
-    conn = make_cc_connection(emulator)
+    conn = factories.cc_connection()
     access = tokens.get_access_token(conn)
     assert emulator.token_requests("client_credentials") == 1
     assert emulator.token_requests("refresh_token") == 0
@@ -303,7 +322,7 @@ def test_connection_without_token_or_inactive_needs_reauthorization(
     conn = Connection.objects.create(tenant_key="t", company_id="DEMO-CO", intacct_user_id="admin")
     with pytest.raises(NeedsReauthorization, match="no stored token"):
         tokens.get_access_token(conn)
-    active = make_connection(emulator, user="jane")
+    active = factories.connection(emulator, user="jane")
     Connection.objects.filter(pk=active.pk).update(status=ConnectionStatus.REVOKED)
     with pytest.raises(NeedsReauthorization, match="revoked"):
         tokens.get_access_token(active)
@@ -315,10 +334,10 @@ def test_connection_without_token_or_inactive_needs_reauthorization(
 def test_no_secret_reaches_the_logs(
     emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     old = Token.objects.get(pk=conn.pk)
     secrets = {old.access_token, old.refresh_token}
-    expire_locally(conn)
+    factories.expire_locally(conn)
     with caplog.at_level("DEBUG"):
         tokens.get_access_token(conn)
     new = Token.objects.get(pk=conn.pk)

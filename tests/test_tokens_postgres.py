@@ -21,12 +21,11 @@ from django.db import transaction
 
 from intacct_connect import concurrency, crypto, oauth, tokens
 from intacct_connect.client import IntacctClient
+from intacct_connect.exceptions import GrantRejected, NeedsReauthorization
 from intacct_connect.models import Connection, ConnectionStatus, Token
 from intacct_connect.testing.emulator import EmulatorServer
-from tests.client_helpers import FAST_RETRIES, emulator, expire_locally, make_connection
-from tests.helpers import require_postgres, run_released_together
-
-__all__ = ["emulator"]
+from tests import factories
+from tests.helpers import FAST_RETRIES, require_postgres, run_released_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -73,8 +72,8 @@ def _assert_one_refresh(emulator: EmulatorServer, conn: Connection) -> Token:
 
 @pytest.mark.parametrize("threads", [2, 8])
 def test_threads_with_an_expired_token_refresh_once(emulator: EmulatorServer, threads: int) -> None:
-    conn = make_connection(emulator)
-    expire_locally(conn)
+    conn = factories.connection(emulator)
+    factories.expire_locally(conn)
     results = _in_threads(threads, lambda: tokens.get_access_token(conn.pk))
     token = _assert_one_refresh(emulator, conn)
     assert results == [token.access_token] * threads
@@ -82,7 +81,7 @@ def test_threads_with_an_expired_token_refresh_once(emulator: EmulatorServer, th
 
 def test_threads_rejected_by_intacct_refresh_once(emulator: EmulatorServer) -> None:
     """Intacct answers 401 GW-0040 to every thread at once: one refresh, every call replayed."""
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     emulator.expire_tokens("DEMO-CO")
     results = _in_threads(4, lambda: IntacctClient(conn.pk).get("accounts-payable/vendor", "1"))
     _assert_one_refresh(emulator, conn)
@@ -112,8 +111,8 @@ def _spawn_workers(
 
 @pytest.mark.slow
 def test_processes_with_an_expired_token_refresh_once(emulator: EmulatorServer) -> None:
-    conn = make_connection(emulator)
-    expire_locally(conn)
+    conn = factories.connection(emulator)
+    factories.expire_locally(conn)
     outcomes = _spawn_workers(emulator, conn, "token", 2)
     token = _assert_one_refresh(emulator, conn)
     assert [o.get("error") for o in outcomes] == [None, None]
@@ -123,7 +122,7 @@ def test_processes_with_an_expired_token_refresh_once(emulator: EmulatorServer) 
 
 @pytest.mark.slow
 def test_processes_rejected_by_intacct_refresh_once(emulator: EmulatorServer) -> None:
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     emulator.expire_tokens("DEMO-CO")
     outcomes = _spawn_workers(emulator, conn, "client", 3)
     token = _assert_one_refresh(emulator, conn)
@@ -138,7 +137,7 @@ def test_processes_share_the_company_concurrency_cap(emulator: EmulatorServer) -
     Intacct's own limit of 2 concurrent requests is never hit."""
     emulator.configure(concurrency_limit=2)
     emulator.set_fault("slow", company="DEMO-CO", seconds=0.1)
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     outcomes = _spawn_workers(emulator, conn, "calls", 3)
     assert [o.get("error") for o in outcomes] == [None] * 3
     assert [o["keys"] for o in outcomes] == [["1"] * 4] * 3
@@ -148,7 +147,7 @@ def test_processes_share_the_company_concurrency_cap(emulator: EmulatorServer) -
 
 def test_background_refresh_skips_a_connection_being_refreshed(emulator: EmulatorServer) -> None:
     """wait=False returns None at once while another worker holds the row lock."""
-    conn = make_connection(emulator)
+    conn = factories.connection(emulator)
     locked = threading.Event()
     release = threading.Event()
 
@@ -175,16 +174,20 @@ def test_background_refresh_skips_a_connection_being_refreshed(emulator: Emulato
     assert refreshed.version == 2
 
 
-def test_loser_rule_with_a_real_race(emulator: EmulatorServer) -> None:
-    """Another actor (not using the refresh path) rotates the refresh token at Intacct
-    right after our locked read, then writes its tokens to the database: its write waits
-    for our row lock (the token row is locked together with the connection). Our request
-    with the old refresh token gets invalid_grant, our transaction rolls back, the actor's
-    write lands, and the re-read in a new transaction (loser rule) finds the rotation: the
-    connection stays active and the actor's token is used."""
+def test_invalid_grant_under_the_lock_is_the_outcome_even_if_an_unlocked_writer_races(
+    emulator: EmulatorServer,
+) -> None:
+    """An actor outside the lock protocol (it neither refreshes through ``tokens`` nor locks
+    the connection before writing) rotates the refresh token at Intacct right after our
+    locked read, then writes its tokens: its write waits for our row lock (the token row is
+    locked together with the connection). Our request with the old refresh token gets
+    invalid_grant, and that outcome is committed *before* the lock is released, so that any
+    waiter answers from it (single flight on every outcome, issue 12). The actor's write
+    lands afterwards and leaves the status alone: a writer of new tokens from Intacct must
+    lock the connection first and set its status, as the connect and reconnect flows do."""
     emulator.configure(refresh_mode="rotate")  # reuse detection would revoke the grant
-    conn = make_connection(emulator)
-    expire_locally(conn)
+    conn = factories.connection(emulator)
+    factories.expire_locally(conn)
     old_refresh_token = str(Token.objects.get(pk=conn.pk).refresh_token)
     token_table = Token._meta.db_table
     rotated_at_intacct = threading.Event()
@@ -208,8 +211,6 @@ def test_loser_rule_with_a_real_race(emulator: EmulatorServer) -> None:
 
     def race(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         locking = "FOR NO KEY UPDATE" in sql
-        if locking and racers and token_table not in sql:
-            racers[0].join(30)  # the loser rule's lock: the actor's write has landed
         result = execute(sql, params, many, context)
         if locking and token_table in sql and not racers:  # our locked read of the token
             racers.append(threading.Thread(target=other_actor))
@@ -217,18 +218,18 @@ def test_loser_rule_with_a_real_race(emulator: EmulatorServer) -> None:
             assert rotated_at_intacct.wait(30)
         return result
 
-    with db_connection.execute_wrapper(race):
-        token = tokens.refresh_connection(conn.pk)
+    with db_connection.execute_wrapper(race), pytest.raises(GrantRejected):
+        tokens.refresh_connection(conn.pk)
     assert racers  # the race was injected
+    racers[0].join(30)
     assert written == [2]  # the actor's write waited for our lock, then landed
-    assert token is not None
-    assert token.version == 2
     assert emulator.token_requests("refresh_token") == 2  # the actor's and ours
     conn.refresh_from_db()
-    assert conn.status == ConnectionStatus.ACTIVE
-    assert not conn.events.filter(kind="needs_reauth").exists()
-    # The actor's token is the one in use.
-    assert tokens.get_access_token(conn.pk) == token.access_token
+    assert conn.status == ConnectionStatus.NEEDS_REAUTH
+    assert conn.events.filter(kind="needs_reauth").count() == 1
+    with pytest.raises(NeedsReauthorization):
+        tokens.get_access_token(conn.pk)
+    assert emulator.token_requests("refresh_token") == 2
 
 
 def _hold_token_row_lock(pk: int, locked: threading.Event, release: threading.Event) -> None:
@@ -247,8 +248,8 @@ def test_background_refresh_skips_a_token_row_locked_elsewhere(emulator: Emulato
     """The token row is locked together with the connection, before the token request: a
     background refresh (``wait=False``) that finds it locked by someone else returns at once
     without calling Intacct (it used to call Intacct, then wait to write the new token)."""
-    conn = make_connection(emulator)
-    expire_locally(conn)
+    conn = factories.connection(emulator)
+    factories.expire_locally(conn)
     locked, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=_hold_token_row_lock, args=(conn.pk, locked, release))
     holder.start()
@@ -270,8 +271,8 @@ def test_a_refresh_waiting_for_the_lock_reads_the_newest_token(emulator: Emulato
     """A refresh that waits on the lock while another transaction rotates the token (and
     touches the connection row) reads the rotated token after the lock: it does not
     refresh again with the old refresh token (reuse detection would revoke the grant)."""
-    conn = make_connection(emulator)
-    expire_locally(conn)
+    conn = factories.connection(emulator)
+    factories.expire_locally(conn)
     locked, release = threading.Event(), threading.Event()
     results: list[Any] = []
 

@@ -16,7 +16,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from intacct_connect.models import Connection, ConnectionStatus, EventKind, OAuthFlow, Token
-from tests.helpers import make_connection, token_set
+from tests import factories
 from tests.settings import INTACCT_CONNECT
 from tests.test_flows import OPEN_REDIRECTS
 
@@ -24,10 +24,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def emu(intacct_connect_settings: Any) -> Any:
+def emu(emulator: Any) -> Any:
     """Every test here runs against the emulator: bad input must never reach its token
     endpoint (``emu.token_requests()`` stays 0)."""
-    return intacct_connect_settings
+    return emulator
 
 
 CONNECT = "/intacct/connect/"
@@ -224,9 +224,9 @@ def test_safe_next_is_kept(alice: AbstractBaseUser) -> None:
 def test_list_shows_only_own_connections_without_tokens(
     alice: AbstractBaseUser, bob: AbstractBaseUser
 ) -> None:
-    mine = token_set(company="MINE")
-    make_connection(tenant=tenant(alice), company="MINE", tokens=mine)
-    make_connection(tenant=tenant(bob), company="THEIRS")
+    mine = factories.token_set(company="MINE")
+    factories.connection(tenant=tenant(alice), company="MINE", tokens=mine)
+    factories.connection(tenant=tenant(bob), company="THEIRS")
     response = logged_in(alice).get(LIST)
     body = response.content.decode()
     assert response.status_code == 200
@@ -249,7 +249,7 @@ def test_list_anonymous_redirects_to_login() -> None:
 def test_other_tenants_connection_is_404(
     alice: AbstractBaseUser, bob: AbstractBaseUser, action: str
 ) -> None:
-    theirs = make_connection(tenant=tenant(bob))
+    theirs = factories.connection(tenant=tenant(bob))
     url = reverse(f"intacct_connect:{action}", args=[theirs.pk])
     assert logged_in(alice).post(url).status_code == 404
     assert Client().post(url).status_code == 404
@@ -263,7 +263,7 @@ def test_other_tenants_connection_is_404(
 
 
 def test_reconnect_requires_post(alice: AbstractBaseUser) -> None:
-    mine = make_connection(tenant=tenant(alice))
+    mine = factories.connection(tenant=tenant(alice))
     assert (
         logged_in(alice).get(reverse("intacct_connect:reconnect", args=[mine.pk])).status_code
         == 405
@@ -273,7 +273,7 @@ def test_reconnect_requires_post(alice: AbstractBaseUser) -> None:
 
 @pytest.mark.parametrize("method", ["put", "delete", "patch"])
 def test_disconnect_refuses_other_methods(alice: AbstractBaseUser, method: str) -> None:
-    mine = make_connection(tenant=tenant(alice))
+    mine = factories.connection(tenant=tenant(alice))
     url = reverse("intacct_connect:disconnect", args=[mine.pk])
     assert getattr(logged_in(alice), method)(url).status_code == 405
     mine.refresh_from_db()
@@ -288,7 +288,7 @@ def test_actions_refused_by_adapter_are_403(
         **settings.INTACCT_CONNECT,
         "ADAPTER": "tests.test_views.ReadOnlyAdapter",
     }
-    mine = make_connection(tenant=tenant(alice))
+    mine = factories.connection(tenant=tenant(alice))
     assert (
         logged_in(alice).post(reverse(f"intacct_connect:{action}", args=[mine.pk])).status_code
         == 403
@@ -296,7 +296,7 @@ def test_actions_refused_by_adapter_are_403(
 
 
 def test_reconnect_starts_flow_bound_to_connection(alice: AbstractBaseUser) -> None:
-    mine = make_connection(tenant=tenant(alice), entity="EAST")
+    mine = factories.connection(tenant=tenant(alice), entity="EAST")
     response = logged_in(alice).post(reverse("intacct_connect:reconnect", args=[mine.pk]))
     assert response.status_code == 303
     flow = OAuthFlow.objects.get()
@@ -657,6 +657,12 @@ def test_connect_logs_no_secrets_at_debug(
         assert quote(secret, safe="") not in records
 
 
+@pytest.fixture
+def alice_client(alice: AbstractBaseUser) -> Client:
+    """Alice signed in once for all the examples of a hypothesis test."""
+    return logged_in(alice)
+
+
 @hsettings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -666,9 +672,9 @@ def test_connect_logs_no_secrets_at_debug(
         max_size=40,
     )
 )
-def test_hypothesis_next_through_the_view(alice: AbstractBaseUser, next_value: str) -> None:
+def test_hypothesis_next_through_the_view(alice_client: Client, next_value: str) -> None:
     OAuthFlow.objects.all().delete()
-    response = logged_in(alice).post(CONNECT, {"next": next_value.replace("\x00", "")})
+    response = alice_client.post(CONNECT, {"next": next_value.replace("\x00", "")})
     assert response.status_code == 303
     stored = OAuthFlow.objects.get().next_url
     assert stored in ("", next_value.replace("\x00", ""))
@@ -683,7 +689,7 @@ def test_hypothesis_next_through_the_view(alice: AbstractBaseUser, next_value: s
 
 
 def test_pages_link_the_stylesheet_and_carry_no_inline_style(alice: AbstractBaseUser) -> None:
-    make_connection(tenant=tenant(alice), company="MINE")
+    factories.connection(tenant=tenant(alice), company="MINE")
     body = logged_in(alice).get(LIST).content.decode()
     assert '<link rel="stylesheet" href="/static/intacct_connect/connections.css">' in body
     assert "<style" not in body
@@ -714,7 +720,7 @@ def test_a_site_template_can_override_the_blocks(
         "<html><body class='site'>SITE LAYOUT {% block content %}{% endblock %}</body></html>"
     )
     settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [str(tmp_path)]}]
-    make_connection(tenant=tenant(alice), company="MINE")
+    factories.connection(tenant=tenant(alice), company="MINE")
     body = logged_in(alice).get(LIST).content.decode()
     assert "SITE LAYOUT" in body
     assert "MINE" in body
@@ -770,7 +776,7 @@ STATUS_TEXT = {
 def test_status_badge_explains_and_gives_the_next_step(
     alice: AbstractBaseUser, status: str
 ) -> None:
-    conn = make_connection(tenant=tenant(alice), company="MINE", status=status)
+    conn = factories.connection(tenant=tenant(alice), company="MINE", status=status)
     body = logged_in(alice).get(LIST).content.decode()
     assert f'intacct-status intacct-status-{status}"' in body
     assert STATUS_TEXT[status] in body
@@ -782,7 +788,7 @@ def test_status_badge_explains_and_gives_the_next_step(
 
 
 def test_times_carry_their_time_zone(alice: AbstractBaseUser, settings: Any) -> None:
-    conn = make_connection(tenant=tenant(alice), company="MINE")
+    conn = factories.connection(tenant=tenant(alice), company="MINE")
     Token.objects.filter(pk=conn.pk).update(expires_at=datetime(2026, 12, 2, 14, 5, tzinfo=UTC))
     assert "2026-12-02 14:05 UTC" in logged_in(alice).get(LIST).content.decode()
     settings.TIME_ZONE = "Europe/Paris"
@@ -791,16 +797,16 @@ def test_times_carry_their_time_zone(alice: AbstractBaseUser, settings: Any) -> 
 
 def test_spelling_is_british_throughout(alice: AbstractBaseUser) -> None:
     for status in STATUS_TEXT:
-        make_connection(tenant=tenant(alice), company=f"C-{status}", status=status)
+        factories.connection(tenant=tenant(alice), company=f"C-{status}", status=status)
     body = logged_in(alice).get(LIST).content.decode()
     assert "authoris" in body
     assert not re.search(r"authoriz(e|ed|ation)\b", body, re.I)
 
 
 def test_revoked_and_superseded_go_into_a_collapsed_history(alice: AbstractBaseUser) -> None:
-    live = make_connection(tenant=tenant(alice), company="LIVE")
-    gone = make_connection(tenant=tenant(alice), company="GONE", status="revoked")
-    old = make_connection(tenant=tenant(alice), company="OLD", status="superseded")
+    live = factories.connection(tenant=tenant(alice), company="LIVE")
+    gone = factories.connection(tenant=tenant(alice), company="GONE", status="revoked")
+    old = factories.connection(tenant=tenant(alice), company="OLD", status="superseded")
     body = logged_in(alice).get(LIST).content.decode()
     table, _, rest = body.partition('<details class="intacct-history">')
     assert rest, "no history"
@@ -817,7 +823,7 @@ def test_revoked_and_superseded_go_into_a_collapsed_history(alice: AbstractBaseU
 
 
 def test_empty_state_after_disconnect(alice: AbstractBaseUser) -> None:
-    conn = make_connection(tenant=tenant(alice), company="MINE")
+    conn = factories.connection(tenant=tenant(alice), company="MINE")
     client = logged_in(alice)
     assert "No company is connected" not in client.get(LIST).content.decode()
     client.post(reverse("intacct_connect:disconnect", args=[conn.pk]))
@@ -856,7 +862,7 @@ def test_connect_form_has_no_entity_field_but_a_posted_entity_still_counts(
 def test_disconnect_get_shows_a_confirmation_and_changes_nothing(
     alice: AbstractBaseUser, emu: Any
 ) -> None:
-    conn = make_connection(tenant=tenant(alice), company="MINE")
+    conn = factories.connection(tenant=tenant(alice), company="MINE")
     client = logged_in(alice)
     url = reverse("intacct_connect:disconnect", args=[conn.pk])
     listing = client.get(LIST).content.decode()
@@ -881,7 +887,7 @@ def test_disconnect_get_shows_a_confirmation_and_changes_nothing(
 def test_disconnect_confirmation_of_a_superseded_connection_says_nothing_is_revoked(
     alice: AbstractBaseUser,
 ) -> None:
-    conn = make_connection(tenant=tenant(alice), company="MINE", status="superseded")
+    conn = factories.connection(tenant=tenant(alice), company="MINE", status="superseded")
     body = logged_in(alice).get(reverse("intacct_connect:disconnect", args=[conn.pk]))
     text = body.content.decode()
     assert "not revoke anything at Intacct" in text
@@ -891,7 +897,7 @@ def test_disconnect_confirmation_of_a_superseded_connection_says_nothing_is_revo
 def test_disconnect_confirmation_is_tenant_scoped_and_permission_checked(
     alice: AbstractBaseUser, bob: AbstractBaseUser, settings: Any
 ) -> None:
-    theirs = make_connection(tenant=tenant(bob), company="THEIRS")
+    theirs = factories.connection(tenant=tenant(bob), company="THEIRS")
     url = reverse("intacct_connect:disconnect", args=[theirs.pk])
     assert logged_in(alice).get(url).status_code == 404
     assert Client().get(url).status_code == 404
@@ -899,7 +905,7 @@ def test_disconnect_confirmation_is_tenant_scoped_and_permission_checked(
         **settings.INTACCT_CONNECT,
         "ADAPTER": "tests.test_views.ReadOnlyAdapter",
     }
-    mine = make_connection(tenant=tenant(alice), company="MINE")
+    mine = factories.connection(tenant=tenant(alice), company="MINE")
     assert (
         logged_in(alice).get(reverse("intacct_connect:disconnect", args=[mine.pk])).status_code
         == 403
@@ -907,7 +913,7 @@ def test_disconnect_confirmation_is_tenant_scoped_and_permission_checked(
 
 
 def test_disconnect_confirmation_requires_csrf(alice: AbstractBaseUser) -> None:
-    conn = make_connection(tenant=tenant(alice), company="MINE")
+    conn = factories.connection(tenant=tenant(alice), company="MINE")
     client = logged_in(alice, csrf=True)
     url = reverse("intacct_connect:disconnect", args=[conn.pk])
     assert client.get(url).status_code == 200
@@ -1016,17 +1022,19 @@ def test_entity_page_of_an_inactive_connection(alice: AbstractBaseUser, emu: Any
 def test_entity_page_is_tenant_scoped_and_permission_checked(
     alice: AbstractBaseUser, bob: AbstractBaseUser, settings: Any
 ) -> None:
-    theirs = make_connection(tenant=tenant(bob), company="THEIRS")
+    theirs = factories.connection(tenant=tenant(bob), company="THEIRS")
     assert logged_in(alice).get(entity_url(theirs)).status_code == 404
     assert logged_in(alice).post(entity_url(theirs), {"entity": ""}).status_code == 404
-    robot = make_connection(tenant=tenant(alice), company="ROBOT", grant_type="client_credentials")
+    robot = factories.connection(
+        tenant=tenant(alice), company="ROBOT", grant_type="client_credentials"
+    )
     assert logged_in(alice).get(entity_url(robot)).status_code == 403
     assert f'href="{entity_url(robot)}"' not in logged_in(alice).get(LIST).content.decode()
     settings.INTACCT_CONNECT = {
         **settings.INTACCT_CONNECT,
         "ADAPTER": "tests.test_views.ReadOnlyAdapter",
     }
-    mine = make_connection(tenant=tenant(alice), company="MINE")
+    mine = factories.connection(tenant=tenant(alice), company="MINE")
     assert logged_in(alice).post(entity_url(mine), {"entity": ""}).status_code == 403
 
 

@@ -6,35 +6,37 @@ after commit, acknowledgement, and the worker's own database connection (hence
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
 
+import celery.contrib.testing.tasks  # noqa: F401 - registers celery.ping
 import pytest
 from celery.contrib.testing.worker import start_worker
+from celery.signals import task_postrun
+from celery.worker import state as worker_state
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from intacct_connect import scheduling, tasks
+from intacct_connect.celery import JOBS_QUEUE, REFRESH_QUEUE
 from intacct_connect.models import JobRun, Schedule, Token
 from intacct_connect.testing.emulator import EmulatorServer
+from tests import factories
 from tests.celery_app import app
-from tests.job_factories import (
-    Recorder,
-    count_job,
-    emulator_connection,
-    make_connection,
-    make_schedule,
-)
+from tests.helpers import Recorder
 
-__all__ = ["count_job"]
-
-QUEUES = ["intacct.refresh", "intacct.jobs"]
+QUEUES = [REFRESH_QUEUE, JOBS_QUEUE]
 
 
 @pytest.fixture(scope="module")
 def worker() -> Iterator[None]:
     app.conf.task_always_eager = False
+    transport_options = app.conf.broker_transport_options
+    # The memory transport polls its queues; every 10 ms instead of every second.
+    app.conf.broker_transport_options = {**transport_options, "polling_interval": 0.01}
     with app.connection_for_write() as broker:
         for queue in QUEUES:
             broker.SimpleQueue(queue).clear()
@@ -43,34 +45,87 @@ def worker() -> Iterator[None]:
             app, pool="solo", perform_ping_check=False, queues=QUEUES, shutdown_timeout=20
         ):
             yield
+            # start_worker stops the worker when its loop next checks the stop flag: after
+            # the broker poll in progress (up to 2 s), and once more after a last poll.
+            # Two messages end both polls at once.
+            worker_state.should_terminate = 0  # type: ignore[assignment]
+            ping(JOBS_QUEUE)
+            ping(JOBS_QUEUE)
     finally:
         app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
+        app.conf.broker_transport_options = transport_options
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Poll ``predicate`` until it holds. The test database is SQLite's shared-cache
-    in-memory database, where a read that meets the worker thread's write lock fails at
-    once with "database table is locked" (no busy timeout applies): poll again."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except OperationalError as err:
-            if "locked" not in str(err):
-                raise
-        time.sleep(0.05)
-    raise AssertionError("condition not met within the timeout")
+def ping(queue: str, task_id: str | None = None) -> None:
+    app.send_task("celery.ping", queue=queue, task_id=task_id)
+
+
+def drain(*queues: str, timeout: float = 15.0) -> None:
+    """Wait until the worker has handled every message published to ``queues`` so far:
+    it runs a queue's messages one by one in order (solo pool), so a ping sent now runs
+    after all of them. Proves that something was *not* enqueued without a fixed sleep."""
+    for queue in queues or QUEUES:
+        _ping_and_wait(queue, timeout)
+
+
+def _ping_and_wait(queue: str, timeout: float) -> None:
+    done = threading.Event()
+    expected = uuid.uuid4().hex
+
+    def ran(sender: Any = None, task_id: str = "", **kwargs: Any) -> None:
+        if task_id == expected:
+            done.set()
+
+    task_postrun.connect(ran, weak=False)
+    try:
+        ping(queue, expected)
+        assert done.wait(timeout), f"the worker did not drain {queue} in {timeout} s"
+    finally:
+        task_postrun.disconnect(ran)
+
+
+class Finished:
+    """The names of the tasks the worker finished (successfully, failed or retrying)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.changed = threading.Condition()
+
+    def __call__(self, sender: Any = None, task: Any = None, **kwargs: Any) -> None:
+        with self.changed:
+            self.names.append(str(getattr(task, "name", "")))
+            self.changed.notify_all()
+
+    def wait(self, name: str, count: int = 1, timeout: float = 15.0) -> None:
+        """Until the worker finished ``name`` ``count`` times. The test then reads the
+        database while the worker is idle: SQLite's shared-cache in-memory database fails
+        a write that meets another thread's read at once ("database table is locked")."""
+        with self.changed:
+            done = self.changed.wait_for(lambda: self.names.count(name) >= count, timeout)
+        assert done, f"{name} finished {self.names.count(name)} of {count} times in {timeout} s"
+
+
+@pytest.fixture
+def finished() -> Iterator[Finished]:
+    recorder = Finished()
+    task_postrun.connect(recorder, weak=False)
+    yield recorder
+    task_postrun.disconnect(recorder)
+
+
+RUN_JOB = "intacct_connect.run_job"
+REFRESH = "intacct_connect.refresh_connection"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_dispatcher_task_fans_out_runs_that_a_worker_executes(
-    worker: None, count_job: Recorder
+    worker: None, count_job: Recorder, finished: Finished
 ) -> None:
-    conns = [make_connection(tenant="t1") for _ in range(3)]
-    schedule = make_schedule(scope="tenant", tenant="t1")
+    conns = [factories.connection(tenant="t1", company=f"CO-{i}") for i in range(3)]
+    schedule = factories.schedule(scope="tenant", tenant="t1")
     tasks.dispatch_due_schedules.delay()
-    wait_for(lambda: JobRun.objects.filter(status="succeeded").count() == 3)
+    finished.wait(RUN_JOB, 3)
+    assert JobRun.objects.filter(status="succeeded").count() == 3
     runs = JobRun.objects.filter(schedule=schedule)
     assert sorted(r.connection_id for r in runs) == [c.pk for c in conns]
     for run in runs:
@@ -83,21 +138,24 @@ def test_dispatcher_task_fans_out_runs_that_a_worker_executes(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_runs_are_enqueued_only_after_commit(worker: None, count_job: Recorder) -> None:
-    conn = make_connection()
-    make_schedule(connection=conn)
+def test_runs_are_enqueued_only_after_commit(
+    worker: None, count_job: Recorder, finished: Finished
+) -> None:
+    conn = factories.connection()
+    factories.schedule(connection=conn)
     with transaction.atomic():
         scheduling.dispatch_due_schedules()
         run = JobRun.objects.get()
-        time.sleep(0.5)  # a worker would have picked it up by now if it were sent
+        drain(JOBS_QUEUE)  # had the run been sent, the worker would have run it by now
         assert count_job.calls == []
-    wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
+    finished.wait(RUN_JOB)
+    assert JobRun.objects.get(pk=run.pk).status == "succeeded"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_rolled_back_dispatch_enqueues_nothing(worker: None, count_job: Recorder) -> None:
-    conn = make_connection()
-    make_schedule(connection=conn)
+    conn = factories.connection()
+    factories.schedule(connection=conn)
 
     class Rollback(Exception):
         pass
@@ -109,7 +167,7 @@ def test_rolled_back_dispatch_enqueues_nothing(worker: None, count_job: Recorder
 
     with pytest.raises(Rollback):
         dispatch_then_fail()
-    time.sleep(0.5)
+    drain()
     assert count_job.calls == []
     assert not JobRun.objects.exists()
     assert Schedule.objects.get().next_run_at is not None
@@ -117,33 +175,35 @@ def test_rolled_back_dispatch_enqueues_nothing(worker: None, count_job: Recorder
 
 @pytest.mark.django_db(transaction=True)
 def test_transient_failure_is_retried_by_the_worker(
-    worker: None, count_job: Recorder, monkeypatch: pytest.MonkeyPatch
+    worker: None, count_job: Recorder, finished: Finished, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from intacct_connect.exceptions import RateLimited
 
     count_job.raise_ = RateLimited("slow down", status_code=429)
-    monkeypatch.setattr(scheduling.runs, "JOB_RETRY_BACKOFF", 1)  # retry within a second
-    run = scheduling.enqueue_run("count_job", make_connection().pk)
-    wait_for(lambda: len(count_job.calls) >= 1)
-    count_job.raise_ = None
-    wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
+    count_job.raise_times = 1  # the first attempt fails, the retry succeeds
+    monkeypatch.setattr(scheduling.runs, "JOB_RETRY_BACKOFF", 0.02)  # retry within 20 ms
+    run = scheduling.enqueue_run("count_job", factories.connection().pk)
+    finished.wait(RUN_JOB, 2)  # the attempt that asks for a retry, then the retry
+    assert len(count_job.calls) == 2
     run.refresh_from_db()
+    assert run.status == "succeeded"
     assert run.attempt == 2
     assert run.delivery_count == 1
 
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_refreshes_due_connections_through_the_emulator(
-    worker: None, intacct_connect_settings: EmulatorServer
+    worker: None, intacct_connect_settings: EmulatorServer, finished: Finished
 ) -> None:
     emulator = intacct_connect_settings
     due = [
-        emulator_connection(emulator, "DEMO-CO", user, expires_in=600, next_refresh_in=-1)
+        factories.connection(emulator, user=user, expires_in=600, next_refresh_in=-1)
         for user in ("admin", "jane")
     ]
-    fresh = emulator_connection(emulator, "SECOND-CO", "bob", next_refresh_in=3000)
+    fresh = factories.connection(emulator, company="SECOND-CO", user="bob", next_refresh_in=3000)
     tasks.dispatch_due_refreshes.delay()
-    wait_for(lambda: all(Token.objects.get(pk=c.pk).version == 2 for c in due))
+    finished.wait(REFRESH, 2)
+    assert [Token.objects.get(pk=c.pk).version for c in due] == [2, 2]
     assert emulator.token_requests(grant_type="refresh_token") == 2
     assert Token.objects.get(pk=fresh.pk).version == 1
     for conn in due:

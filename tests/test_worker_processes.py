@@ -40,8 +40,8 @@ from intacct_connect.models import (
     Watermark,
 )
 from intacct_connect.testing.emulator import EmulatorServer
+from tests import factories
 from tests.celery_app import app
-from tests.job_factories import emulator_connection, make_connection, make_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUES = "intacct.refresh,intacct.jobs"
@@ -177,7 +177,7 @@ def test_worker_refreshes_due_connections(
 ) -> None:
     emulator = intacct_connect_settings
     conns = [
-        emulator_connection(emulator, "DEMO-CO", user, expires_in=600, next_refresh_in=-1)
+        factories.connection(emulator, user=user, expires_in=600, next_refresh_in=-1)
         for user in ("admin", "jane")
     ]
     worker.send("intacct_connect.dispatch_due_refreshes")
@@ -195,7 +195,7 @@ def test_killed_child_mid_run_is_redelivered_and_completes(
     worker: Worker, intacct_connect_settings: EmulatorServer
 ) -> None:
     emulator = intacct_connect_settings
-    conn = emulator_connection(emulator)
+    conn = factories.connection(emulator)
     first = JobRun.objects.create(job="query_to_storage", connection=conn, params=VENDORS)
     previous = scheduling.execute_run(first.pk)
     assert previous is not None
@@ -230,7 +230,7 @@ def test_killed_child_mid_run_is_redelivered_and_completes(
 @pytest.mark.slow
 @pytest.mark.redis
 def test_run_that_keeps_killing_its_worker_is_parked(worker: Worker, tmp_path: Path) -> None:
-    conn = make_connection()
+    conn = factories.connection()
     log = tmp_path / "deliveries.log"
     run = JobRun.objects.create(
         job="test_kill_own_worker", connection=conn, params={"log": str(log)}
@@ -273,11 +273,14 @@ def _race(targets: list[Callable[[], list[int]]]) -> list[list[int]]:
 def test_two_dispatchers_racing_claim_every_due_item_once(settings: Any) -> None:
     """Two dispatcher threads (own PostgreSQL connections) at once: SKIP LOCKED claims."""
     settings.INTACCT_CONNECT = {**settings.INTACCT_CONNECT, "DISPATCH_BATCH_SIZE": 25}
-    due = [make_connection(next_refresh_in=-1, expires_in=None) for _ in range(400)]
+    due = [
+        factories.connection(company=f"CO-{i}", next_refresh_in=-1, with_token=False)
+        for i in range(400)
+    ]
     from intacct_connect import jobs
 
     jobs.register("race_job")(lambda client, ctx: 0)
-    schedules = [make_schedule("race_job", connection=c) for c in due[:300]]
+    schedules = [factories.schedule("race_job", connection=c) for c in due[:300]]
     app.conf.task_always_eager = False  # messages go to the (memory) broker, not run here
     try:
 

@@ -6,7 +6,8 @@ It sets Django up, prints ``ready``, waits for a line on stdin (the start signal
 workers start together), does its work and prints one JSON line with the outcome.
 
 Modes: ``token`` (``tokens.get_access_token``), ``client`` (``IntacctClient.get``) and
-``calls`` (four ``IntacctClient.get`` in a row).
+``calls`` (four ``IntacctClient.get`` in a row). A failure is reported as ``error`` (its
+text) and ``error_class`` (the most specific class of the token-outcome errors it is).
 """
 
 from __future__ import annotations
@@ -14,6 +15,22 @@ from __future__ import annotations
 import json
 import os
 import sys
+
+
+def _error_class(err: Exception) -> str:
+    from intacct_connect import exceptions as e
+
+    for cls in (
+        e.GrantRejected,
+        e.RefreshInDoubt,
+        e.ClientCredentialsRejected,
+        e.RefreshBackoff,
+        e.NeedsReauthorization,
+        e.TokenRequestError,
+    ):
+        if isinstance(err, cls):
+            return cls.__name__
+    return type(err).__name__
 
 
 def main() -> int:
@@ -48,6 +65,7 @@ def main() -> int:
             outcome["fingerprint"] = crypto.fingerprint(tokens.get_access_token(connection_id))
     except Exception as err:  # reported to the parent test
         outcome["error"] = f"{type(err).__name__}: {err}"
+        outcome["error_class"] = _error_class(err)
     finally:
         concurrency.close_private_connection()
     sys.stdout.write(json.dumps(outcome) + "\n")

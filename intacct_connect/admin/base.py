@@ -138,8 +138,6 @@ class ActionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 return HttpResponseRedirect(request.get_full_path())
         return super().changelist_view(request, extra_context)
 
-    # --- per-object actions -------------------------------------------------------------
-
     def get_urls(self) -> list[URLPattern]:
         opts = self.model._meta
         extra = [
@@ -226,9 +224,6 @@ class ReadOnlyModelAdmin(ActionAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-# --- tenant labels -----------------------------------------------------------------------
 
 
 def tenant_labels(keys: Iterable[str]) -> dict[str, str]:

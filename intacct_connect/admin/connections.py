@@ -1,4 +1,7 @@
-"""Admin screens: connections with health and actions, read-only token metadata, history.
+"""The connections admin: the list with status and health, adding a client-credentials
+connection, the actions, and deleting (revoked at Intacct first). The token and event
+inlines and changelists are :mod:`~intacct_connect.admin.history`; what a delete cascades
+to is counted by :mod:`~intacct_connect.admin.deletion`.
 
 No page ever shows a token value or its ciphertext: token columns are not editable, are
 never listed in ``fields``/``readonly_fields``, and are deferred in every queryset.
@@ -16,24 +19,21 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import model_ngettext, quote
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models
-from django.db.models import Count, QuerySet
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
-from django.utils.text import Truncator, capfirst
+from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from intacct_connect import flows
+from intacct_connect import flows, tokens
 from intacct_connect.admin.base import (
     ActionAdmin,
-    ReadOnlyModelAdmin,
     TenantLabelChangeList,
     company_label,
     confirm_action,
@@ -41,19 +41,19 @@ from intacct_connect.admin.base import (
     tenant_labels,
 )
 from intacct_connect.admin.calls import api_usage_field
+from intacct_connect.admin.deletion import cascade_summary
+from intacct_connect.admin.history import SECRET_COLUMNS, ConnectionEventInline, TokenInline
 from intacct_connect.admin.jobs import connection_runs_link
+from intacct_connect.client import IntacctClient
 from intacct_connect.exceptions import IntacctConnectError
+from intacct_connect.incidents import credentials_incident
 from intacct_connect.models import (
     Connection,
-    ConnectionEvent,
     ConnectionStatus,
-    Token,
 )
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
-
-SECRET_COLUMNS = ("token__access_token", "token__refresh_token")
 
 STATUS_COLOURS = {
     ConnectionStatus.ACTIVE: ("#1e7b34", "#d4f4dd"),
@@ -61,6 +61,7 @@ STATUS_COLOURS = {
     ConnectionStatus.ERROR: ("#8a1c1c", "#f9d6d6"),
     ConnectionStatus.SUPERSEDED: ("#555", "#e5e5e5"),
     ConnectionStatus.REVOKED: ("#555", "#e5e5e5"),
+    ConnectionStatus.REFRESH_IN_DOUBT: ("#8a4b00", "#fde2c8"),
 }
 
 
@@ -84,60 +85,6 @@ def _short_error(err: Exception) -> str:
     return str(err)[:200]
 
 
-class ConnectionEventInline(admin.TabularInline):  # type: ignore[type-arg]
-    model = ConnectionEvent
-    fields = ("created_at", "kind", "message", "error_code", "actor")
-    readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
-    ordering = ("-created_at", "-pk")
-    show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ConnectionEvent]:
-        return super().get_queryset(request).select_related("actor")
-
-
-class TokenInline(admin.StackedInline):  # type: ignore[type-arg]
-    """Token metadata only: the values are never shown."""
-
-    model = Token
-    fields = (
-        "fingerprint",
-        "token_type",
-        "scope",
-        "expires_at",
-        "version",
-        "last_refreshed_at",
-        "refresh_count",
-        "has_refresh_token",
-    )
-    readonly_fields = fields
-    can_delete = False
-    extra = 0
-    max_num = 0
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Token]:
-        return super().get_queryset(request).defer("access_token")
-
-    @admin.display(description=_("refresh token stored"), boolean=True)
-    def has_refresh_token(self, obj: Token) -> bool:
-        # Looks at the stored ciphertext's presence only; never decrypts or shows it.
-        return bool(obj.__dict__.get("refresh_token"))
-
-
 class ClientCredentialsForm(forms.Form):
     tenant_key = forms.CharField(
         label=_("Tenant key"),
@@ -157,6 +104,21 @@ class ClientCredentialsForm(forms.Form):
 
 
 LAST_ERROR_CHARS = 60
+
+#: What a status means, as the badge's tooltip (and, for refresh in doubt, shown in full).
+STATUS_MEANINGS: dict[str, _StrPromise] = {
+    ConnectionStatus.ACTIVE: _("Working: tokens are refreshed as needed."),
+    ConnectionStatus.NEEDS_REAUTH: _("Intacct no longer accepts its grant: a user must reconnect."),
+    ConnectionStatus.SUPERSEDED: _("A newer authorisation of the same Intacct user replaced it."),
+    ConnectionStatus.REVOKED: _("Disconnected: its tokens were revoked and deleted."),
+    ConnectionStatus.ERROR: _("The last attempt failed."),
+    ConnectionStatus.REFRESH_IN_DOUBT: _(
+        "A token refresh was sent and its answer lost, so Intacct may already have replaced "
+        "the refresh token. Nothing is re-sent automatically and the connection is not used: "
+        "try the stored refresh token once (action), which ends active or needing "
+        "re-authorisation, or a user reconnects it."
+    ),
+}
 
 
 @admin.register(Connection)
@@ -253,6 +215,7 @@ class ConnectionAdmin(ActionAdmin):
         "test_connection",
         "disconnect_and_revoke",
         "mark_needs_reauth",
+        "try_stored_refresh_token",
     )
     object_actions = actions
 
@@ -267,19 +230,67 @@ class ConnectionAdmin(ActionAdmin):
         opts = self.opts
         return bool(request.user.has_perm(f"{opts.app_label}.disconnect_{opts.model_name}"))
 
-    # --- columns --------------------------------------------------------------------
+    def has_retry_refresh_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The dedicated ``intacct_connect.retry_refresh_connection`` permission."""
+        opts = self.opts
+        return bool(request.user.has_perm(f"{opts.app_label}.retry_refresh_{opts.model_name}"))
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: Connection) -> str:
         fg, bg = STATUS_COLOURS.get(obj.status, ("#333", "#eee"))  # type: ignore[call-overload]
-        return format_html(
+        badge = format_html(
             '<span class="intacct-status intacct-status-{}" style="color:{};background:{};'
-            'padding:1px 8px;border-radius:8px;white-space:nowrap">{}</span>',
+            'padding:1px 8px;border-radius:8px;white-space:nowrap" title="{}">{}</span>',
             obj.status,
             fg,
             bg,
+            STATUS_MEANINGS.get(obj.status, ""),
             obj.get_status_display(),
         )
+        if obj.status == ConnectionStatus.REFRESH_IN_DOUBT:
+            return format_html(
+                '{}<p class="intacct-status-meaning help">{}</p>',
+                badge,
+                STATUS_MEANINGS[obj.status],
+            )
+        return badge
+
+    def _incident_banner(self, request: HttpRequest) -> None:
+        incident = credentials_incident()
+        if incident is not None:
+            self.message_user(
+                request,
+                gettext(
+                    "Intacct rejects this site's client ID or secret (invalid_client, "
+                    "%(code)s) since %(since)s: token refreshes are paused site-wide, with one "
+                    "probe after %(probe)s. No connection was changed; fix "
+                    "INTACCT_CONNECT['CLIENT_ID'] / ['CLIENT_SECRET']."
+                )
+                % {
+                    "code": incident.error_code or "—",
+                    "since": timezone.localtime(incident.opened_at).strftime("%Y-%m-%d %H:%M"),
+                    "probe": timezone.localtime(incident.probe_after).strftime("%H:%M:%S"),
+                },
+                messages.ERROR,
+            )
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method == "GET":
+            self._incident_banner(request)
+        return super().changelist_view(request, extra_context)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        if request.method == "GET":
+            self._incident_banner(request)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description=_("company"), ordering="company_id")
     def company(self, obj: Connection) -> SafeString:
@@ -326,8 +337,6 @@ class ConnectionAdmin(ActionAdmin):
     def health(self, obj: Connection) -> bool | None:
         return obj.health_ok
 
-    # --- adding: client credentials, no browser ---------------------------------------
-
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
@@ -369,8 +378,6 @@ class ConnectionAdmin(ActionAdmin):
             request, "intacct_connect/admin/add_client_credentials.html", context
         )
 
-    # --- actions (the same functions the views and commands use) -------------------------
-
     def _report(
         self, request: HttpRequest, ok: int, failures: list[str], success: _StrPromise
     ) -> None:
@@ -391,8 +398,6 @@ class ConnectionAdmin(ActionAdmin):
 
     @admin.action(description=_("Refresh tokens now"), permissions=["change"])
     def refresh_tokens_now(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
-        from intacct_connect import tokens
-
         ok, failures = 0, []
         for conn in queryset.defer(*SECRET_COLUMNS):
             try:
@@ -412,8 +417,6 @@ class ConnectionAdmin(ActionAdmin):
 
     @admin.action(description=_("Test connection (one cheap API call)"), permissions=["change"])
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
-        from intacct_connect.client import IntacctClient
-
         ok, failures = 0, []
         for conn in queryset:
             try:
@@ -544,67 +547,75 @@ class ConnectionAdmin(ActionAdmin):
             )
         return None
 
-    # --- deleting: revoke at Intacct first, history goes with the connection -------------
+    @admin.action(
+        description=_("Try the stored refresh token once (refresh in doubt)"),
+        permissions=["retry_refresh"],
+    )
+    def try_stored_refresh_token(
+        self, request: HttpRequest, queryset: QuerySet[Connection]
+    ) -> TemplateResponse | None:
+        confirmation = confirm_action(
+            self,
+            request,
+            queryset,
+            action="try_stored_refresh_token",
+            title=str(_("Try the stored refresh token once")),
+            consequences=[
+                str(_("Each connection in doubt sends its stored refresh token to Intacct once.")),
+                str(
+                    _(
+                        "If Intacct accepts it, the connection is active again. If Intacct "
+                        "refuses it, or its answer is lost again, the connection needs "
+                        "re-authorisation: a user of its tenant must reconnect it."
+                    )
+                ),
+                str(
+                    _(
+                        "Intacct may have replaced the token when its last answer was lost; "
+                        "with reuse detection, sending a replaced token revokes the grant."
+                    )
+                ),
+                str(_("Connections that are not in doubt are left unchanged.")),
+            ],
+        )
+        if confirmation is not None:
+            return confirmation
+        outcomes: dict[str, list[str]] = {}
+        for conn in queryset.defer(*SECRET_COLUMNS):
+            try:
+                trial = tokens.try_stored_refresh_token(conn.pk, actor=request.user)
+            except (IntacctConnectError, ImproperlyConfigured) as err:
+                outcomes.setdefault("unchanged", []).append(
+                    f"{company_label(conn)}: {_short_error(err)}"
+                )
+                continue
+            label = company_label(conn)
+            if trial.outcome == "unchanged":
+                label = f"{label}: {trial.detail[:200]}"
+            outcomes.setdefault(trial.outcome, []).append(label)
+        texts = {
+            "active": (messages.SUCCESS, gettext("Active again: %(list)s")),
+            "needs_reauth": (
+                messages.WARNING,
+                gettext("Intacct refused the stored token; needs re-authorisation: %(list)s"),
+            ),
+            "unchanged": (
+                messages.ERROR,
+                gettext("Nothing was decided at Intacct; still in doubt: %(list)s"),
+            ),
+            "not_in_doubt": (messages.INFO, gettext("Not in doubt, left unchanged: %(list)s")),
+        }
+        for outcome, (level, text) in texts.items():
+            if outcomes.get(outcome):
+                self.message_user(request, text % {"list": "; ".join(outcomes[outcome])}, level)
+        return None
 
     def get_deleted_objects(
         self, objs: Any, request: HttpRequest
     ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
-        """What deleting ``objs`` deletes: each connection with counts of its cascaded rows.
-
-        The cascaded rows (token, events, runs, calls, schedules, stored records…) are
-        listed but need no permission of their own: delete permission on the connection
-        is enough (their admins are read-only on purpose). Rows are counted per relation
-        (one query each), never loaded."""
-        connections = list(objs)
-        pks = [c.pk for c in connections]
-        per_connection: dict[Any, list[str]] = {pk: [] for pk in pks}
-        model_count: dict[str, int] = {}
-        protected: list[Any] = []
-        if connections:
-            model_count[str(Connection._meta.verbose_name_plural)] = len(connections)
-        for rel in Connection._meta.get_fields(include_hidden=True):
-            if not (rel.auto_created and not rel.concrete and (rel.one_to_many or rel.one_to_one)):
-                continue
-            on_delete = rel.on_delete  # type: ignore[union-attr]
-            if on_delete not in (models.CASCADE, models.PROTECT, models.RESTRICT):
-                continue  # SET_NULL and friends: the rows stay
-            related: Any = rel.related_model
-            fk = rel.field.name  # type: ignore[union-attr]
-            rows = (
-                related._base_manager.filter(**{f"{fk}__in": pks})
-                .order_by()
-                .values_list(fk)
-                .annotate(n=Count("pk"))
-            )
-            total = 0
-            for pk, n in rows:
-                label = f"{n} {model_ngettext(related._meta, n)}"
-                if on_delete is models.CASCADE:
-                    per_connection[pk].append(label)
-                else:
-                    protected.append(label)
-                total += n
-            if total and on_delete is models.CASCADE:
-                model_count[str(related._meta.verbose_name_plural)] = total
-        deleted: list[Any] = []
-        can_view = self.has_view_or_change_permission(request)
-        for conn in connections:
-            if can_view:
-                url = reverse(
-                    "admin:intacct_connect_connection_change",
-                    args=[quote(conn.pk)],
-                    current_app=self.admin_site.name,
-                )
-                deleted.append(
-                    format_html(
-                        '{}: <a href="{}">{}</a>', capfirst(self.opts.verbose_name), url, conn
-                    )
-                )
-            else:
-                deleted.append(format_html("{}: {}", capfirst(self.opts.verbose_name), conn))
-            if per_connection[conn.pk]:
-                deleted.append(per_connection[conn.pk])
-        return deleted, model_count, set(), protected
+        """Each connection with counts of its cascaded rows; deleting needs delete
+        permission on the connections only (see :mod:`intacct_connect.admin.deletion`)."""
+        return cascade_summary(self, objs, request)
 
     def _revoke_before_delete(self, request: HttpRequest, connections: list[Connection]) -> None:
         failures: list[str] = []
@@ -637,69 +648,3 @@ class ConnectionAdmin(ActionAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
         self._revoke_before_delete(request, list(queryset.defer(*SECRET_COLUMNS)))
         super().delete_queryset(request, queryset)
-
-
-@admin.register(Token)
-class TokenAdmin(ReadOnlyModelAdmin):
-    """Read-only token metadata; values are never displayed."""
-
-    list_display = (
-        "company",
-        "fingerprint",
-        "version",
-        "expires_at",
-        "last_refreshed_at",
-        "refresh_count",
-    )
-    list_select_related = ("connection",)
-    fields = (
-        "connection",
-        "fingerprint",
-        "token_type",
-        "scope",
-        "expires_at",
-        "version",
-        "last_refreshed_at",
-        "refresh_count",
-        "updated_at",
-    )
-    readonly_fields = fields
-    search_fields = ("connection__company_id", "fingerprint")
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Token]:
-        return super().get_queryset(request).defer("access_token", "refresh_token")
-
-    @admin.display(description=_("connection"), ordering="connection__company_id")
-    def company(self, obj: Token) -> str:
-        return company_label(obj.connection)
-
-
-@admin.register(ConnectionEvent)
-class ConnectionEventAdmin(ReadOnlyModelAdmin):
-    """Events name their connection by company (``COMPANY|ENTITY``), not by its current
-    status, which may differ from the status when the event happened."""
-
-    list_display = ("created_at", "kind", "company", "error_code", "short_message")
-    list_display_links = ("created_at", "kind")
-    list_filter = ("kind",)
-    list_select_related = ("connection",)
-    search_fields = ("connection__company_id", "error_code")
-    fields = ("created_at", "kind", "company", "error_code", "message", "actor")
-    readonly_fields = fields
-
-    @admin.display(description=_("company"), ordering="connection__company_id")
-    def company(self, obj: ConnectionEvent) -> SafeString:
-        url = reverse(
-            "admin:intacct_connect_connection_change",
-            args=[quote(obj.connection_id)],
-            current_app=self.admin_site.name,
-        )
-        return format_html('<a href="{}">{}</a>', url, company_label(obj.connection))
-
-    @admin.display(description=_("message"))
-    def short_message(self, obj: ConnectionEvent) -> SafeString:
-        if not obj.message:
-            return format_html("{}", "")
-        return format_html(
-            '<span title="{}">{}</span>', obj.message, Truncator(obj.message).chars(120)
-        )

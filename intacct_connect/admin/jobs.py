@@ -41,6 +41,7 @@ from intacct_connect.models import (
     JobRunStatus,
     JobRunTrigger,
     Schedule,
+    ScheduleScope,
     StoredRecord,
     Watermark,
 )
@@ -104,24 +105,15 @@ class ScheduleForm(forms.ModelForm):  # type: ignore[type-arg]
         )
 
     def clean(self) -> dict[str, Any]:
+        """The job's parameters, by the job registry's rule; the schedule's own rules are
+        :meth:`Schedule.clean`, which the model validation of the form runs."""
         data = super().clean() or {}
         if self.errors:
             return data
-        probe = Schedule(
-            job=data.get("job", ""),
-            params=data.get("params") if data.get("params") is not None else {},
-            scope=data.get("scope", ""),
-            connection=data.get("connection"),
-            tenant_key=data.get("tenant_key") or "",
-            interval_seconds=data.get("interval_seconds"),
-            crontab=data.get("crontab") or "",
-        )
         try:
-            scheduling.validate_schedule(probe)
+            data["params"] = jobs.get(data["job"]).clean_params(data.get("params"))
         except ValidationError as err:
-            raise ValidationError(err.message_dict) from None
-        data["params"] = probe.params
-        data["crontab"] = probe.crontab.strip()
+            self.add_error("params", err)
         return data
 
 
@@ -181,9 +173,9 @@ class ScheduleAdmin(ActionAdmin):
 
     @admin.display(description=_("runs for"))
     def target(self, obj: Schedule) -> str:
-        if obj.scope == "connection":
+        if obj.scope == ScheduleScope.CONNECTION:
             return str(obj.connection) if obj.connection_id else "—"
-        if obj.scope == "tenant":
+        if obj.scope == ScheduleScope.TENANT:
             label = getattr(obj, "tenant_label", None) or obj.tenant_key
             return str(_("tenant %(tenant)s")) % {"tenant": label}
         return str(_("every active connection"))
@@ -211,7 +203,7 @@ class ScheduleAdmin(ActionAdmin):
             and "next_run_at" not in form.changed_data
             and (obj.next_run_at is None or cadence_changed or enabling)
         ):
-            obj.next_run_at = scheduling.first_run_time(obj, timezone.now())
+            obj.next_run_at = obj.next_run_after(timezone.now())
         super().save_model(request, obj, form, change)
 
     @admin.action(description=_("Run selected schedules now"), permissions=["change"])

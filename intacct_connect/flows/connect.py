@@ -58,8 +58,6 @@ from intacct_connect.models import (
     OAuthFlow,
 )
 
-# --- starting the authorization-code flow ----------------------------------------------
-
 
 @dataclass(frozen=True)
 class StartedFlow:
@@ -140,9 +138,6 @@ def _check_connect_rate(user_id: Any, session_key_hash: str, now: datetime) -> N
         status_code=429,
         retry_after=retry_after,
     )
-
-
-# --- the callback ------------------------------------------------------------------------
 
 
 class StateProblem:

@@ -30,7 +30,8 @@ safe only because SQLite serialises writing transactions (use
 
 **Modules.** Every name is importable from ``intacct_connect.scheduling``; each concern has
 its module: :mod:`~intacct_connect.scheduling.refresh` (proactive refresh),
-:mod:`~intacct_connect.scheduling.schedules` (schedule rules and dispatch),
+:mod:`~intacct_connect.scheduling.schedules` (pause/resume and dispatch; the rules of one
+schedule are methods of :class:`~intacct_connect.models.Schedule`),
 :mod:`~intacct_connect.scheduling.runs` (executing a run) and
 :mod:`~intacct_connect.scheduling.common` (timing constants, delivery counting, publishing).
 """
@@ -49,6 +50,7 @@ from intacct_connect.celery import (
     REFRESH_SOFT_TIME_LIMIT,
     VISIBILITY_TIMEOUT,
 )
+from intacct_connect.crontab import next_crontab_run, parse_crontab
 from intacct_connect.scheduling.common import (
     ACTIVE_RUN_STATUSES,
     DELIVERY_RECORD_TTL,
@@ -92,15 +94,10 @@ from intacct_connect.scheduling.schedules import (
     claim_due_schedules,
     dispatch_due_schedules,
     enqueue_run,
-    first_run_time,
-    next_crontab_run,
-    next_run_time,
-    parse_crontab,
     pause_schedules,
     resume_schedules,
     run_schedules_now,
     schedule_unscheduled,
-    validate_schedule,
 )
 
 logger = logging.getLogger("intacct_connect.scheduling")
@@ -145,9 +142,7 @@ __all__ = [
     "dispatch_due_schedules",
     "enqueue_run",
     "execute_run",
-    "first_run_time",
     "next_crontab_run",
-    "next_run_time",
     "park_refresh",
     "parse_crontab",
     "pause_schedules",
@@ -160,5 +155,4 @@ __all__ = [
     "run_schedules_now",
     "schedule_missing_refreshes",
     "schedule_unscheduled",
-    "validate_schedule",
 ]

@@ -26,10 +26,12 @@ from intacct_connect.exceptions import (
     TokenRequestError,
     TransportError,
 )
+from intacct_connect.models import MIN_INTERVAL_SECONDS as MIN_INTERVAL_SECONDS
 from intacct_connect.models import JobRunStatus, TaskDelivery
 
-# --- timing constants (see docs/tasks.rst, "Worker settings and why") ------------------
-# The tasks' time limits and JOB_MAX_RETRIES live in intacct_connect.celery.
+# Timing constants (docs/tasks.rst, "Worker settings and why"). The tasks' time limits and
+# JOB_MAX_RETRIES live in intacct_connect.celery; the shortest schedule interval,
+# MIN_INTERVAL_SECONDS, with the schedule rules in intacct_connect.models.
 
 #: A run's lease outlives the hard time limit of the job-run task.
 JOB_LEASE_SECONDS = JOB_HARD_TIME_LIMIT + 60
@@ -45,8 +47,6 @@ JOB_RETRY_BACKOFF = 30
 JOB_RETRY_BACKOFF_MAX = 600
 #: A queued run not started within this long is taken as lost (e.g. broker data lost).
 QUEUED_RUN_STALE_SECONDS = 3600
-#: Shortest schedule interval: the dispatcher runs once a minute.
-MIN_INTERVAL_SECONDS = 60
 #: TaskDelivery rows older than this are pruned.
 DELIVERY_RECORD_TTL = timedelta(days=2)
 #: Finished job runs older than this many days are deleted by ``prune_job_runs``.
@@ -77,7 +77,6 @@ TERMINAL_STATUSES = (
 ACTIVE_RUN_STATUSES = (JobRunStatus.QUEUED, JobRunStatus.RUNNING)
 
 
-# --- helpers ----------------------------------------------------------------------------
 # Row locks: ``<queryset>.locked()`` (models.LockingQuerySet); SQLite's transaction write
 # lock serialises claims instead (module docs).
 
@@ -88,9 +87,6 @@ def _jitter(seed: int, spread: int) -> int:
     if spread <= 0:
         return 0
     return zlib.crc32(str(seed).encode()) % spread
-
-
-# --- delivery counting ----------------------------------------------------------------
 
 
 def count_delivery(task_id: str, task_name: str) -> int:
@@ -123,9 +119,6 @@ def _count_delivery_sql(vendor: str) -> str:
 def prune_deliveries(now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - DELIVERY_RECORD_TTL
     return TaskDelivery.objects.filter(first_delivered_at__lt=cutoff).delete()[0]
-
-
-# --- publishing -----------------------------------------------------------------------
 
 
 #: Names of the tasks this module publishes (defined in :mod:`intacct_connect.tasks`).

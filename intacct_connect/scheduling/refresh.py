@@ -19,7 +19,9 @@ from intacct_connect.exceptions import (
     IntacctConnectError,
     InvalidGrant,
     NeedsReauthorization,
+    RefreshInDoubt,
 )
+from intacct_connect.incidents import credentials_incident
 from intacct_connect.models import Connection, ConnectionStatus
 from intacct_connect.scheduling.common import (
     DISPATCH_TIME_BUDGET,
@@ -35,9 +37,6 @@ from intacct_connect.scheduling.common import (
 
 # The package's logger, as before the split into modules.
 logger = logging.getLogger("intacct_connect.scheduling")
-
-
-# --- proactive refresh ------------------------------------------------------------------
 
 
 def refresh_due_at(
@@ -116,6 +115,17 @@ def dispatch_due_refreshes(
     now = now or timezone.now()
     limit = app_settings.DISPATCH_BATCH_SIZE
     prune_deliveries(now)
+    incident = credentials_incident()
+    if incident is not None:  # invalid_client: paused until a probe succeeds
+        if incident.probe_after > now:
+            logger.info(
+                "Proactive refreshes paused: Intacct rejects the client credentials "
+                "(next probe after %s)",
+                incident.probe_after.isoformat(),
+            )
+            return 0
+        claimed = claim_due_refreshes(now=now, limit=1)  # one refresh is the probe
+        return len(claimed)
     while schedule_missing_refreshes(now=now, limit=limit) == limit and _time_left(
         started, time_budget
     ):
@@ -174,6 +184,9 @@ def refresh_one(connection_id: int, seen_version: int | None = None) -> RefreshO
     except InvalidGrant as err:
         # tokens.py marked the connection needs_reauth: it is not dispatched again.
         return RefreshOutcome("needs_reauth", connection_id, err.code or "invalid_grant")
+    except RefreshInDoubt:
+        # The answer was lost (now or earlier): never re-sent; an operator decides.
+        return RefreshOutcome("in_doubt", connection_id, "refresh_in_doubt")
     except NeedsReauthorization:
         # Not active (or gone): nothing to refresh. Only this rare path reads the status.
         status = (
@@ -183,8 +196,12 @@ def refresh_one(connection_id: int, seen_version: int | None = None) -> RefreshO
             return RefreshOutcome("missing", connection_id)
         return RefreshOutcome("skipped", connection_id, status)
     except IntacctConfigurationError:
-        # invalid_client: this site's credentials. No connection changes status.
-        _back_off_refresh(connection_id, count_failure=True, now=now)
+        # invalid_client: this site's credentials, one site-wide incident (tokens.py logged
+        # it once and paused the dispatcher). No counter or status of the connection
+        # changes; the dispatcher's claim is undone, so it is due again once a probe works.
+        Connection.objects.filter(pk=connection_id, status=ConnectionStatus.ACTIVE).update(
+            next_refresh_at=now
+        )
         return RefreshOutcome("config_error", connection_id, "invalid_client")
     except tokens.RefreshLockTimeout:
         _back_off_refresh(connection_id, count_failure=False, now=now)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from intacct_connect import jobs
@@ -28,13 +29,10 @@ from intacct_connect.scheduling.common import (
     TERMINAL_STATUSES,
     TRANSIENT_ERRORS,
 )
-from intacct_connect.scheduling.schedules import _skip_reason
+from intacct_connect.scheduling.schedules import RUN_LOCK_BASE, _skip_reason
 
 # The package's logger, as before the split into modules.
 logger = logging.getLogger("intacct_connect.scheduling")
-
-
-# --- executing a run -----------------------------------------------------------------
 
 
 class RetryRun(Exception):
@@ -225,6 +223,40 @@ def _error_code(err: BaseException) -> str:
     return type(err).__name__
 
 
+#: How long a delivery waits for a run's lock (the session of a worker just killed
+#: takes a moment to end) before leaving the run to the delivery that holds it.
+RUN_LOCK_WAIT = 2.0
+
+
+def _lock_run(run_id: int) -> bool:
+    """Take the run's session-level advisory lock (PostgreSQL; elsewhere always True).
+
+    Held by the process executing the run from before it is claimed until after it is
+    settled, it ends with the process's database session: so a run whose lock is free is
+    executed by nobody, and a second delivery of a run never executes it alongside the
+    first while the first's worker is alive."""
+    if connection.vendor != "postgresql":
+        return True
+    deadline = time.monotonic() + RUN_LOCK_WAIT
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [RUN_LOCK_BASE + run_id])
+            (held,) = cursor.fetchone()
+        if held or time.monotonic() >= deadline:
+            return bool(held)
+        time.sleep(0.1)
+
+
+def _unlock_run(run_id: int) -> None:
+    if connection.vendor != "postgresql":
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [RUN_LOCK_BASE + run_id])
+    except DatabaseError:  # the session is gone, and its locks with it
+        logger.warning("Could not release the lock of job run %s", run_id, exc_info=True)
+
+
 def execute_run(
     run_id: int, *, task_id: str = "", attempt: int = 1, final_attempt: bool = True
 ) -> JobRun | None:
@@ -232,7 +264,20 @@ def execute_run(
 
     Returns the run as finished (or None when this delivery had nothing to do). Raises
     :class:`RetryRun` for a transient failure when ``final_attempt`` is false; the run is
-    then back in the queued state with the error recorded."""
+    then back in the queued state with the error recorded. A delivery of a run that
+    another live process is executing (it holds the run's lock) does nothing."""
+    if not _lock_run(run_id):
+        logger.warning(
+            "Job run %s is being executed by another live delivery; ignoring this one", run_id
+        )
+        return JobRun.objects.filter(pk=run_id).first()
+    try:
+        return _execute_run(run_id, task_id, attempt, final_attempt)
+    finally:
+        _unlock_run(run_id)
+
+
+def _execute_run(run_id: int, task_id: str, attempt: int, final_attempt: bool) -> JobRun | None:
     claim = _start(run_id, task_id, attempt)
     if claim is None:
         return JobRun.objects.filter(pk=run_id).first()

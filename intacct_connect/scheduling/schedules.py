@@ -1,5 +1,7 @@
-"""Schedules: crontab and interval rules, validation, next run times, pause/resume, and
-the dispatcher that fans a due schedule out into one run per target connection."""
+"""Schedules in motion: pause/resume, giving new schedules their first run, and the
+dispatcher that claims due schedules, advances them and fans each out into one run per
+target connection. A schedule's own rules (validation, the next run time) are methods of
+:class:`~intacct_connect.models.Schedule`."""
 
 from __future__ import annotations
 
@@ -9,9 +11,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery.schedules import crontab as celery_crontab
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -30,7 +31,6 @@ from intacct_connect.models import (
 from intacct_connect.scheduling.common import (
     ACTIVE_RUN_STATUSES,
     DISPATCH_TIME_BUDGET,
-    MIN_INTERVAL_SECONDS,
     QUEUED_RUN_STALE_SECONDS,
     RUN_JOB_TASK,
     _enqueue_on_commit,
@@ -39,111 +39,6 @@ from intacct_connect.scheduling.common import (
 
 # The package's logger, as before the split into modules.
 logger = logging.getLogger("intacct_connect.scheduling")
-
-
-# --- schedules ------------------------------------------------------------------------
-
-
-def parse_crontab(expression: str) -> celery_crontab:
-    """A ``celery.schedules.crontab`` from 'minute hour day-of-month month day-of-week'."""
-    parts = expression.split()
-    if len(parts) != 5:
-        raise ValidationError(
-            f"A crontab has 5 fields (minute hour day-of-month month day-of-week); "
-            f"{expression!r} has {len(parts)}.",
-            code="invalid_crontab",
-        )
-    minute, hour, day_of_month, month, day_of_week = parts
-    try:
-        return celery_crontab(
-            minute=minute,
-            hour=hour,
-            day_of_month=day_of_month,
-            month_of_year=month,
-            day_of_week=day_of_week,
-        )
-    except (ValueError, TypeError, IndexError) as err:
-        raise ValidationError(
-            f"Invalid crontab {expression!r}: {err}", code="invalid_crontab"
-        ) from None
-
-
-def next_crontab_run(expression: str, after: datetime) -> datetime:
-    """The first time strictly after ``after`` matching the crontab (in ``TIME_ZONE``)."""
-    cron = parse_crontab(expression)
-    local = timezone.localtime(after).replace(microsecond=0)
-    tz = local.tzinfo
-    last, delta, _now = cron.remaining_delta(local, tz=tz)
-    nxt: datetime = last + delta
-    if nxt <= after:  # pragma: no cover - defensive: never schedule in the past
-        nxt = next_crontab_run(expression, after + timedelta(minutes=1))
-    return nxt
-
-
-def validate_schedule(schedule: Schedule) -> None:
-    """Raise ``ValidationError`` (with field keys) for an unusable schedule."""
-    errors: dict[str, list[str]] = {}
-    try:
-        job = jobs.get(schedule.job)
-    except jobs.UnknownJob as err:
-        errors.setdefault("job", []).append(str(err))
-    else:
-        try:
-            schedule.params = job.clean_params(schedule.params)
-        except ValidationError as err:
-            errors.setdefault("params", []).extend(err.messages)
-    has_interval = schedule.interval_seconds is not None
-    has_cron = bool(schedule.crontab.strip())
-    if has_interval == has_cron:
-        errors.setdefault("interval_seconds", []).append(
-            "Set either an interval in seconds or a crontab, not both."
-        )
-    if has_interval and (schedule.interval_seconds or 0) < MIN_INTERVAL_SECONDS:
-        errors.setdefault("interval_seconds", []).append(
-            f"The shortest interval is {MIN_INTERVAL_SECONDS} seconds."
-        )
-    if has_cron:
-        try:
-            parse_crontab(schedule.crontab)
-        except ValidationError as err:
-            errors.setdefault("crontab", []).extend(err.messages)
-    if schedule.scope == ScheduleScope.CONNECTION:
-        if schedule.connection_id is None:
-            errors.setdefault("connection", []).append("Choose the connection to run for.")
-        if schedule.tenant_key:
-            errors.setdefault("tenant_key", []).append("Leave the tenant empty for one connection.")
-    elif schedule.scope == ScheduleScope.TENANT:
-        if not schedule.tenant_key:
-            errors.setdefault("tenant_key", []).append("Enter the tenant whose connections to run.")
-        if schedule.connection_id is not None:
-            errors.setdefault("connection", []).append("Leave the connection empty for a tenant.")
-    elif schedule.scope == ScheduleScope.SITE:
-        if schedule.connection_id is not None or schedule.tenant_key:
-            errors.setdefault("scope", []).append(
-                "A site-wide schedule has neither a connection nor a tenant."
-            )
-    else:
-        errors.setdefault("scope", []).append(f"Unknown scope {schedule.scope!r}.")
-    if errors:
-        raise ValidationError(errors)
-
-
-def next_run_time(schedule: Schedule, now: datetime) -> datetime:
-    """The next run after ``now``; a late interval schedule does not catch up missed runs."""
-    if schedule.crontab.strip():
-        return next_crontab_run(schedule.crontab, now)
-    interval = timedelta(seconds=max(schedule.interval_seconds or 0, MIN_INTERVAL_SECONDS))
-    if schedule.next_run_at is not None and schedule.next_run_at + interval > now:
-        return schedule.next_run_at + interval
-    return now + interval
-
-
-def first_run_time(schedule: Schedule, now: datetime | None = None) -> datetime:
-    """When a new or resumed schedule first runs."""
-    now = now or timezone.now()
-    if schedule.crontab.strip():
-        return next_crontab_run(schedule.crontab, now)
-    return now + timedelta(seconds=max(schedule.interval_seconds or 0, MIN_INTERVAL_SECONDS))
 
 
 def pause_schedules(schedules: QuerySet[Schedule]) -> int:
@@ -159,7 +54,7 @@ def resume_schedules(schedules: QuerySet[Schedule]) -> int:
             pending = Schedule.objects.filter(pk__in=pending.values("pk"))
         for schedule in pending.locked():
             try:
-                schedule.next_run_at = first_run_time(schedule, now)
+                schedule.next_run_at = schedule.next_run_after(now)
             except ValidationError as err:  # saved without validation: stays paused
                 logger.error("Schedule %s not resumed: %s", schedule.pk, "; ".join(err.messages))
                 continue
@@ -213,6 +108,30 @@ def _skip_reason(conn: Connection) -> tuple[str, str]:
     return code, message + "."
 
 
+#: A queued run that has not started this long after its message was sent (the message
+#: was lost, e.g. held by a worker when the broker restarted) has its message sent again;
+#: a running run whose worker is gone (its run lock is free) at once. At most once per
+#: this many seconds per run; the run row keeps it exactly-once (``execute_run``).
+RUN_REDISPATCH_SECONDS = 60
+#: PostgreSQL advisory lock key of run ``pk``: ``RUN_LOCK_BASE + pk``, held by the
+#: process executing the run for as long as it executes it (``runs.execute_run``).
+RUN_LOCK_BASE = 0x1A7C << 48
+
+
+def _executing_runs() -> set[int] | None:
+    """IDs of the runs whose run lock some live database session holds (PostgreSQL), or
+    None where the database has no advisory locks."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+            "WHERE locktype = 'advisory' AND objsubid = 1 AND granted AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        return {key - RUN_LOCK_BASE for (key,) in cursor.fetchall() if key >= RUN_LOCK_BASE}
+
+
 def _busy_runs(
     job_names: Iterable[str], conn_ids: Iterable[int], now: datetime
 ) -> set[tuple[str, int]]:
@@ -255,6 +174,63 @@ def _busy_runs(
             error_message="The worker running it stopped without finishing (lease expired).",
         )
     return busy
+
+
+def redispatch_lost_runs(*, now: datetime | None = None) -> int:
+    """Send again the task messages of live runs that lost theirs (PostgreSQL); returns
+    how many. Called by every ``dispatch_due_schedules``.
+
+    A message is lost when the broker restarts while a worker holds it unacknowledged
+    (Redis restores those only after the visibility timeout, 2 h) or when it could not be
+    sent. Sent again: a queued run never started ``RUN_REDISPATCH_SECONDS`` after it was
+    queued (then at most once per that time), and a running run nobody executes (its run
+    lock is free: its worker is gone), once. The run row keeps it exactly-once: a
+    delivery of a finished run is ignored, one of a run being executed waits for nothing
+    (``runs.execute_run``), and deliveries are counted towards ``MAX_DELIVERIES``."""
+    now = now or timezone.now()
+    if connection.vendor != "postgresql":
+        return 0
+    again = now + timedelta(seconds=RUN_REDISPATCH_SECONDS)
+    resend_before = now - timedelta(seconds=RUN_REDISPATCH_SECONDS)
+    with transaction.atomic():
+        rows = list(
+            JobRun.objects.filter(
+                status__in=ACTIVE_RUN_STATUSES,
+                queued_at__gte=now - timedelta(seconds=2 * QUEUED_RUN_STALE_SECONDS),
+                queued_at__lt=resend_before,
+            )
+            .order_by("pk")
+            .locked(skip_locked=True)  # not those a worker is starting now
+            .values_list("pk", "status", "lease_until", "started_at")[:1000]
+        )
+        if not rows:
+            return 0
+        executing = _executing_runs() or set()
+        pks = [
+            pk
+            for pk, status, lease_until, started_at in rows
+            if pk not in executing
+            and (
+                (
+                    status == JobRunStatus.QUEUED
+                    and started_at is None  # a retry waits for its countdown
+                    and (lease_until is None or lease_until < now)
+                )
+                or (
+                    status == JobRunStatus.RUNNING
+                    and lease_until is not None
+                    and lease_until > again  # once per lost worker; then it expires
+                )
+            )
+        ]
+        if not pks:
+            return 0
+        # A queued run may be sent again after this; a running one that the new delivery
+        # does not start is failed as lost (lease expired) by then.
+        JobRun.objects.filter(pk__in=pks).update(lease_until=again)
+        logger.warning("Job runs %s lost their task message; sending it again", pks)
+        _enqueue_on_commit(RUN_JOB_TASK, [[pk] for pk in pks])
+    return len(pks)
 
 
 def _fan_out(schedules: Sequence[Schedule], now: datetime, trigger: str) -> list[JobRun]:
@@ -315,7 +291,7 @@ def _claim_schedule_batch(now: datetime, limit: int) -> tuple[int, list[JobRun]]
         for s in schedules:
             s.last_run_at = now
             try:
-                s.next_run_at = next_run_time(s, now)
+                s.next_run_at = s.next_run_after(now, previous=s.next_run_at)
             except ValidationError as err:
                 _pause_broken(s, err)
             else:
@@ -343,7 +319,7 @@ def schedule_unscheduled(*, now: datetime | None = None, limit: int | None = Non
         )
         for s in schedules:
             try:
-                s.next_run_at = first_run_time(s, now)
+                s.next_run_at = s.next_run_after(now)
             except ValidationError as err:
                 _pause_broken(s, err)
         Schedule.objects.bulk_update(schedules, ["next_run_at", "enabled"])
@@ -359,6 +335,7 @@ def dispatch_due_schedules(
     now = now or timezone.now()
     limit = app_settings.DISPATCH_BATCH_SIZE
     schedule_unscheduled(now=now, limit=limit)
+    redispatch_lost_runs(now=now)
     queued = 0
     while True:
         claimed, runs = _claim_schedule_batch(now, limit)

@@ -7,6 +7,11 @@ Fixtures:
   :class:`~intacct_connect.testing.emulator.EmulatorServer` handle.
 * ``intacct_connect_settings`` - (with pytest-django) points ``settings.INTACCT_CONNECT`` at
   the emulator and returns the same handle.
+* ``intacct_emulator_in_process`` - (with pytest-django) the same emulator, called
+  in-process by this thread's intacct_connect sessions (token endpoint and REST API): an
+  :class:`~intacct_connect.testing.inprocess.EmulatorAdapter` is mounted for its origin on
+  the sessions the site's adapter builds, so those calls need no socket. Returns the
+  same handle.
 
 This module is imported by every pytest run of a site that installs intacct_connect, so it
 imports nothing optional at module level: werkzeug, PyJWT and Django are imported inside
@@ -88,3 +93,21 @@ if importlib.util.find_spec("pytest_django") is not None:
         current.update(overrides)
         settings.INTACCT_CONNECT = current
         return intacct_emulator
+
+    @pytest.fixture
+    def intacct_emulator_in_process(intacct_emulator: EmulatorServer) -> Iterator[EmulatorServer]:
+        """The live emulator, called in-process by this thread's intacct_connect sessions.
+
+        The sessions :func:`intacct_connect.http.get_session` hands out (made by the site's
+        adapter, ``get_requests_session()``) get an adapter mounted for the emulator's
+        origin that hands each request to the emulator's WSGI app; they are forgotten on
+        teardown. Other threads, other processes and other sessions (a browser) still
+        reach the emulator over its socket, with the same state. Timeouts cannot
+        interrupt an in-process call: test them over the socket."""
+        from intacct_connect import http
+        from intacct_connect.testing.inprocess import route_in_process
+
+        http.forget_sessions()
+        route_in_process(intacct_emulator.root_url, intacct_emulator.emulator)
+        yield intacct_emulator
+        http.forget_sessions()
