@@ -4,6 +4,7 @@
 #   make demo        set up and run the demo: site + Intacct emulator + Celery worker + beat
 #   make test        run the test suite (SQLite, embedded broker: no servers needed)
 #   make lint        ruff + mypy
+#   make coverage    the test suite under coverage, then the gate (fail_under in pyproject.toml)
 #   make docs        strict Sphinx build (warnings are errors)
 #   make dist        build wheel + sdist and check their metadata
 #   make screenshots run the browser tests and save the docs' screenshots (docs/images/screenshots)
@@ -18,7 +19,7 @@ DJANGO_SPEC ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docs dist clean venv migrations screenshots
+.PHONY: demo test lint docs dist clean venv migrations screenshots coverage
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +34,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+coverage: $(STAMP)
+	$(BIN)/python -m coverage erase
+	$(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m coverage report --skip-covered --sort=cover
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

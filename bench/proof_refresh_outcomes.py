@@ -49,6 +49,7 @@ def main() -> int:
     requests: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
     raised: dict[tuple[str, str], set[str]] = defaultdict(set)
     failed_rounds = 0
+    failures: list[str] = []
     for _ in range(args.rounds):
         done = subprocess.run(
             [
@@ -59,6 +60,7 @@ def main() -> int:
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
         )  # fmt: skip
         failed_rounds += done.returncode != 0
+        failures += [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
         for match in LINE.finditer(done.stdout + done.stderr):
             key = (match["mode"], match["outcome"])
             requests[key][int(match["requests"])] += 1
@@ -72,6 +74,8 @@ def main() -> int:
         per = ", ".join(f"{n} request(s) x{times}" for n, times in sorted(counts.items()))
         print(f"  {mode:<10} {outcome:<15} {per:<28} {' | '.join(sorted(raised[(mode, outcome)]))}")
     print(f"  rounds with a failing test: {failed_rounds}")
+    for line in failures:
+        print(f"    {line}")
     ok = not failed_rounds and all(set(c) == {1} for c in requests.values()) and len(requests) == 8
     return 0 if ok else 1
 

@@ -10,13 +10,13 @@ refresh path (:mod:`intacct_connect.tokens`), holding the connection's row lock:
    :class:`TokenJournalEntry` through a private autocommit connection
    (:mod:`intacct_connect.private_db`), committed durably (``synchronous_commit`` on)
    before the main transaction goes on;
-2. stores the tokens in the main transaction as usual, and :func:`clear_on_commit`
-   deletes the entry once that transaction has committed;
+2. stores the tokens in the main transaction as usual, and :func:`clear` deletes the
+   entry in that same transaction (committed together, or the entry stays);
 3. :func:`adopt` — the next refresh of the connection (under the same lock, before it
    decides anything) finds an entry whose ``base_version`` is the stored token version:
    a response that was never committed. It returns the journaled token set, which the
    caller stores instead of sending a token request (the stored refresh token is the dead
-   one); entries for older versions (committed, not yet cleared) are deleted.
+   one).
 
 The guarantee needs PostgreSQL; on other databases (SQLite, single-process development)
 the entry is written in the caller's transaction and only the bookkeeping is exercised.
@@ -30,7 +30,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from django.db import transaction
 from django.utils import timezone
 
 from intacct_connect import oauth, private_db
@@ -99,31 +98,39 @@ def write_ahead(connection_id: int, *, base_version: int, tokens: oauth.TokenSet
     return Written(entry_id)
 
 
-def clear_on_commit(written: Written) -> None:
-    """Delete the entry once the caller's transaction has committed the tokens."""
-    if written.entry_id is None:
-        return
-    entry_id = written.entry_id
-
-    def clear() -> None:
-        try:
-            TokenJournalEntry.objects.filter(pk=entry_id).delete()
-        except Exception:  # the next refresh deletes it (its base version is older)
-            logger.exception("Could not clear token journal entry %s", entry_id)
-
-    transaction.on_commit(clear)
+def clear(written: Written) -> None:
+    """Delete the entry in the caller's transaction, the one storing its tokens: if that
+    transaction commits, the entry is gone with it; if it fails, the entry stays for
+    :func:`adopt`."""
+    if written.entry_id is not None:
+        TokenJournalEntry.objects.filter(pk=written.entry_id).delete()
 
 
 def adopt(connection_id: int, stored_version: int) -> oauth.TokenSet | None:
     """Under the connection's lock: the journaled token set that replaced
-    ``stored_version`` and was never committed, if any (the newest such entry); entries
-    for older versions are deleted. The caller stores the returned tokens."""
-    entries = TokenJournalEntry.objects.filter(connection_id=connection_id)
-    entries.filter(base_version__lt=stored_version).delete()
-    entry = entries.filter(base_version=stored_version).order_by("-created_at").first()
+    ``stored_version`` and was never committed, if any (the newest such entry). One
+    ``SELECT`` when the journal holds nothing for the connection (the normal case);
+    otherwise the connection's entries are deleted (older ones were committed; the adopted
+    one is being stored by the caller, in the same transaction)."""
+    entries = list(
+        TokenJournalEntry.objects.filter(
+            connection_id=connection_id, base_version__lte=stored_version
+        ).order_by("-created_at")
+    )
+    if not entries:
+        return None
+    TokenJournalEntry.objects.filter(pk__in=[e.pk for e in entries]).delete()
+    entry = next((e for e in entries if e.base_version == stored_version), None)
     if entry is None:
         return None
-    tokens = oauth.TokenSet(
+    logger.warning(
+        "Connection %s: adopted a token response received at %s whose transaction did not "
+        "commit (token version %s)",
+        connection_id,
+        entry.created_at.isoformat(),
+        stored_version,
+    )
+    return oauth.TokenSet(
         access_token=str(entry.access_token),
         refresh_token=str(entry.refresh_token) or None,
         token_type=entry.token_type,
@@ -132,12 +139,3 @@ def adopt(connection_id: int, stored_version: int) -> oauth.TokenSet | None:
         scope=entry.scope,
         claims=oauth.decode_claims(str(entry.access_token)),
     )
-    entries.filter(base_version=stored_version).delete()  # in the caller's transaction
-    logger.warning(
-        "Connection %s: adopted a token response received at %s whose transaction did not "
-        "commit (token version %s)",
-        connection_id,
-        entry.created_at.isoformat(),
-        stored_version,
-    )
-    return tokens

@@ -540,13 +540,13 @@ def _request_tokens(conn: Connection, token: Token | None, attempt: _Attempt) ->
 
 def _store_durably(conn: Connection, token: Token | None, tokens: oauth.TokenSet) -> Token:
     """Store a token response that just arrived: written ahead to the token journal
-    (durable outside this transaction), stored, and the journal entry cleared once this
-    transaction commits (:mod:`intacct_connect.token_journal`)."""
+    (durable outside this transaction), stored, and the journal entry deleted in this
+    transaction (:mod:`intacct_connect.token_journal`)."""
     written = token_journal.write_ahead(
         conn.pk, base_version=token.version if token is not None else 0, tokens=tokens
     )
     stored = _store(conn, token, tokens)
-    token_journal.clear_on_commit(written)
+    token_journal.clear(written)
     return stored
 
 

@@ -1,4 +1,4 @@
-"""Old names kept for ``tests/browser`` and ``bench/`` (new tests use ``tests.factories``).
+"""Old names kept for ``tests/browser`` and ``bench/`` (tests use ``tests.factories``).
 
 ``make_connection()`` keeps its old promise that every call makes a distinct connection
 (company ``CO-<n>``, user ``user-<n>``), which the bench scripts rely on.
@@ -9,14 +9,11 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-import pytest
-
 from intacct_connect.models import Connection
 from tests.factories import COMPANY, USER, connection
 from tests.factories import schedule as make_schedule
-from tests.helpers import Recorder
 
-__all__ = ["Recorder", "count_job", "emulator_connection", "make_connection", "make_schedule"]
+__all__ = ["emulator_connection", "make_connection", "make_schedule"]
 
 _seq = itertools.count(1)
 
@@ -31,8 +28,3 @@ def emulator_connection(
     emulator: Any, company: str = COMPANY, user: str = USER, **options: Any
 ) -> Connection:
     return connection(emulator, company=company, user=user, **options)
-
-
-@pytest.fixture(name="count_job")
-def count_job(count_job: Recorder) -> Recorder:
-    return count_job

@@ -816,7 +816,10 @@ def _peak_while_iterating(client: IntacctClient, expected: int) -> int:
 
 
 @pytest.mark.slow
-def test_iterating_100000_records_uses_constant_memory(emulator: EmulatorServer) -> None:
+def test_iterating_100000_records_uses_constant_memory(socket_emulator: EmulatorServer) -> None:
+    """Over a real socket: in process, the emulator's own page building would be traced
+    along with the client."""
+    emulator = socket_emulator
     conn = factories.connection(emulator)
     emulator.generate_records("DEMO-CO", VENDOR, 10_000 - 250)
     client = IntacctClient(conn)

@@ -17,8 +17,8 @@ from django.utils import timezone
 from intacct_connect import scheduling
 from intacct_connect.models import JobRun
 from intacct_connect.scheduling import runs, schedules
+from tests import factories
 from tests.helpers import Recorder
-from tests.job_factories import make_connection
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -56,7 +56,7 @@ def hold_lock(session: psycopg.Connection[Any], run: JobRun) -> None:
 def make_run(count_job: Recorder, age: float, **fields: Any) -> JobRun:
     return JobRun.objects.create(
         job="count_job",
-        connection=make_connection(),
+        connection=factories.connection(company=f"CO-{JobRun.objects.count()}"),
         queued_at=timezone.now() - timedelta(seconds=age),
         **fields,
     )

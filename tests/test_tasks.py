@@ -20,7 +20,14 @@ from intacct_connect import celery as intacct_celery
 from intacct_connect import scheduling, tasks, tokens
 from intacct_connect.conf import app_settings
 from intacct_connect.exceptions import InvalidGrant
-from intacct_connect.models import ConnectionEvent, JobRun, TaskDelivery, Token
+from intacct_connect.models import (
+    ConnectionEvent,
+    JobRun,
+    SiteIncident,
+    TaskDelivery,
+    Token,
+    TokenJournalEntry,
+)
 from intacct_connect.testing.emulator import EmulatorServer
 from tests import factories
 from tests.celery_app import app
@@ -210,7 +217,10 @@ def test_a_proactive_refresh_is_one_delivery_statement_and_one_short_transaction
     docs/tasks.rst): the delivery count committed on its own (autocommit, so it survives a
     killed worker), then one transaction: the connection and token rows locked and read in
     one ``SELECT … FOR NO KEY UPDATE OF connection, token NOWAIT``, the token and the
-    connection written, the ``refreshed`` event inserted."""
+    connection written, the ``refreshed`` event inserted. The token journal adds one
+    ``SELECT`` (nothing to adopt) and the ``DELETE`` of its entry, in the same transaction
+    (the entry itself is written on a connection of its own, not captured here), and the
+    ``invalid_client`` incident check one ``SELECT``."""
     require_postgres()
     conn = factories.connection(emulator)
     with CaptureQueriesContext(db_connection) as ctx:
@@ -219,13 +229,19 @@ def test_a_proactive_refresh_is_one_delivery_statement_and_one_short_transaction
     token_table, conn_table = Token._meta.db_table, conn._meta.db_table
     statements = [q["sql"] for q in ctx.captured_queries]
     assert [sql.split()[0] for sql in statements] == [
-        "INSERT", "BEGIN", "SELECT", "UPDATE", "UPDATE", "INSERT", "COMMIT",
+        "INSERT", "BEGIN", "SELECT", "SELECT", "SELECT",
+        "UPDATE", "UPDATE", "INSERT", "DELETE", "COMMIT",
     ]  # fmt: skip
+    journal_table = TokenJournalEntry._meta.db_table
     assert TaskDelivery._meta.db_table in statements[0]
     assert statements[2].endswith(f'FOR NO KEY UPDATE OF "{conn_table}", "{token_table}" NOWAIT')
-    assert token_table in statements[3]
-    assert conn_table in statements[4]
-    assert ConnectionEvent._meta.db_table in statements[5]
+    assert journal_table in statements[3]
+    assert SiteIncident._meta.db_table in statements[4]  # no invalid_client incident open
+    assert token_table in statements[5]
+    assert conn_table in statements[6]
+    assert ConnectionEvent._meta.db_table in statements[7]
+    assert journal_table in statements[8]
+    assert not TokenJournalEntry.objects.exists()
     assert Token.objects.get(pk=conn.pk).version == 2
     assert conn.events.filter(kind="refreshed").count() == 1
     assert TaskDelivery.objects.get(task_id="refresh-1").deliveries == 1
