@@ -16,6 +16,7 @@ callers raised. The tests assert the same; the script adds the repetitions and t
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 import subprocess
@@ -64,7 +65,8 @@ def main() -> int:
         for match in LINE.finditer(done.stdout + done.stderr):
             key = (match["mode"], match["outcome"])
             requests[key][int(match["requests"])] += 1
-            raised[key].add(match["raised"])
+            counts = ast.literal_eval(match["raised"])
+            raised[key].add(", ".join(f"{name} x{n}" for name, n in sorted(counts.items())))
     print(
         f"8 concurrent callers on one expired connection, {args.rounds} round(s), "
         "PostgreSQL, emulator"

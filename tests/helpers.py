@@ -157,3 +157,33 @@ def count_statements(function: Callable[[], Any]) -> int:
             with private.execute_wrapper(record):
                 function()
     return count
+
+
+def run_in_threads(count: int, work: Callable[[], Any]) -> list[Any]:
+    """Run ``work`` in ``count`` threads released together; returns results or errors.
+    Each thread closes its database connections (default and private) when it ends."""
+    import threading
+
+    from django.db import connection as db_connection
+
+    from intacct_connect import concurrency
+
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(10)
+            results[index] = work()
+        except BaseException as err:
+            results[index] = err
+        finally:
+            concurrency.close_private_connection()
+            db_connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results

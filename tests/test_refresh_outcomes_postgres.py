@@ -13,16 +13,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import connection as db_connection
 
-from intacct_connect import concurrency, tokens
+from intacct_connect import tokens
 from intacct_connect.client import IntacctClient
 from intacct_connect.exceptions import (
     ClientCredentialsRejected,
@@ -35,7 +33,7 @@ from intacct_connect.exceptions import (
 from intacct_connect.models import Connection, ConnectionStatus, SiteIncident, Token
 from intacct_connect.testing.emulator import EmulatorServer
 from tests import factories
-from tests.helpers import FAST_RETRIES, require_postgres, run_released_together
+from tests.helpers import FAST_RETRIES, require_postgres, run_in_threads, run_released_together
 from tests.helpers import point_at_emulator as _point_at_emulator
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -65,29 +63,6 @@ EXPECTED = {
 @pytest.fixture(autouse=True)
 def _postgres_only() -> None:
     require_postgres()
-
-
-def _in_threads(count: int, work: Callable[[], Any]) -> list[Any]:
-    """Run ``work`` in ``count`` threads released together; returns results or errors."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(10)
-            results[index] = work()
-        except BaseException as err:
-            results[index] = err
-        finally:
-            concurrency.close_private_connection()
-            db_connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
 
 
 def _prepare(
@@ -161,7 +136,7 @@ def test_eight_threads_one_token_request_per_failure(
     emulator: EmulatorServer, settings: Any, outcome: str
 ) -> None:
     conn, _overrides = _prepare(emulator, settings, outcome)
-    results = _in_threads(CALLERS, lambda: tokens.get_access_token(conn.pk))
+    results = run_in_threads(CALLERS, lambda: tokens.get_access_token(conn.pk))
     assert all(isinstance(r, BaseException) for r in results), results
     names = [_class_name(r) for r in results]
     _report("threads", outcome, emulator, names)
@@ -176,7 +151,7 @@ def test_eight_threads_through_the_client_all_raise_needs_reauthorization(
     """The API client's callers, expired token and all: ``except NeedsReauthorization``
     catches every one of them."""
     conn, _overrides = _prepare(emulator, settings, outcome)
-    results = _in_threads(
+    results = run_in_threads(
         CALLERS, lambda: IntacctClient(conn.pk).get("accounts-payable/vendor", "1")
     )
     assert all(isinstance(r, NeedsReauthorization) for r in results), results

@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,13 @@ import pytest
 from django.db import connection as db_connection
 from django.db import transaction
 
-from intacct_connect import concurrency, crypto, oauth, tokens
+from intacct_connect import crypto, oauth, tokens
 from intacct_connect.client import IntacctClient
 from intacct_connect.exceptions import GrantRejected, NeedsReauthorization
 from intacct_connect.models import Connection, ConnectionStatus, Token
 from intacct_connect.testing.emulator import EmulatorServer
 from tests import factories
-from tests.helpers import FAST_RETRIES, require_postgres, run_released_together
+from tests.helpers import FAST_RETRIES, require_postgres, run_in_threads, run_released_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -35,29 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def _postgres_only() -> None:
     require_postgres()
-
-
-def _in_threads(count: int, work: Callable[[], Any]) -> list[Any]:
-    """Run ``work`` in ``count`` threads released together; returns results or errors."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(10)
-            results[index] = work()
-        except BaseException as err:
-            results[index] = err
-        finally:
-            concurrency.close_private_connection()
-            db_connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
 
 
 def _assert_one_refresh(emulator: EmulatorServer, conn: Connection) -> Token:
@@ -74,7 +50,7 @@ def _assert_one_refresh(emulator: EmulatorServer, conn: Connection) -> Token:
 def test_threads_with_an_expired_token_refresh_once(emulator: EmulatorServer, threads: int) -> None:
     conn = factories.connection(emulator)
     factories.expire_locally(conn)
-    results = _in_threads(threads, lambda: tokens.get_access_token(conn.pk))
+    results = run_in_threads(threads, lambda: tokens.get_access_token(conn.pk))
     token = _assert_one_refresh(emulator, conn)
     assert results == [token.access_token] * threads
 
@@ -83,7 +59,7 @@ def test_threads_rejected_by_intacct_refresh_once(emulator: EmulatorServer) -> N
     """Intacct answers 401 GW-0040 to every thread at once: one refresh, every call replayed."""
     conn = factories.connection(emulator)
     emulator.expire_tokens("DEMO-CO")
-    results = _in_threads(4, lambda: IntacctClient(conn.pk).get("accounts-payable/vendor", "1"))
+    results = run_in_threads(4, lambda: IntacctClient(conn.pk).get("accounts-payable/vendor", "1"))
     _assert_one_refresh(emulator, conn)
     assert [r["key"] for r in results] == ["1"] * 4
 
