@@ -20,6 +20,7 @@ connection (tests, worker shutdown, a thread about to end).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -31,6 +32,23 @@ from django.db import DEFAULT_DB_ALIAS, connections
 _local = threading.local()
 
 
+class _CloseWithThread:
+    """Closes the private connection's socket when its thread ends: the thread's locals
+    are freed then, and this holder (unlike Django's connection object, which sits in
+    reference cycles and would wait for the garbage collector) goes at once."""
+
+    __slots__ = ("wrapper",)
+
+    def __init__(self, wrapper: Any) -> None:
+        self.wrapper = wrapper
+
+    def __del__(self) -> None:
+        raw = getattr(self.wrapper, "connection", None)
+        if raw is not None:
+            with contextlib.suppress(Exception):  # best effort at thread exit
+                raw.close()
+
+
 def get() -> Any:
     """This thread's private connection (see the module docstring)."""
     default = connections[DEFAULT_DB_ALIAS]
@@ -40,6 +58,7 @@ def get() -> Any:
     if private is None or getattr(_local, "pid", None) != os.getpid():
         private = connections.create_connection(DEFAULT_DB_ALIAS)
         _local.conn = private
+        _local.closer = _CloseWithThread(private)
         _local.pid = os.getpid()
     if private.connection is None:
         with private.cursor() as cursor:
@@ -88,3 +107,4 @@ def close() -> None:
     if private is not None and getattr(_local, "pid", None) == os.getpid():
         private.close()
     _local.conn = None
+    _local.closer = None

@@ -11,6 +11,7 @@ database), a private Redis database as broker and the test's emulator.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -62,6 +63,7 @@ def broker_url() -> str:
 def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        gc.collect()  # connections of ended threads that sit in reference cycles
         if predicate():
             return
         time.sleep(0.1)
