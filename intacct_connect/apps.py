@@ -21,6 +21,24 @@ class IntacctConnectConfig(AppConfig):
 
         logging_filters.install()
         _connect_end_of_work_handlers()
+        _show_incidents_on_the_admin_index()
+
+
+#: The admin index template the app gives ``django.contrib.admin.site`` (when it has none).
+ADMIN_INDEX_TEMPLATE = "intacct_connect/admin/index.html"
+
+
+def _show_incidents_on_the_admin_index() -> None:
+    """The default admin site's index shows open site-wide incidents (``{% intacct_incidents
+    %}``), unless the site chose its own index template."""
+    from django.apps import apps
+
+    if not apps.is_installed("django.contrib.admin"):
+        return
+    from django.contrib import admin
+
+    if admin.site.index_template is None:
+        admin.site.index_template = ADMIN_INDEX_TEMPLATE
 
 
 def _connect_end_of_work_handlers() -> None:

@@ -21,6 +21,7 @@ intacct_connect.E012        the same key appears twice in TOKEN_KEYS
 intacct_connect.E013        ADAPTER cannot be imported
 intacct_connect.E014        CONCURRENCY_BACKEND unknown, or CONCURRENCY_CACHE not in CACHES
 intacct_connect.E015        a number setting is out of its range (a count or time below its minimum)
+intacct_connect.E016        CIRCUIT_CACHE not in CACHES (while the circuit breaker is on)
 intacct_connect.W001        SQLite used with a configured real (non-eager) Celery broker
 intacct_connect.W002        CONCURRENCY_BACKEND = 'cache' on a cache not shared by processes
 intacct_connect.W003        tasks would be sent through Celery's fallback app or its default broker
@@ -87,7 +88,19 @@ def check_settings(
     messages.extend(_check_session_cookie())
     messages.extend(_check_concurrency_backend())
     messages.extend(_check_ranges())
+    messages.extend(_check_circuit_cache())
     return messages
+
+
+def _check_circuit_cache() -> Iterable[CheckMessage]:
+    alias = app_settings.CIRCUIT_CACHE
+    if app_settings.CIRCUIT_FAILURE_THRESHOLD > 0 and alias not in getattr(settings, "CACHES", {}):
+        yield Error(
+            f"{_name('CIRCUIT_CACHE')} is {alias!r}, which is not a key of CACHES.",
+            hint="Name a cache of CACHES (shared by every process: Redis or Memcached), or "
+            "set CIRCUIT_FAILURE_THRESHOLD = 0 to turn the circuit breaker off.",
+            id="intacct_connect.E016",
+        )
 
 
 #: Number settings and their smallest valid value.
@@ -97,6 +110,9 @@ MINIMUMS: dict[str, float] = {
     "CONCURRENCY_SLOT_LINGER": 0,
     "API_CALL_LOG_BATCH_SIZE": 1,
     "API_CALL_LOG_MAX_DELAY": 0,
+    "CIRCUIT_FAILURE_THRESHOLD": 0,
+    "CIRCUIT_OPEN_SECONDS": 0,
+    "CIRCUIT_OPEN_MAX": 0,
 }
 
 

@@ -25,6 +25,12 @@ token replay → one send → error mapping. It
   :mod:`intacct_connect.concurrency`, in the database or in the cache) while the request
   is in flight; the slot is then parked for ``CONCURRENCY_SLOT_LINGER`` seconds, so
   back-to-back calls to one company make no round trip for it;
+* asks the company's circuit breaker (:mod:`intacct_connect.circuit`) first: after
+  consecutive timeouts or gateway errors the call fails fast with
+  :class:`~intacct_connect.exceptions.CompanyUnavailable`, sending nothing;
+* waits and tries again (within its retry policy) when the token refresh failed
+  transiently (``RefreshBackoff``, or this caller's own 5xx from the token endpoint):
+  nothing reached the API, so this holds for every method;
 * retries GETs, queries and writes carrying an ``Idempotency-Key`` on 429, 500, 502-504
   and connection errors, as :mod:`intacct_connect.api_retry` decides and waits;
 * maps errors onto :mod:`intacct_connect.exceptions` (:mod:`intacct_connect.api_errors`);
@@ -53,7 +59,7 @@ from typing import Any
 import requests
 from django.utils import timezone
 
-from intacct_connect import adapter, calllog, concurrency, http, tokens
+from intacct_connect import adapter, calllog, circuit, concurrency, http, tokens
 from intacct_connect.api_call import (
     GARBAGE,
     REQUEST_ID_HEADERS,
@@ -93,6 +99,8 @@ from intacct_connect.exceptions import (
     IntacctConnectError,
     InvalidGrant,
     NeedsReauthorization,
+    RefreshBackoff,
+    TokenRequestError,
     TransportError,
 )
 from intacct_connect.models import Connection, ConnectionEvent, EventKind
@@ -283,6 +291,16 @@ class IntacctClient:
         while True:
             try:
                 answer = self._send_with_token_replay(call, outgoing)
+            except TokenRequestError as err:
+                # The token refresh failed transiently (this caller's request, or another
+                # worker's moments ago): nothing reached the API, so any call may wait and
+                # try again, fetching the token afresh.
+                if not _transient_token_error(err) or not self._retry(
+                    call, f"token refresh failed ({type(err).__name__})", err.retry_after
+                ):
+                    raise
+                call.token, call.replayed, self._token = None, False, None
+                continue
             except requests.RequestException as err:
                 sent = not isinstance(err, requests.ConnectTimeout) and not http.never_sent(err)
                 if (outgoing.retryable or not sent) and self._retry(call, type(err).__name__, None):
@@ -351,18 +369,28 @@ class IntacctClient:
     ) -> ApiResponse | ErrorAnswer:
         """One attempt: hold a concurrency slot, send, read the answer."""
         headers = self._headers(token, outgoing.idempotency_key, outgoing.headers)
-        if app_settings.COMPANY_CONCURRENCY > 0:
-            call.lease = concurrency.acquire(self.connection.company_id)
-        response = self.session.request(
-            call.method,
-            outgoing.url,
-            json=outgoing.json,
-            params=outgoing.params,
-            headers=headers,
-            timeout=app_settings.HTTP_TIMEOUT,
-            allow_redirects=False,
-            proxies=http.proxies_for(app_settings.API_BASE_URL),
-        )
+        attempt = circuit.before_request(self.connection.company_id)  # or CompanyUnavailable
+        try:
+            if app_settings.COMPANY_CONCURRENCY > 0:
+                call.lease = concurrency.acquire(self.connection.company_id)
+                circuit.recheck(attempt)  # it may have opened while this call waited
+            response = self.session.request(
+                call.method,
+                outgoing.url,
+                json=outgoing.json,
+                params=outgoing.params,
+                headers=headers,
+                timeout=app_settings.HTTP_TIMEOUT,
+                allow_redirects=False,
+                proxies=http.proxies_for(app_settings.API_BASE_URL),
+            )
+        except requests.RequestException as err:
+            circuit.after_request(attempt, err)
+            raise
+        except BaseException:
+            circuit.abandon(attempt)
+            raise
+        circuit.after_request(attempt, response.status_code)
         self._release_slot(call)
         call.status = status = response.status_code
         body = parse_json(response)
@@ -608,6 +636,13 @@ class IntacctClient:
             error_code=code,
         )
         return HealthResult(ok, status, duration, code, message)
+
+
+def _transient_token_error(err: TokenRequestError) -> bool:
+    """A token-endpoint failure worth waiting for: the short back-off after a transient
+    failure, or the transient failure itself (5xx, garbage, nothing sent); never
+    invalid_grant, invalid_client, a lost answer or a lock timeout."""
+    return isinstance(err, RefreshBackoff) or type(err) is TokenRequestError
 
 
 def finish_pending_work(**kwargs: Any) -> None:

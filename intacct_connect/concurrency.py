@@ -223,7 +223,7 @@ def _cache(alias: str | None = None) -> BaseCache:
         ) from err
 
 
-def _company_key(company_id: str) -> str:
+def company_key(company_id: str) -> str:
     """The company part of a slot key: safe for every cache backend (memcached included)."""
     safe = quote(company_id, safe="")
     if len(safe) > 100:
@@ -233,7 +233,7 @@ def _company_key(company_id: str) -> str:
 
 def slot_key(company_id: str, slot: int) -> str:
     """The cache key (before the cache's own prefix and version) of one slot."""
-    return f"{KEY_PREFIX}:{_company_key(company_id)}:{slot}"
+    return f"{KEY_PREFIX}:{company_key(company_id)}:{slot}"
 
 
 def _redis(cache: BaseCache) -> Any:

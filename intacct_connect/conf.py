@@ -164,6 +164,28 @@ DEFAULTS: dict[str, Setting] = {
         "Alias in CACHES of the cache holding the concurrency slots when "
         "CONCURRENCY_BACKEND is 'cache'.",
     ),
+    "CIRCUIT_FAILURE_THRESHOLD": Setting(
+        5,
+        (int,),
+        "Consecutive failed requests to one company (timeouts, connection errors, 502, 503, "
+        "504) that open its circuit breaker; calls then fail fast with CompanyUnavailable. "
+        "0 turns the breaker off.",
+    ),
+    "CIRCUIT_OPEN_SECONDS": Setting(
+        30,
+        (int, float),
+        "Seconds an opened breaker stays open before one probe request is let through; "
+        "doubled after every failed probe.",
+    ),
+    "CIRCUIT_OPEN_MAX": Setting(
+        600, (int, float), "Longest time, in seconds, a breaker stays open between probes."
+    ),
+    "CIRCUIT_CACHE": Setting(
+        "default",
+        (str,),
+        "Alias in CACHES of the cache holding the circuit breakers; shared by every process "
+        "when it is Redis or Memcached, per process when it is LocMemCache.",
+    ),
     "API_CALL_LOG_BATCH_SIZE": Setting(
         100,
         (int,),
@@ -240,6 +262,10 @@ class AppSettings:
     CONCURRENCY_SLOT_LINGER: float
     CONCURRENCY_BACKEND: str
     CONCURRENCY_CACHE: str
+    CIRCUIT_FAILURE_THRESHOLD: int
+    CIRCUIT_OPEN_SECONDS: float
+    CIRCUIT_OPEN_MAX: float
+    CIRCUIT_CACHE: str
     API_CALL_LOG_BATCH_SIZE: int
     API_CALL_LOG_MAX_DELAY: float
     API_CALL_LOG_RETENTION_DAYS: int

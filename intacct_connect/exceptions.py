@@ -139,6 +139,14 @@ class TransportError(IntacctAPIError):
     default_message = "Sage Intacct could not be reached or sent an unreadable answer"
 
 
+class CompanyUnavailable(TransportError):
+    """The company's circuit breaker is open (:mod:`intacct_connect.circuit`): its last
+    requests all timed out or met gateway errors, so nothing was sent. Retryable;
+    ``retry_after`` says when the breaker lets a request through again."""
+
+    default_message = "Sage Intacct does not answer for this company; nothing was sent"
+
+
 class AuthenticationError(IntacctAPIError):
     """401, or a token Intacct no longer accepts (GW-0040, REST-1206, REST-2102)."""
 

@@ -64,6 +64,22 @@ def credentials_incident() -> SiteIncident | None:
     return incident
 
 
+def credentials_incident_message(incident: SiteIncident) -> str:
+    """What the admin tells operators while ``incident`` is open (no secret in it)."""
+    from django.utils import timezone
+    from django.utils.translation import gettext
+
+    return gettext(
+        "Intacct rejects this site's client ID or secret (invalid_client, %(code)s) since "
+        "%(since)s: token refreshes are paused site-wide, with one probe after %(probe)s. "
+        "No connection was changed; fix INTACCT_CONNECT['CLIENT_ID'] / ['CLIENT_SECRET']."
+    ) % {
+        "code": incident.error_code or "—",
+        "since": timezone.localtime(incident.opened_at).strftime("%Y-%m-%d %H:%M"),
+        "probe": timezone.localtime(incident.probe_after).strftime("%H:%M:%S"),
+    }
+
+
 def credentials_rejected_error(incident: SiteIncident) -> ClientCredentialsRejected:
     """The error raised while ``incident`` pauses token requests."""
     when = timezone.localtime(incident.probe_after).strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -58,18 +58,31 @@ refresh_in_doubt = Signal()
 client_credentials_rejected = Signal()
 
 
-def send_on_commit(signal: Signal, **kwargs: Any) -> None:
-    """Send ``signal`` with ``sender=Connection`` once the current transaction commits."""
+#: An Intacct company's circuit breaker opened (:mod:`intacct_connect.circuit`): calls to it
+#: fail fast for ``open_seconds``. Arguments: ``company_id`` (str), ``open_seconds``
+#: (float), ``trips`` (int: 0 the first time, then one more per failed probe). Sent at
+#: once (no transaction is involved), in the process whose request tripped it.
+company_circuit_opened = Signal()
+
+#: An Intacct company's circuit breaker closed: a request got an answer again.
+#: Arguments: ``company_id`` (str).
+company_circuit_closed = Signal()
+
+
+def send_now(signal: Signal, **kwargs: Any) -> None:
+    """Send ``signal`` with ``sender=Connection`` now; a failing receiver is logged."""
     from intacct_connect.models import Connection
 
-    def _send() -> None:
-        for receiver, result in signal.send_robust(sender=Connection, **kwargs):
-            if isinstance(result, Exception):
-                logger.error(
-                    "intacct_connect signal receiver %r failed: %s",
-                    receiver,
-                    type(result).__name__,
-                    exc_info=(type(result), result, result.__traceback__),
-                )
+    for receiver, result in signal.send_robust(sender=Connection, **kwargs):
+        if isinstance(result, Exception):
+            logger.error(
+                "intacct_connect signal receiver %r failed: %s",
+                receiver,
+                type(result).__name__,
+                exc_info=(type(result), result, result.__traceback__),
+            )
 
-    transaction.on_commit(_send)
+
+def send_on_commit(signal: Signal, **kwargs: Any) -> None:
+    """Send ``signal`` with ``sender=Connection`` once the current transaction commits."""
+    transaction.on_commit(lambda: send_now(signal, **kwargs))

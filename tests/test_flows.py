@@ -651,6 +651,23 @@ def test_same_user_in_two_tenants_supersedes_the_older(
     assert superseded["superseded_by"].pk == second.pk
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "status", [ConnectionStatus.REFRESH_IN_DOUBT, ConnectionStatus.NEEDS_REAUTH]
+)
+def test_a_new_grant_supersedes_a_connection_awaiting_action(
+    emulator: Any, alice: AbstractBaseUser, bob: AbstractBaseUser, status: str
+) -> None:
+    """A connection in doubt (or needing re-authorisation) in another tenant is superseded
+    by the same Intacct user's new grant: it never comes back from a one-time retry."""
+    first = run_flow(emulator, alice, tenant="user:a").connection
+    Connection.objects.filter(pk=first.pk).update(status=status)
+    run_flow(emulator, bob, tenant="user:b", session="session-2")
+    first.refresh_from_db()
+    assert first.status == ConnectionStatus.SUPERSEDED
+    assert first.events.filter(kind=EventKind.SUPERSEDED).count() == 1
+
+
 @pytest.mark.django_db
 def test_two_tenants_same_company_other_users_stay_separate(
     emulator: Any, alice: AbstractBaseUser, bob: AbstractBaseUser

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 import tests.celery_app  # noqa: F401  (the suite's Celery app: tasks run eagerly)
@@ -335,6 +336,46 @@ def test_a_transient_failure_backs_off_callers_without_a_second_request(
     assert conn.status == ConnectionStatus.ACTIVE
     assert conn.refresh_failures == 1
     assert ConnectionEvent.objects.filter(connection=conn, kind=EventKind.REFRESH_FAILED).count()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_the_client_waits_out_a_transient_refresh_failure_and_goes_on(
+    emulator: EmulatorServer, method: str
+) -> None:
+    """The client's retry policy decides: the refresh's 503, then the back-off other
+    callers would get, are waited out (any method: nothing reached the API), and the
+    call succeeds with one more token request once the back-off is over."""
+    conn = factories.connection(emulator)
+    factories.expire_locally(conn)
+    emulator.set_fault("503", endpoint="token", count=1)
+    waits: list[float] = []
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            traveller.shift(seconds)
+
+        client = IntacctClient(conn, sleep=sleep)
+        if method == "GET":
+            assert client.get("accounts-payable/vendor", "1")["key"] == "1"
+        else:
+            assert client.create("accounts-payable/vendor", {"id": "V-NEW", "name": "New"})
+    assert emulator.token_requests("refresh_token") == 2
+    assert len(waits) >= 1
+    assert sum(waits) >= 0.9 * tokens.REFRESH_RETRY_BACKOFF_BASE  # the back-off was honoured
+    conn.refresh_from_db()
+    assert (conn.status, conn.refresh_failures) == (ConnectionStatus.ACTIVE, 0)
+
+
+def test_the_client_does_not_retry_a_lost_refresh_answer(emulator: EmulatorServer) -> None:
+    conn = factories.connection(emulator)
+    factories.expire_locally(conn)
+    emulator.set_fault("token_lost", count=1)
+    waits: list[float] = []
+    with pytest.raises(RefreshInDoubt):
+        IntacctClient(conn, sleep=waits.append).get("accounts-payable/vendor", "1")
+    assert waits == []
+    assert emulator.token_requests("refresh_token") == 1
 
 
 # --- invalid_client: one site-wide incident -------------------------------------------------

@@ -151,8 +151,8 @@ def test_the_change_page_button_runs_it_for_one_connection(
     assert conn.status == ConnectionStatus.ACTIVE
 
 
-def test_the_connection_pages_show_the_invalid_client_banner(
-    emulator: EmulatorServer, admin_client: Client, settings: Any
+def test_the_admin_index_and_connection_pages_show_the_invalid_client_banner(
+    emulator: EmulatorServer, admin_client: Client, settings: Any, django_user_model: Any
 ) -> None:
     conn = factories.connection(emulator)
     assert "invalid_client" not in admin_client.get(reverse(CHANGELIST)).content.decode()
@@ -161,16 +161,25 @@ def test_the_connection_pages_show_the_invalid_client_banner(
     with pytest.raises(ClientCredentialsRejected):
         tokens.get_access_token(conn.pk)
     for url in (
+        reverse("admin:index"),
         reverse(CHANGELIST),
         reverse("admin:intacct_connect_connection_change", args=[conn.pk]),
     ):
         html = admin_client.get(url).content.decode()
-        assert "Intacct rejects this site&#x27;s client ID or secret (invalid_client" in html
+        assert (
+            html.count("Intacct rejects this site&#x27;s client ID or secret (invalid_client") == 1
+        )
         assert "token refreshes are paused site-wide" in html
         assert "wrong-secret-for-the-banner" not in html
+    # Staff who may not view connections see the index without it.
+    schedules_only = staff(django_user_model, "view_schedule")
+    index = schedules_only.get(reverse("admin:index"))
+    assert index.status_code == 200
+    assert "invalid_client" not in index.content.decode()
     # Fixed credentials: the incident no longer applies and the banner goes.
     point_at_emulator(settings, emulator)
     assert "invalid_client" not in admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert "invalid_client" not in admin_client.get(reverse("admin:index")).content.decode()
 
 
 def test_the_tenant_page_says_what_refresh_in_doubt_means(

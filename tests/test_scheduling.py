@@ -145,6 +145,7 @@ def test_dispatch_fans_out_per_scope_and_records_skips(
         tenant="a", company="A3", status=ConnectionStatus.NEEDS_REAUTH, last_error_code="x1"
     )
     factories.connection(tenant="a", company="A4", status=ConnectionStatus.REVOKED)  # not listed
+    a5 = factories.connection(tenant="a", company="A5", status=ConnectionStatus.REFRESH_IN_DOUBT)
     b1 = factories.connection(tenant="b")
     s_conn = factories.schedule(connection=b1)
     s_tenant = factories.schedule(scope=ScheduleScope.TENANT, tenant="a")
@@ -160,10 +161,15 @@ def test_dispatch_fans_out_per_scope_and_records_skips(
         for s in (s_conn, s_tenant, s_site)
     }
     assert by_schedule[s_conn.pk] == [(b1.pk, "queued")]
-    assert by_schedule[s_tenant.pk] == [(a1.pk, "queued"), (a2.pk, "queued"), (a3.pk, "skipped")]
+    assert by_schedule[s_tenant.pk] == [
+        (a1.pk, "queued"),
+        (a2.pk, "queued"),
+        (a3.pk, "skipped"),
+        (a5.pk, "skipped"),
+    ]
     # the site schedule overlaps the tenant one for the same job: skipped as overlap
     site = {r.connection_id: r for r in runs if r.schedule_id == s_site.pk}
-    assert set(site) == {a1.pk, a2.pk, a3.pk, b1.pk}
+    assert set(site) == {a1.pk, a2.pk, a3.pk, a5.pk, b1.pk}
     assert all(r.status == "skipped" for r in site.values())
     assert site[a1.pk].error_code == "overlap"
     assert queued == 3
@@ -171,6 +177,9 @@ def test_dispatch_fans_out_per_scope_and_records_skips(
     assert skipped.error_code == "needs_reauth"
     assert "reconnect" in skipped.error_message
     assert "x1" in skipped.error_message
+    in_doubt = JobRun.objects.get(schedule=s_tenant, connection=a5)
+    assert (in_doubt.status, in_doubt.error_code) == ("skipped", "refresh_in_doubt")
+    assert "try its stored refresh token once" in in_doubt.error_message
     # schedules advanced in the same transaction: a second dispatch claims nothing
     s_conn.refresh_from_db()
     assert s_conn.next_run_at is not None

@@ -46,7 +46,7 @@ from intacct_connect.admin.history import SECRET_COLUMNS, ConnectionEventInline,
 from intacct_connect.admin.jobs import connection_runs_link
 from intacct_connect.client import IntacctClient
 from intacct_connect.exceptions import IntacctConnectError
-from intacct_connect.incidents import credentials_incident
+from intacct_connect.incidents import credentials_incident, credentials_incident_message
 from intacct_connect.models import (
     Connection,
     ConnectionStatus,
@@ -258,21 +258,7 @@ class ConnectionAdmin(ActionAdmin):
     def _incident_banner(self, request: HttpRequest) -> None:
         incident = credentials_incident()
         if incident is not None:
-            self.message_user(
-                request,
-                gettext(
-                    "Intacct rejects this site's client ID or secret (invalid_client, "
-                    "%(code)s) since %(since)s: token refreshes are paused site-wide, with one "
-                    "probe after %(probe)s. No connection was changed; fix "
-                    "INTACCT_CONNECT['CLIENT_ID'] / ['CLIENT_SECRET']."
-                )
-                % {
-                    "code": incident.error_code or "—",
-                    "since": timezone.localtime(incident.opened_at).strftime("%Y-%m-%d %H:%M"),
-                    "probe": timezone.localtime(incident.probe_after).strftime("%H:%M:%S"),
-                },
-                messages.ERROR,
-            )
+            self.message_user(request, credentials_incident_message(incident), messages.ERROR)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

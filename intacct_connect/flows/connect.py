@@ -50,6 +50,7 @@ from intacct_connect.flows.common import (
     store_tokens,
 )
 from intacct_connect.models import (
+    AWAITING_ACTION,
     Connection,
     ConnectionEvent,
     ConnectionStatus,
@@ -344,11 +345,7 @@ def _supersede_others(connection: Connection) -> tuple[int, ...]:
             intacct_user_id=connection.intacct_user_id,
             grant_type=GrantType.AUTHORIZATION_CODE,
             environment=connection.environment,
-            status__in=(
-                ConnectionStatus.ACTIVE,
-                ConnectionStatus.NEEDS_REAUTH,
-                ConnectionStatus.ERROR,
-            ),
+            status__in=(ConnectionStatus.ACTIVE, ConnectionStatus.ERROR, *AWAITING_ACTION),
         )
         .exclude(pk=connection.pk)
         .locked(no_key=True)

@@ -12,6 +12,7 @@
 
 from intacct_connect.models.calls import ApiCallLog, ConcurrencySlot
 from intacct_connect.models.choices import (
+    AWAITING_ACTION,
     ConnectionStatus,
     Environment,
     EventKind,
@@ -48,6 +49,7 @@ from intacct_connect.models.querysets import (
 )
 
 __all__ = [
+    "AWAITING_ACTION",
     "MIN_INTERVAL_SECONDS",
     "ApiCallLog",
     "ConcurrencySlot",

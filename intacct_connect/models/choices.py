@@ -18,6 +18,16 @@ class ConnectionStatus(models.TextChoices):
     REFRESH_IN_DOUBT = "refresh_in_doubt", _("Refresh in doubt")
 
 
+#: Statuses in which a person must act before the connection can be used again (reconnect,
+#: or an operator's one try of the stored refresh token). Schedules keep listing such
+#: connections (their runs are recorded as skipped, so the gap shows), and a new grant of
+#: the same Intacct user and company supersedes them.
+AWAITING_ACTION: tuple[str, ...] = (
+    ConnectionStatus.NEEDS_REAUTH,
+    ConnectionStatus.REFRESH_IN_DOUBT,
+)
+
+
 class Environment(models.TextChoices):
     PRODUCTION = "production", _("Production")
     SANDBOX = "sandbox", _("Sandbox (non-production)")

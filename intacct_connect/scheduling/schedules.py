@@ -19,6 +19,7 @@ from django.utils import timezone
 from intacct_connect import jobs
 from intacct_connect.conf import app_settings
 from intacct_connect.models import (
+    AWAITING_ACTION,
     Connection,
     ConnectionStatus,
     JobRun,
@@ -69,11 +70,12 @@ def _targets(schedules: Sequence[Schedule]) -> dict[int, list[Connection]]:
     """Target connections of each schedule, in one query.
 
     One connection: that connection whatever its status. Tenant and site: the active
-    connections and those needing re-authorisation (recorded as skipped)."""
+    connections and those awaiting a person (needs re-authorisation, refresh in doubt:
+    recorded as skipped)."""
     conn_ids = {s.connection_id for s in schedules if s.scope == ScheduleScope.CONNECTION}
     tenants = {s.tenant_key for s in schedules if s.scope == ScheduleScope.TENANT}
     site = any(s.scope == ScheduleScope.SITE for s in schedules)
-    listed = (ConnectionStatus.ACTIVE, ConnectionStatus.NEEDS_REAUTH)
+    listed = (ConnectionStatus.ACTIVE, *AWAITING_ACTION)
     q = Q(pk__in=[c for c in conn_ids if c is not None])
     if tenants:
         q |= Q(tenant_key__in=tenants, status__in=listed)
@@ -103,6 +105,11 @@ def _skip_reason(conn: Connection) -> tuple[str, str]:
     )
     if conn.status == ConnectionStatus.NEEDS_REAUTH:
         message += "; a user must reconnect it"
+    elif conn.status == ConnectionStatus.REFRESH_IN_DOUBT:
+        message += (
+            "; an operator must try its stored refresh token once (admin action) "
+            "or a user must reconnect it"
+        )
     if conn.last_error_code:
         message += f" (last error {conn.last_error_code})"
     return code, message + "."

@@ -62,7 +62,8 @@ def intacct_emulator(_intacct_emulator_server: EmulatorServer) -> Iterator[Emula
 
 
 def forget_pending_work() -> None:
-    """Release parked concurrency slots and drop unwritten call-log rows (between tests).
+    """Release parked concurrency slots, drop unwritten call-log rows and close the circuit
+    breakers this process opened (between tests).
     Nothing to do in a test session without Django or without the app installed."""
     try:
         from django.apps import apps
@@ -70,10 +71,11 @@ def forget_pending_work() -> None:
         return
     if not apps.ready or not apps.is_installed("intacct_connect"):
         return
-    from intacct_connect import calllog, concurrency
+    from intacct_connect import calllog, circuit, concurrency
 
     concurrency.release_parked()
     calllog.discard()
+    circuit.reset()
 
 
 if importlib.util.find_spec("pytest_django") is not None:

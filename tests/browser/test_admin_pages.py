@@ -335,3 +335,24 @@ def test_view_only_staff_cannot_change_anything(
         guard.check(f"forged {action}")
     assert Connection.objects.get(pk=conn.pk).status == ConnectionStatus.ACTIVE
     assert Schedule.objects.get(pk=schedule.pk).enabled
+
+
+def test_the_admin_index_shows_an_open_credentials_incident(
+    open_page: Any, site: Site, operator: AbstractBaseUser
+) -> None:
+    """Intacct rejected the site's client credentials: the first page an operator sees
+    after signing in says so, once, without the secret."""
+    from intacct_connect import incidents
+    from intacct_connect.conf import app_settings
+    from intacct_connect.exceptions import InvalidClient
+
+    incidents.record_credentials_rejected(InvalidClient(code="invalid_client"))
+    guard = open_page()
+    sign_in(guard, site, "root", "root-pw", path="/admin/login/")
+    guard.goto(site.path(reverse("admin:index")))
+    banner = guard.page.locator("ul.messagelist.intacct-incidents li.error")
+    assert banner.count() == 1
+    text = banner.inner_text()
+    assert "Intacct rejects this site's client ID or secret (invalid_client" in text
+    assert app_settings.CLIENT_SECRET not in guard.page.content()
+    guard.shot("admin-index-incident")
