@@ -257,6 +257,18 @@ def cluster(broker: str, api_base_url: str, **env: str) -> Iterator[Cluster]:
         finally:
             group.stop()
             wait_for_sessions()
+            keep_logs(group)
+
+
+def keep_logs(group: Cluster) -> None:
+    """With ``PROOF_KEEP_LOGS`` set to a directory, copy the subprocesses' logs and the
+    job log there before the temporary directory goes."""
+    target = os.environ.get("PROOF_KEEP_LOGS")
+    if not target:
+        return
+    dest = Path(target) / group.workdir.name
+    shutil.copytree(group.workdir, dest, ignore=shutil.ignore_patterns("beat-*"))
+    print(f"proof logs kept in {dest}", file=sys.stderr)
 
 
 def wait_for_sessions() -> None:

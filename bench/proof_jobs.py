@@ -8,6 +8,7 @@ scripts and tests.
   (60 s: how long a queued run waits for its message before it is sent again) in scale
   with the lowered intervals;
 - ``PROOF_COMPANY_CONCURRENCY``: the worker's ``COMPANY_CONCURRENCY`` (see below);
+- ``PROOF_REDIS_GUARD=0``: the worker without the Redis channel guard (proof 4's control);
 - the job ``proof_sleep`` appends ``start``/``end`` lines (event, pid, run, connection,
   wall-clock time) to ``params["log"]`` and sleeps ``params["sleep"]`` seconds in between:
   the proofs read overlaps and executions from that file, not from the library's records.
@@ -43,6 +44,14 @@ def lower_redispatch_delay(seconds: int) -> None:
 
 if os.environ.get("PROOF_REDISPATCH_SECONDS"):
     lower_redispatch_delay(int(os.environ["PROOF_REDISPATCH_SECONDS"]))
+
+if os.environ.get("PROOF_REDIS_GUARD") == "0":
+    # The control run of proof 4 (``proof_redis_restart.py --no-guard``): the worker
+    # without intacct_connect.celery.guard_redis_channels (installed at worker_init,
+    # after this module is imported).
+    from intacct_connect import celery as intacct_celery
+
+    intacct_celery.REDIS_GUARD_KOMBU_VERSIONS = ((0, 0), (0, 0))
 
 if os.environ.get("PROOF_COMPANY_CONCURRENCY"):
     # The kill proofs SIGKILL a child in the middle of an API request: the per-company

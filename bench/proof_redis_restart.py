@@ -14,8 +14,14 @@ same port and directory, while runs are queued and running.
 
 Figures: runs per status, runs lost (created but never finished, or failed), the longest
 gap between two runs of a connection in periods (target: at most 2), overlapping
-executions, and whether every worker ran jobs again after every restart. Uses a scratch
-database ``proof_redis_restart`` (dropped at the end).
+executions, whether every worker ran jobs again after every restart and is still running
+at the end, and the executions of a run: a worker's connection loss terminates its running
+late-ack tasks (``worker_cancel_long_running_tasks_on_connection_loss``), so an execution
+interrupted mid-job is run again (counted, expected); a run started again after its job had
+run to its end is a violation. Uses a scratch database ``proof_redis_restart`` (dropped at
+the end). ``--no-guard``: the control run, workers without
+``intacct_connect.celery.guard_redis_channels``. ``PROOF_KEEP_LOGS=DIR`` keeps the
+workers' logs and the job log (``bench/proof_harness.py``).
 """
 
 from __future__ import annotations
@@ -47,8 +53,16 @@ def run_restarts(
             redis.restart(down)
             done.append(elapsed)
 
-    plan = Plan(connections, period, cycle * (restarts + 1.5), double=False, long_every=0)
+    plan = Plan(
+        connections,
+        period,
+        cycle * (restarts + 1.5),
+        double=False,
+        long_every=0,
+        interruptions=True,
+    )
     out = run_schedules(group, plan, during=during)
+    alive = sum(w.proc.poll() is None for w in group.workers())
     # ``done`` holds seconds since run_schedules began; the jobs log wall-clock times.
     ends = [*done[1:], float("inf")]
     workers = len(group.workers())
@@ -58,6 +72,8 @@ def run_restarts(
         resumed += len(ran) == workers
     if resumed < len(done):
         out.violations.append(f"workers resumed after {resumed} of {len(done)} restarts")
+    if alive < workers:
+        out.violations.append(f"{workers - alive} of {workers} worker processes exited")
     if out.longest_gap_periods > 2:
         out.violations.append(f"a connection waited {out.longest_gap_periods:.2f} periods")
     # Lost: failed (the message or the worker lost: "lost", "lease_expired") or never
@@ -68,6 +84,7 @@ def run_restarts(
     return out, {
         "restarts": len(done),
         "restarts after which every worker ran jobs": f"{resumed}/{len(done)}",
+        "worker processes alive at the end": f"{alive}/{workers}",
         "scheduled runs lost (failed or never finished)": lost,
     }
 
@@ -78,6 +95,11 @@ def main() -> None:
     parser.add_argument("--period", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--down", type=float, default=2.0)
+    parser.add_argument(
+        "--no-guard",
+        action="store_true",
+        help="the control run: workers without intacct_connect.celery.guard_redis_channels",
+    )
     args = parser.parse_args()
     from bench.proof_harness import bench_environment, cluster, print_figures
 
@@ -93,6 +115,7 @@ def main() -> None:
                 emulator.base_url,
                 PROOF_MIN_INTERVAL="1",
                 PROOF_REDISPATCH_SECONDS=str(max(1, args.period // 2)),
+                PROOF_REDIS_GUARD="0" if args.no_guard else "1",
             ) as group:
                 group.worker(concurrency=2)
                 group.worker(concurrency=2)
@@ -105,7 +128,7 @@ def main() -> None:
         print_figures(
             f"proof 4: Redis (AOF) restarted {args.restarts} times, down {args.down:.0f} s each; "
             f"1 beat, 2 workers x 2 children, {args.connections} connections, "
-            f"period {args.period} s",
+            f"period {args.period} s" + (" (control: no Redis channel guard)" * args.no_guard),
             {**restarts, **figures.figures()},
         )
         for line in figures.violations[:20]:

@@ -46,6 +46,12 @@ class Plan:
     seconds: float
     double: bool = True  # a second schedule of the same job on every other connection
     long_every: int = 4  # one connection in this many runs longer than a period (0: none)
+    # Proof 4 (the broker restarted): a worker's connection loss terminates its running
+    # late-ack tasks, and the run is executed again. Then a run started twice is a
+    # violation only if an execution had already reached the job's end; and as dispatches
+    # are late while the broker is down (the next run keeps the schedule's phase), "two
+    # runs in one period" means two runs in the same period of the schedule's phase.
+    interruptions: bool = False
 
 
 @dataclass
@@ -56,6 +62,10 @@ class ScheduleFigures:
     runs: collections.Counter[str] = field(default_factory=collections.Counter)
     executions: int = 0
     executed_twice: int = 0
+    interrupted: int = 0
+    completed_twice: int = 0
+    started_after_end: int = 0
+    interruptions: bool = False
     overlaps: int = 0
     double_periods: int = 0
     missed_periods: int = 0
@@ -72,6 +82,15 @@ class ScheduleFigures:
             "runs by status": dict(sorted(self.runs.items())),
             "job executions": self.executions,
             "runs executed more than once": self.executed_twice,
+            **(
+                {
+                    "  executions interrupted (started, never ended)": self.interrupted,
+                    "  runs whose job ran to its end more than once": self.completed_twice,
+                    "  runs started again after their job had ended": self.started_after_end,
+                }
+                if self.interruptions
+                else {}
+            ),
             "overlapping executions on one connection": self.overlaps,
             "periods with two runs of a schedule": self.double_periods,
             "due periods without a run": self.missed_periods,
@@ -154,19 +173,26 @@ def run_schedules(
 def analyse(log: Path, plan: Plan, firsts: dict[int, Any], stop_at: Any) -> ScheduleFigures:
     from intacct_connect.models import JobRun
 
-    out = ScheduleFigures()
+    out = ScheduleFigures(interruptions=plan.interruptions)
     spans: dict[int, dict[int, list[float]]] = collections.defaultdict(dict)
     starts: collections.Counter[int] = collections.Counter()
+    events: dict[int, list[tuple[float, str]]] = collections.defaultdict(list)
     for line in log.read_text().split("\n"):
         if not line:
             continue
-        event, pid, run, conn, at = line.split()
-        spans[int(conn)].setdefault(int(run), []).append(float(at))
+        event, pid, run_pk, conn_pk, at = line.split()
+        spans[int(conn_pk)].setdefault(int(run_pk), []).append(float(at))
+        events[int(run_pk)].append((float(at), event))
         if event == "start":
-            starts[int(run)] += 1
+            starts[int(run_pk)] += 1
             out.pid_starts.append((int(pid), float(at)))
     out.executions = sum(starts.values())
     out.executed_twice = sum(1 for n in starts.values() if n > 1)
+    for run_events in events.values():
+        kinds = [event for _, event in sorted(run_events)]
+        out.interrupted += kinds.count("start") - kinds.count("end")
+        out.completed_twice += kinds.count("end") > 1
+        out.started_after_end += "end" in kinds and "start" in kinds[kinds.index("end") :]
     for conn, runs in spans.items():
         intervals = sorted((min(t), max(t)) for t in runs.values())
         for (_, end), (start, _) in itertools.pairwise(intervals):
@@ -174,6 +200,7 @@ def analyse(log: Path, plan: Plan, firsts: dict[int, Any], stop_at: Any) -> Sche
                 out.overlaps += 1
                 out.violations.append(f"connection {conn}: executions overlap")
     period = float(plan.period)
+    step = timedelta(seconds=period)
     by_schedule: dict[int, list[Any]] = collections.defaultdict(list)
     for run in JobRun.objects.order_by("queued_at"):
         out.runs[f"{run.status} {run.error_code}".strip()] += 1
@@ -183,20 +210,43 @@ def analyse(log: Path, plan: Plan, firsts: dict[int, Any], stop_at: Any) -> Sche
             by_schedule[run.schedule_id].append(run.queued_at)
     for pk, first in firsts.items():
         times = [first, *by_schedule.get(pk, []), stop_at]
-        for a, b in itertools.pairwise(times[1:-1]):
-            if (b - a).total_seconds() < period * 0.5:
-                out.double_periods += 1
-                out.violations.append(f"schedule {pk}: two runs in one period at {b}")
+        if plan.interruptions:
+            doubles = _early_runs(first, times[1:-1], step)
+        else:
+            doubles = [b for a, b in itertools.pairwise(times[1:-1]) if b - a < step / 2]
+        for b in doubles:
+            out.double_periods += 1
+            out.violations.append(f"schedule {pk}: two runs in one period at {b}")
         for a, b in itertools.pairwise(times):
             gap = (b - a).total_seconds() / period
             out.longest_gap_periods = max(out.longest_gap_periods, gap)
             if gap > 1.5:
                 out.missed_periods += round(gap) - 1
-    if out.executed_twice:
+    if plan.interruptions:
+        if out.completed_twice or out.started_after_end:
+            out.violations.append(
+                f"{out.started_after_end} runs started again after their job had ended "
+                f"({out.completed_twice} ran to the end twice)"
+            )
+    elif out.executed_twice:
         out.violations.append(f"{out.executed_twice} runs executed more than once")
     if out.not_finished:
         out.violations.append(f"{out.not_finished} runs never finished")
     return out
+
+
+def _early_runs(first: Any, queued: list[Any], step: timedelta) -> list[Any]:
+    """The runs queued before they were due. The due times are replayed with the
+    dispatcher's rule (``Schedule.next_run_after``: the next run keeps the phase,
+    ``due + step``, while that is still after the claim, else ``claim + step``), so a late
+    run followed by an on-time one is not a double, and a second run of one period (queued
+    before the next due time) is."""
+    early, due = [], first
+    for at in queued:
+        if at < due - timedelta(milliseconds=50):
+            early.append(at)
+        due = due + step if due + step > at else at + step
+    return early
 
 
 def main() -> None:

@@ -64,12 +64,26 @@ def extract_error(body: Any) -> dict[str, Any]:
     return {}
 
 
+#: Codes that say "the company or this site's sender/client is refused", whatever the HTTP
+#: status (Sage does not document it; the emulator answers 401 for an unknown or inactive
+#: company and 403 for a sender ID the company has not authorised): never a token problem.
+PERMISSION_ERROR_CODES = frozenset({"GW-0011"})
+
+
+def _codes(error: Mapping[str, Any]) -> set[str]:
+    return {str(error.get("code")), str(error.get("errorId"))}
+
+
 def is_token_error(status: int, error: Mapping[str, Any]) -> bool:
     """Whether an error answer means "this access token is not accepted" (401 or one of
-    :data:`TOKEN_ERROR_CODES`): the client refreshes once and replays."""
+    :data:`TOKEN_ERROR_CODES`, but never :data:`PERMISSION_ERROR_CODES`): the client
+    refreshes once and replays."""
+    codes = _codes(error)
+    if codes & PERMISSION_ERROR_CODES:
+        return False
     if status == 401:
         return True
-    return bool({str(error.get("code")), str(error.get("errorId"))} & TOKEN_ERROR_CODES)
+    return bool(codes & TOKEN_ERROR_CODES)
 
 
 def error_for(
@@ -103,10 +117,10 @@ def error_for(
         "connection_id": connection_id,
     }
     cls: type[IntacctAPIError]
-    if is_token_error(status, error):
-        cls = AuthenticationError
-    elif code == "GW-0011" or status == 403:
+    if _codes(error) & PERMISSION_ERROR_CODES or status == 403:
         cls = PermissionDeniedError
+    elif is_token_error(status, error):
+        cls = AuthenticationError
     elif status == 429 or code == "GW-0010":
         cls = RateLimited
         kwargs["retry_after"] = retry_after(headers or {})

@@ -18,9 +18,15 @@ and run ``celery -A mysite worker -Q intacct.refresh,intacct.jobs`` plus one
 
 from __future__ import annotations
 
+import functools
+import importlib
+import logging
 from typing import Any
 
-# Importable from Django settings: this module imports no models.
+# Importable from Django settings: this module imports no models (nor kombu or redis at
+# import time: guard_redis_channels imports them when it runs).
+
+logger = logging.getLogger(__name__)
 
 #: The broker visibility timeout (seconds) the tasks' time limits are designed for: at
 #: least twice the longest hard time limit (600 s) and longer than any countdown (≤ 15 min).
@@ -102,3 +108,69 @@ recommended_settings: dict[str, Any] = {
     "worker_cancel_long_running_tasks_on_connection_loss": True,
     "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
 }
+
+
+#: The kombu versions (``[low, high)``, major and minor) whose Redis transport
+#: :func:`guard_redis_channels` was measured on (``bench/proof_redis_restart.py``). Outside
+#: the range the guard is not installed; ``tests/test_proof_redis_restart.py`` fails until
+#: the proof is run again on the new version and the range moved.
+REDIS_GUARD_KOMBU_VERSIONS = ((5, 3), (5, 8))
+
+
+def guard_redis_channels() -> bool:
+    """Make kombu's Redis channel raise a *connection error* (``redis.ConnectionError``)
+    instead of ``AttributeError`` when it needs a Redis client after its connection was
+    closed; returns whether the guard is installed (it is idempotent).
+
+    Why: when a worker loses the broker, Celery's consumer collects and then closes the
+    broken connection, which drops the transport (``transport.client = None``) while a
+    channel whose close failed half-way (its pending ``BRPOP`` read raised) is still open.
+    Everything that later needs that channel's Redis client rebuilds a connection pool from
+    ``transport.client`` and fails with ``AttributeError: 'NoneType' object has no
+    attribute 'hostname'`` (``kombu/transport/redis.py`` ``Channel._connparams``): the
+    second close in ``Consumer.on_connection_error_after_connected`` (outside
+    ``ignore_errors``, which only swallows connection errors), and the late
+    acknowledgement or reject of a task that finishes after the loss (outside
+    ``Message.ack_log_error``). Either one ends the worker ("Unrecoverable error"). As a
+    connection error, the close is ignored and the consumer reconnects, and the ack is
+    logged as ``Couldn't ack`` (the message stays in Redis's unacked set and comes back
+    after the visibility timeout, when the finished run ignores it).
+
+    Connected to ``worker_init`` by :mod:`intacct_connect.tasks`, so every worker that
+    loads the app's tasks has it; a no-op without the Redis transport, or on a kombu
+    outside :data:`REDIS_GUARD_KOMBU_VERSIONS`.
+    """
+    try:  # the stubs of celery-types do not have what is used here
+        kombu: Any = importlib.import_module("kombu")
+        kombu_redis: Any = importlib.import_module("kombu.transport.redis")
+    except ImportError:  # pragma: no cover - kombu comes with celery
+        return False
+    if kombu_redis.redis is None:  # redis-py not installed: no Redis transport
+        return False
+    low, high = REDIS_GUARD_KOMBU_VERSIONS
+    if not low <= tuple(kombu.VERSION[:2]) < high:
+        logger.warning(
+            "intacct_connect: kombu %s is outside %s: the Redis channel guard is not "
+            "installed (see intacct_connect.celery.guard_redis_channels)",
+            kombu.__version__,
+            REDIS_GUARD_KOMBU_VERSIONS,
+        )
+        return False
+    channel_cls = kombu_redis.Channel
+    original = channel_cls._connparams
+    if getattr(original, "intacct_guard", False):
+        return True
+    connection_error = kombu_redis.redis.exceptions.ConnectionError
+
+    @functools.wraps(original)
+    def _connparams(self: Any, *args: Any, **kwargs: Any) -> Any:
+        transport = self.connection
+        if transport is None or transport.client is None:
+            logger.info("intacct_connect: a Redis channel was used after its connection closed")
+            raise connection_error("the broker connection of this Redis channel was closed")
+        return original(self, *args, **kwargs)
+
+    _connparams.intacct_guard = True  # type: ignore[attr-defined]
+    channel_cls._connparams = _connparams
+    logger.info("intacct_connect: Redis channel guard installed (kombu %s)", kombu.__version__)
+    return True

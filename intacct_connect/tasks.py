@@ -27,6 +27,7 @@ import logging
 from typing import Any
 
 from celery import Task, shared_task
+from celery.signals import worker_init
 
 from intacct_connect import calllog, flows, scheduling
 from intacct_connect.celery import (
@@ -39,10 +40,19 @@ from intacct_connect.celery import (
     PRUNE_SOFT_TIME_LIMIT,
     REFRESH_HARD_TIME_LIMIT,
     REFRESH_SOFT_TIME_LIMIT,
+    guard_redis_channels,
 )
 from intacct_connect.conf import app_settings
 
 logger = logging.getLogger(__name__)
+
+
+@worker_init.connect(dispatch_uid="intacct_connect.guard_redis_channels")
+def _guard_redis_channels(**kwargs: Any) -> None:
+    """A worker survives the loss of its Redis broker (``docs/reliability.rst``, proof 4):
+    see :func:`intacct_connect.celery.guard_redis_channels`."""
+    guard_redis_channels()
+
 
 #: Options shared by every task of the app (checked by tests/test_tasks.py).
 COMMON_OPTIONS: dict[str, Any] = {

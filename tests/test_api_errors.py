@@ -78,6 +78,8 @@ def test_the_error_object_is_found_in_every_shape() -> None:
     [
         (403, None, PermissionDeniedError),
         (400, {"ia::error": {"code": "GW-0011"}}, PermissionDeniedError),
+        (401, {"ia::error": {"code": "GW-0011"}}, PermissionDeniedError),  # never a token error
+        (401, {"ia::error": {"errorId": "GW-0011"}}, PermissionDeniedError),
         (404, None, NotFoundError),
         (405, None, MethodNotAllowedError),
         (409, None, ConflictError),
@@ -112,3 +114,4 @@ def test_token_errors_are_401_or_a_token_code() -> None:
     assert is_token_error(400, {"code": "REST-1206"})
     assert is_token_error(400, {"errorId": "GW-0040"})
     assert not is_token_error(400, {"code": "GW-0011"})
+    assert not is_token_error(401, {"code": "GW-0011"})  # the sender-ID hint must reach the user

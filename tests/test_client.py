@@ -394,6 +394,21 @@ def test_sender_id_not_authorised_is_a_permission_error(emulator: EmulatorServer
     assert emulator.token_requests() == 0
 
 
+def test_an_inactive_company_is_a_permission_error_without_a_refresh(
+    emulator: EmulatorServer,
+) -> None:
+    """The emulator answers 401 GW-0011 for an unknown or inactive company: the sender-ID
+    explanation reaches the caller, and no token is refreshed for nothing."""
+    conn = factories.connection(emulator)
+    with emulator.state.transaction() as store:
+        store.companies["DEMO-CO"].active = False
+    with pytest.raises(PermissionDeniedError) as info:
+        IntacctClient(conn).get(VENDOR, "1")
+    assert (info.value.status_code, info.value.code) == (401, "GW-0011")
+    assert "sender ID" in str(info.value)
+    assert emulator.token_requests() == 0
+
+
 # --- retries ---------------------------------------------------------------------------
 
 

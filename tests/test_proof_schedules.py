@@ -1,9 +1,8 @@
 """Proof 5 of issue 12, sized for CI (the full size: ``bench/proof_two_beats.py``): real
 beat and worker processes running database schedules with short periods, on PostgreSQL.
 
-Proof 4 (Redis restarted mid-run, ``bench/proof_redis_restart.py``) is not met yet, so it
-has no test here: at full size the workers stop consuming after most restarts (see
-``docs/reliability.rst``); its test goes here once it passes."""
+Proof 4 (Redis restarted mid-run, ``bench/proof_redis_restart.py``) has its own module,
+``tests/test_proof_redis_restart.py``."""
 
 from __future__ import annotations
 
