@@ -100,6 +100,18 @@ def socket_emulator(
 
 
 @pytest.fixture
+def short_periods() -> Iterator[None]:
+    """The proofs' real beats and workers: the 60-second floor on intervals lowered to 1 s
+    in this process too (the workers get it from ``PROOF_MIN_INTERVAL``)."""
+    from bench.proof_jobs import lower_interval_floor
+    from intacct_connect.scheduling import common
+
+    lower_interval_floor(1)
+    yield
+    lower_interval_floor(common.MIN_INTERVAL_SECONDS)
+
+
+@pytest.fixture
 def count_job() -> Iterator[Recorder]:
     """A registered job ``count_job`` recording its calls; no API call."""
     rec = Recorder()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -187,3 +188,15 @@ def run_in_threads(count: int, work: Callable[[], Any]) -> list[Any]:
     for thread in threads:
         thread.join(60)
     return results
+
+
+def cache_config(kind: str, location: str = "tests") -> dict[str, Any]:
+    """A ``CACHES`` entry: the real Redis at ``REDIS_URL`` (``kind="redis"``, keys under a
+    prefix of their own) or a ``LocMemCache`` named ``location``."""
+    if kind == "redis":
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",  # isolated from other runs
+        }
+    return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": location}

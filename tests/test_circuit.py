@@ -3,10 +3,8 @@ real HTTP against the emulator."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +18,7 @@ from intacct_connect.models import ApiCallLog
 from intacct_connect.scheduling import TRANSIENT_ERRORS
 from intacct_connect.testing.emulator import EmulatorServer
 from tests import factories
-from tests.helpers import finish_emulator_requests, point_at_emulator
+from tests.helpers import cache_config, finish_emulator_requests, point_at_emulator
 
 pytestmark = pytest.mark.django_db
 
@@ -219,15 +217,7 @@ def test_read_timeouts_over_a_real_socket_open_it(
 
 @pytest.fixture(params=["locmem", pytest.param("redis", marks=pytest.mark.redis)])
 def breaker_cache(request: pytest.FixtureRequest, settings: Any) -> Iterator[str]:
-    if request.param == "redis":
-        config: dict[str, Any] = {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ["REDIS_URL"],
-            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
-        }
-    else:
-        config = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "cb"}
-    settings.CACHES = {**settings.CACHES, "breakers": config}
+    settings.CACHES = {**settings.CACHES, "breakers": cache_config(request.param, "cb")}
     yield "breakers"
     caches["breakers"].clear()
 

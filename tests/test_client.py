@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import threading
 import time
 import tracemalloc
@@ -48,6 +47,7 @@ from intacct_connect.testing.emulator import EmulatorServer
 from tests import factories
 from tests.helpers import (
     FakeSleep,
+    cache_config,
     count_statements,
     finish_emulator_requests,
     point_at_emulator,
@@ -589,15 +589,7 @@ def test_transport_errors_never_leak_the_token(
 
 def _use_cache_slots(settings: Any, kind: str) -> None:
     """CONCURRENCY_BACKEND = 'cache' on a LocMemCache or on the real Redis at REDIS_URL."""
-    if kind == "redis":
-        config: dict[str, Any] = {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ["REDIS_URL"],
-            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
-        }
-    else:
-        config = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "c"}
-    settings.CACHES = {**settings.CACHES, "intacct_slots": config}
+    settings.CACHES = {**settings.CACHES, "intacct_slots": cache_config(kind, "c")}
     settings.INTACCT_CONNECT = {
         **settings.INTACCT_CONNECT,
         "CONCURRENCY_BACKEND": "cache",

@@ -7,7 +7,6 @@ import os
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +29,12 @@ from intacct_connect.exceptions import IntacctConfigurationError, RateLimited
 from intacct_connect.models import ApiCallLog, ConcurrencySlot
 from intacct_connect.testing.emulator import EmulatorServer
 from tests import factories
-from tests.helpers import count_statements, require_postgres, run_released_together
+from tests.helpers import (
+    cache_config,
+    count_statements,
+    require_postgres,
+    run_released_together,
+)
 from tests.settings import INTACCT_CONNECT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,20 +200,10 @@ def test_threads_never_exceed_the_cap() -> None:
 SLOTS_CACHE = "intacct_slots"
 
 
-def _cache_config(kind: str) -> dict[str, object]:
-    if kind == "redis":
-        return {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ["REDIS_URL"],
-            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",  # isolated from other runs
-        }
-    return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": kind}
-
-
 @pytest.fixture(params=["locmem", pytest.param("redis", marks=pytest.mark.redis)])
 def cache_slots(request: pytest.FixtureRequest, settings: Any) -> Iterator[BaseCache]:
     """CONCURRENCY_BACKEND = 'cache' on a LocMemCache, then on a real Redis."""
-    config = _cache_config(request.param)
+    config = cache_config(request.param, request.param)
     settings.CACHES = {**settings.CACHES, SLOTS_CACHE: config}
     settings.INTACCT_CONNECT = {
         **settings.INTACCT_CONNECT,
@@ -426,7 +420,7 @@ def _run_processes(
     emulator."""
     emulator.configure(concurrency_limit=2)
     emulator.set_fault("slow", company="DEMO-CO", seconds=0.05)
-    cache = _cache_config("redis")
+    cache = cache_config("redis")
     settings.CACHES = {**settings.CACHES, SLOTS_CACHE: cache}
     connect = {
         **emulator.connect_settings(),
@@ -576,7 +570,7 @@ def test_parked_slots_are_kept_apart_per_store(settings: Any) -> None:
     """A slot parked in the database is never handed to a request counting on the cache
     (settings changed at run time, as in tests), and each is released in its own store."""
     concurrency.finish("ACME", concurrency.acquire("ACME"))
-    settings.CACHES = {**settings.CACHES, SLOTS_CACHE: _cache_config("locmem")}
+    settings.CACHES = {**settings.CACHES, SLOTS_CACHE: cache_config("locmem", "locmem")}
     with _settings_merge(CONCURRENCY_BACKEND="cache", CONCURRENCY_CACHE=SLOTS_CACHE):
         in_cache = concurrency.acquire("ACME")
         assert concurrency.parked_slots("ACME") == 1  # the database one is untouched

@@ -24,7 +24,6 @@ from kombu import Consumer, Exchange, Queue
 from kombu.common import ignore_errors
 
 from bench.proof_harness import REDIS_SERVER, RedisServer, cluster
-from bench.proof_jobs import lower_interval_floor
 from bench.proof_redis_restart import run_restarts
 from intacct_connect import celery as intacct_celery
 from intacct_connect.testing.emulator import EmulatorServer
@@ -174,17 +173,6 @@ def test_connection_lost_mid_close(
 
 
 # --- the proof ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def short_periods() -> Iterator[None]:
-    """The 60-second floor on intervals lowered to 1 s here too (the workers get it from
-    ``PROOF_MIN_INTERVAL``)."""
-    from intacct_connect.scheduling import common
-
-    lower_interval_floor(1)
-    yield
-    lower_interval_floor(common.MIN_INTERVAL_SECONDS)
 
 
 @pytest.mark.slow

@@ -6,27 +6,13 @@ Proof 4 (Redis restarted mid-run, ``bench/proof_redis_restart.py``) has its own 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from bench.proof_harness import broker_url, cluster
-from bench.proof_jobs import lower_interval_floor
 from bench.proof_two_beats import Plan, run_schedules
 from intacct_connect.testing.emulator import EmulatorServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def short_periods() -> Iterator[None]:
-    """The 60-second floor on intervals lowered to 1 s here too (the workers get it from
-    ``PROOF_MIN_INTERVAL``)."""
-    from intacct_connect.scheduling import common
-
-    lower_interval_floor(1)
-    yield
-    lower_interval_floor(common.MIN_INTERVAL_SECONDS)
 
 
 @pytest.mark.redis
