@@ -99,6 +99,7 @@ from intacct_connect.exceptions import (
     IntacctConnectError,
     InvalidGrant,
     NeedsReauthorization,
+    NotFoundError,
     RefreshBackoff,
     TokenRequestError,
     TransportError,
@@ -184,6 +185,9 @@ class IntacctClient:
             connection = Connection.objects.get(pk=connection)
         self.connection = connection
         self.entity_id = connection.entity_id if entity_id is None else entity_id
+        #: ``entity_id=""`` asks for the top level whatever the token's default entity:
+        #: the header is then sent, empty.
+        self._top_level = entity_id == ""
         self.session = session or default_session()
         self.retry_policy = (
             default_retry_policy
@@ -191,6 +195,25 @@ class IntacctClient:
             else RetryPolicy(sleep or time.sleep, clock or time.monotonic)
         )
         self._token: tokens.AccessToken | None = None
+
+    def for_entity(self, entity_id: str) -> IntacctClient:
+        """A client of the same connection scoped to ``entity_id`` (sent as
+        ``X-IA-API-Param-Entity`` on every call); shares this client's session and retry
+        policy."""
+        if not entity_id or not entity_id.strip():
+            raise ValueError("for_entity() needs an entity ID; use top_level() for the top level")
+        return self._scoped(entity_id.strip())
+
+    def top_level(self) -> IntacctClient:
+        """A client of the same connection at the company's top level, whatever entity the
+        token defaults to (an entity-scoped login or ``user@company|ENTITY``): it sends the
+        entity header empty."""
+        return self._scoped("")
+
+    def _scoped(self, entity_id: str) -> IntacctClient:
+        client = IntacctClient(self.connection, entity_id=entity_id, session=self.session)
+        client.retry_policy = self.retry_policy
+        return client
 
     def __repr__(self) -> str:
         return (
@@ -238,7 +261,7 @@ class IntacctClient:
             "Accept": "application/json",
             "User-Agent": app_settings.USER_AGENT,
         }
-        if self.entity_id:
+        if self.entity_id or self._top_level:
             headers["X-IA-API-Param-Entity"] = self.entity_id
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
@@ -255,10 +278,14 @@ class IntacctClient:
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         retryable: bool | None = None,
+        keyed: bool = True,
     ) -> ApiResponse:
-        """Send one logical call (with its retries and at most one token replay)."""
+        """Send one logical call (with its retries and at most one token replay).
+
+        ``keyed=False``: no ``Idempotency-Key`` is generated (the query service, and a
+        composite, whose write sub-requests carry their own)."""
         method = method.upper()
-        if method in ("POST", "PATCH") and not idempotency_key:
+        if keyed and method in ("POST", "PATCH") and not idempotency_key:
             idempotency_key = str(uuid.uuid4())
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 256:
             raise ValueError("an Idempotency-Key must be 1 to 256 characters long")
@@ -470,10 +497,27 @@ class IntacctClient:
         )
 
     def get(self, object_path: str, key: str | int, fields: Sequence[str] | None = None) -> Any:
-        """One record (``ia::result``) by its system key. ``NotFoundError`` if missing."""
-        params = {"fields": ",".join(fields)} if fields else None
+        """One record (``ia::result``) by its system key. ``NotFoundError`` if missing.
+
+        With ``fields``, the record is read through the query service (Sage documents no
+        field selection on ``GET /objects/...``): one row with those fields, related
+        fields as flat dotted keys, as :meth:`query` returns them."""
+        if fields:
+            rows = list(
+                self.query(
+                    object_path, list(fields), filters=[{"$eq": {"key": str(key)}}], page_size=1,
+                    max_pages=1,
+                )
+            )  # fmt: skip
+            if not rows:
+                raise NotFoundError(
+                    f"GET {object_path} {key}: no such record",
+                    status_code=404,
+                    connection_id=self.connection.pk,
+                )
+            return rows[0]
         path = f"/objects/{quote_object(object_path)}/{quote_key(key)}"
-        return self._request("GET", path, params=params).result
+        return self._request("GET", path).result
 
     def get_many(self, object_path: str, keys: Iterable[str | int]) -> list[Any]:
         """Several records by key (one request, at most 500 keys)."""
@@ -592,14 +636,26 @@ class IntacctClient:
         return iter_rows(self._query_page, body, start, max_pages, connection_id=self.connection.pk)
 
     def _query_page(self, body: dict[str, Any]) -> ApiResponse:
-        return self._request("POST", QUERY_PATH, json=body, retryable=True)
+        # Reads: retried; no Idempotency-Key (Sage: the query service does not support it).
+        return self._request("POST", QUERY_PATH, json=body, retryable=True, keyed=False)
 
     def composite(self, requests_: Sequence[Mapping[str, Any]]) -> builtins.list[Any]:
         """Run 2 to 10 sub-requests in order (``POST /services/core/composite``); returns
-        the per-request results ``{"ia::result"|"ia::error", "ia::status", …}``."""
+        the per-request results ``{"ia::result"|"ia::error", "ia::status", …}``.
+
+        Sage runs them in order with no rollback, and documents ``Idempotency-Key`` per
+        sub-request: every POST and PATCH sub-request without one gets its own key in its
+        ``headers``, so a retry of the composite replays the writes that already happened
+        instead of running them again. A composite holding a DELETE is never retried (a
+        delete has no key: its repeat would fail or delete something else)."""
         if not 2 <= len(requests_) <= 10:
             raise ValueError("a composite request holds 2 to 10 sub-requests")
-        result = self._request("POST", COMPOSITE_PATH, json=[dict(r) for r in requests_]).result
+        body = [_keyed_sub_request(r) for r in requests_]
+        retryable = not any(str(r.get("method", "")).upper() == "DELETE" for r in body)
+        response = self._request(
+            "POST", COMPOSITE_PATH, json=body, retryable=retryable, keyed=False
+        )
+        result = response.result
         return result if isinstance(result, list) else [result]
 
     def model(self, name: str, **params: Any) -> Any:
@@ -636,6 +692,18 @@ class IntacctClient:
             error_code=code,
         )
         return HealthResult(ok, status, duration, code, message)
+
+
+def _keyed_sub_request(request: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a composite sub-request; a POST or PATCH gets an ``Idempotency-Key``
+    header of its own unless it has one (any case)."""
+    item = dict(request)
+    if str(item.get("method", "")).upper() in ("POST", "PATCH"):
+        headers = dict(item.get("headers") or {})
+        if not any(name.lower() == "idempotency-key" for name in headers):
+            headers["Idempotency-Key"] = str(uuid.uuid4())
+        item["headers"] = headers
+    return item
 
 
 def _transient_token_error(err: TokenRequestError) -> bool:

@@ -78,11 +78,15 @@ def test_get_returns_the_record_and_logs_the_call(emulator: EmulatorServer) -> N
     assert vendor["id"] == "VEND-00001"
     assert "audit" in vendor
     only = client.get(VENDOR, "1", fields=["id", "name"])
-    assert only["id"] == "VEND-00001"
+    assert only == {"id": "VEND-00001", "name": vendor["name"]}
+    with pytest.raises(NotFoundError):
+        client.get(VENDOR, "999999", fields=["id"])
     log = ApiCallLog.objects.filter(connection=conn).order_by("pk")
+    # Sage documents no field selection on GET /objects/...: the query service reads it.
     assert [(c.method, c.path, c.status, c.retries, c.error_code) for c in log] == [
         ("GET", "/objects/accounts-payable/vendor/1", 200, 0, ""),
-        ("GET", "/objects/accounts-payable/vendor/1", 200, 0, ""),  # no query string
+        ("POST", "/services/core/query", 200, 0, ""),
+        ("POST", "/services/core/query", 200, 0, ""),
     ]
     assert all(c.duration_ms >= 0 for c in log)
 
@@ -128,6 +132,81 @@ def test_crud_batches_composite_and_model(emulator: EmulatorServer) -> None:
     assert results[1]["ia::result"]["name"] == "Composite"
     model = client.model(VENDOR)
     assert "fields" in model
+
+
+def test_composite_writes_each_carry_a_key_and_a_retry_replays_them(
+    socket_emulator: EmulatorServer, settings: Any
+) -> None:
+    """The first composite's answer is lost (read timeout) after both writes ran; the
+    retry replays each write by its own Idempotency-Key: two vendors, not four. Sub-request
+    results are referenced 1-based, as in Sage's example."""
+    emulator = socket_emulator
+    point_at_emulator(settings, emulator, HTTP_TIMEOUT=(2.0, 0.3))
+    client = IntacctClient(factories.connection(emulator))
+    name = f"Composite {uuid.uuid4().hex[:6]}"
+    emulator.set_fault("slow", company="DEMO-CO", count=1, seconds=0.8)
+    threads = set(threading.enumerate())
+    results = client.composite(
+        [
+            {"method": "POST", "path": f"/objects/{VENDOR}", "body": _new_vendor(name=name),
+             "resultReference": "first"},
+            {"method": "POST", "path": f"/objects/{VENDOR}", "body": _new_vendor(name=name)},
+            {"method": "GET", "path": f"/objects/{VENDOR}/@{{first.1.key}}"},
+        ]
+    )  # fmt: skip
+    finish_emulator_requests(threads)
+    assert [r["ia::status"] for r in results] == [201, 201, 200]
+    assert results[2]["ia::result"]["name"] == name
+    assert len(_vendors(emulator, name)) == 2
+    assert emulator.api_calls("DEMO-CO") == 2  # the lost one and its retry
+    log = ApiCallLog.objects.get()
+    assert (log.path, log.retries) == ("/services/core/composite", 1)
+
+
+def test_a_composite_with_a_delete_is_never_retried(
+    emulator: EmulatorServer, fake_sleep: FakeSleep
+) -> None:
+    client = IntacctClient(factories.connection(emulator))
+    doomed = client.create(VENDOR, _new_vendor())
+    emulator.set_fault("503", company="DEMO-CO", count=1)
+    with pytest.raises(ServerError):
+        client.composite(
+            [
+                {"method": "POST", "path": f"/objects/{VENDOR}", "body": _new_vendor()},
+                {"method": "DELETE", "path": f"/objects/{VENDOR}/{doomed['key']}"},
+            ]
+        )
+    assert fake_sleep.delays == []
+
+
+def test_composite_keeps_a_key_the_caller_gave(emulator: EmulatorServer) -> None:
+    client = IntacctClient(factories.connection(emulator))
+    body = _new_vendor()
+    sub = {"method": "POST", "path": f"/objects/{VENDOR}", "body": body,
+           "headers": {"idempotency-key": "mine-1"}}  # fmt: skip
+    first = client.composite([sub, {"method": "GET", "path": f"/objects/{VENDOR}/1"}])
+    again = client.composite([sub, {"method": "GET", "path": f"/objects/{VENDOR}/1"}])
+    assert first[0]["ia::result"]["key"] == again[0]["ia::result"]["key"]
+    assert sub["headers"] == {"idempotency-key": "mine-1"}  # the caller's dict is not changed
+
+
+def test_top_level_really_reaches_the_top_level(emulator: EmulatorServer) -> None:
+    """A connection whose token defaults to entity EAST: no header reads EAST's bills,
+    ``top_level()`` (an empty entity header) every bill, ``for_entity()`` one entity's."""
+    conn = factories.connection(emulator, entity="EAST")
+    client = IntacctClient(conn)
+    bills = "accounts-payable/bill"
+
+    def count(c: IntacctClient) -> int:
+        return sum(1 for _ in c.query(bills, ["key"]))
+
+    east, top = count(client), count(client.top_level())
+    assert 0 < east < top
+    assert count(IntacctClient(conn, entity_id="")) == top
+    assert count(client.top_level().for_entity("EAST")) == east
+    assert client.for_entity("EAST").retry_policy is client.retry_policy
+    with pytest.raises(ValueError, match="top_level"):
+        client.for_entity(" ")
 
 
 def test_every_post_and_patch_carries_an_idempotency_key(emulator: EmulatorServer) -> None:

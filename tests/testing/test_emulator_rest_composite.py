@@ -117,3 +117,38 @@ def test_composite_unresolvable_reference(
     )
     assert response.status_code == 207
     assert response.json()["ia::result"][1]["ia::status"] == 400
+
+
+@pytest.mark.parametrize(("position", "resolves"), [("1", True), ("0", False), ("3", False)])
+def test_references_count_positions_from_one(
+    intacct_emulator: EmulatorServer, admin_token: str, position: str, resolves: bool
+) -> None:
+    """Sage's example: ``@{vendor.1.key}`` after a one-vendor request; a single record is an
+    array of one; a batch result is indexed from 1 too."""
+    single = composite(
+        intacct_emulator,
+        admin_token,
+        [
+            {"method": "GET", "path": "/objects/accounts-payable/vendor/1", "resultReference": "v"},
+            {"method": "GET", "path": f"/objects/accounts-payable/vendor/@{{v.{position}.key}}"},
+        ],
+    )
+    batch = composite(
+        intacct_emulator,
+        admin_token,
+        [
+            {
+                "method": "GET",
+                "path": "/objects/accounts-payable/vendor/2,1",
+                "resultReference": "b",
+            },
+            {"method": "GET", "path": f"/objects/accounts-payable/vendor/@{{b.{position}.key}}"},
+        ],
+    )
+    for response, expected_key in ((single, "1"), (batch, "2")):
+        second = response.json()["ia::result"][1]
+        if resolves:
+            assert response.status_code == 200
+            assert second["ia::result"]["key"] == expected_key
+        else:
+            assert (response.status_code, second["ia::status"]) == (207, 400)

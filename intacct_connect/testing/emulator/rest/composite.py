@@ -31,13 +31,18 @@ Execute = Callable[[Context, Call], Result]
 
 
 def _lookup(results: dict[str, Any], expression: str) -> Any:
+    """``ref.field`` or ``ref.<n>.field``: array positions count from 1, as in Sage's
+    composite example (``@{vendor.1.key}`` after a one-vendor POST); a single record counts
+    as an array of one, so ``.1`` is the record itself."""
     parts = expression.split(".")
     if parts[0] not in results:
         raise KeyError(expression)
     value = results[parts[0]]
     for part in parts[1:]:
-        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
+        if isinstance(value, list) and part.isdigit() and 1 <= int(part) <= len(value):
+            value = value[int(part) - 1]
+        elif isinstance(value, dict) and part == "1" and part not in value:
+            continue
         elif isinstance(value, dict) and part in value:
             value = value[part]
         else:
